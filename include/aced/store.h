@@ -1,0 +1,86 @@
+/*
+ * store.h -- persistence behind one interface.
+ *
+ * The registry (models and their versions) and the regressor cache live
+ * behind `struct store_ops`, so a second backend (PostgreSQL, for several
+ * replicas sharing one registry and cache) is one more file implementing
+ * these operations.  The store keeps text and numbers; it does not parse
+ * model JSON or know about the engine.
+ *
+ * Every function returns ACED_OK or an error code, with a message in *err
+ * (err may be NULL).  All functions are safe to call from any thread.
+ */
+#ifndef ACED_STORE_H
+#define ACED_STORE_H
+
+#include <stddef.h>
+#include "aced/errors.h"
+#include "aced/limits.h"
+
+struct store_model_row {
+  char name[ACED_NAME_MAX + 1];
+  int version;
+  char digest[72];
+  char created_at[32];      /* RFC 3339 UTC, "2026-11-22T10:00:00Z" */
+  int n_features, n_outputs, n_samples;
+  long n_params;
+  char *description;        /* malloc'ed or NULL */
+  char *body;               /* canonical JSON, malloc'ed; NULL unless asked */
+};
+void store_model_row_clear(struct store_model_row *row); /* frees strings */
+
+/* Key of one cached regressor.  `params` is a canonical string of the
+ * remaining parameters, e.g. "num=100;max_order=20". */
+struct store_cache_key {
+  const char *digest;
+  int output, feature;
+  const char *estimator;
+  const char *params;
+};
+
+struct store;
+
+struct store_ops {
+  void (*close)(struct store *s);
+  /* Is the database usable right now (for /readyz)? */
+  enum aced_err (*ping)(struct store *s, struct aced_error *err);
+  /* Register: if some version of `row->name` has `row->digest`, fill
+   * row->version/created_at from it and set *created = 0; else insert the
+   * next version durably (committed before return) and set *created = 1. */
+  enum aced_err (*model_put)(struct store *s, struct store_model_row *row,
+                             const char *body, int *created,
+                             struct aced_error *err);
+  /* version 0 means the latest.  with_body: also load row->body. */
+  enum aced_err (*model_get)(struct store *s, const char *name, int version,
+                             int with_body, struct store_model_row *row,
+                             struct aced_error *err);
+  /* Latest version of every model, ordered by name; calls cb per row
+   * (body not loaded).  cb returns non-zero to stop. */
+  enum aced_err (*model_list)(struct store *s,
+                              int (*cb)(void *cls, const struct store_model_row *row),
+                              void *cls, struct aced_error *err);
+  /* All versions of name `name` (row->version ascending), body not loaded. */
+  enum aced_err (*model_versions)(struct store *s, const char *name,
+                                  int (*cb)(void *cls, const struct store_model_row *row),
+                                  void *cls, struct aced_error *err);
+  /* Delete every version of `name` and the cache entries of digests no
+   * other model still uses.  *deleted = versions removed (0: not found). */
+  enum aced_err (*model_delete)(struct store *s, const char *name, int *deleted,
+                                struct aced_error *err);
+  enum aced_err (*model_count)(struct store *s, long *n, struct aced_error *err);
+  /* Cache: *value is malloc'ed JSON text, or NULL on a miss (ACED_OK). */
+  enum aced_err (*cache_get)(struct store *s, const struct store_cache_key *k,
+                             char **value, struct aced_error *err);
+  enum aced_err (*cache_put)(struct store *s, const struct store_cache_key *k,
+                             const char *value, struct aced_error *err);
+  enum aced_err (*cache_count)(struct store *s, long *n, struct aced_error *err);
+};
+
+struct store {
+  const struct store_ops *ops;
+};
+
+/* Open (creating if needed) an SQLite database in WAL mode. */
+struct store *store_sqlite_open(const char *path, struct aced_error *err);
+
+#endif
