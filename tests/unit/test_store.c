@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -700,15 +701,17 @@ static void test_concurrency(const char *dir)
 /* ---- crash durability -------------------------------------------------- */
 
 /* Child: register models "crash" with digests k<i> and bodies b<i>, and
- * write i to the pipe only once put has returned.  With `n_then_exit` > 0
- * it stops after that many and _exit(0)s without closing the store. */
-static void crash_child(const char *path, int fd, int n_then_exit)
+ * write i to the pipe only once put has returned.  With `n_then_wait` > 0
+ * it stops right after acknowledging that many and waits, store open, for
+ * the parent's SIGKILL (no close, no checkpoint); otherwise it keeps
+ * registering until the parent kills it. */
+static void crash_child(const char *path, int fd, int n_then_wait)
 {
   struct aced_error err;
   struct store *s = store_sqlite_open(path, &err);
   if (s == NULL)
     _exit(2);
-  for (int i = 0; n_then_exit == 0 || i < n_then_exit; i++) {
+  for (int i = 0; n_then_wait == 0 || i < n_then_wait; i++) {
     char digest[72], body[64];
     int created, v;
     snprintf(digest, sizeof digest, "sha256:k%d", i);
@@ -719,7 +722,8 @@ static void crash_child(const char *path, int fd, int n_then_exit)
     if (write(fd, &i, sizeof i) != (ssize_t)sizeof i)
       _exit(4);
   }
-  _exit(0);
+  for (;;)
+    pause();
 }
 
 /* Read acknowledgements until EOF; returns how many arrived. */
@@ -788,8 +792,9 @@ static void test_crash(const char *dir)
          "child killed with SIGKILL after %d acknowledged puts", acked);
   check_acked(path, acked, "after SIGKILL");
 
-  /* _exit without closing the store (WAL left behind, not checkpointed). */
-  db_path(path, sizeof path, dir, "crash-exit.db");
+  /* SIGKILL right after the 15th put returned: the WAL is left behind,
+   * not checkpointed, and every acknowledged put must be in it. */
+  db_path(path, sizeof path, dir, "crash-ack.db");
   if (pipe(fds) != 0)
     return;
   fflush(stdout);
@@ -800,13 +805,23 @@ static void test_crash(const char *dir)
   }
   close(fds[1]);
   acked = 0;
+  read_acks(fds[0], 15, &acked);
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
   read_acks(fds[0], 1 << 30, &acked);
   close(fds[0]);
-  waitpid(pid, &status, 0);
-  tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && acked == 15,
-         "child _exit(0)ed after %d puts without closing (status %d)", acked,
-         status);
-  check_acked(path, acked, "after _exit");
+  tap_ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && acked == 15,
+         "child killed right after its %d-th put returned (status %d)",
+         acked, status);
+  /* The models must be in the uncheckpointed WAL, or this test would not
+   * be testing recovery from it. */
+  char wal[1100];
+  struct stat stw;
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  tap_ok(stat(wal, &stw) == 0 && stw.st_size > 0,
+         "the killed child left a WAL behind (%lld bytes)",
+         (long long)(stat(wal, &stw) == 0 ? stw.st_size : -1));
+  check_acked(path, acked, "after SIGKILL on acknowledgement");
 }
 
 int main(void)
