@@ -4,3 +4,8 @@ libaced_core_a_SOURCES += \
 	include/aced/errors.h \
 	include/aced/model.h \
 	src/errors.c
+
+# Model parsing and validation (model.h).
+libaced_core_a_SOURCES += src/model.c
+check_PROGRAMS += tests/unit/test_model
+TESTS += tests/unit/test_model
