@@ -71,7 +71,9 @@
 /* After a checkpoint, truncate the WAL back to this size: one registration
  * of a large model can grow it to hundreds of MB, which we do not want to
  * keep on disk forever. */
-#define SQ_WAL_SIZE_LIMIT (64L * 1024 * 1024)
+#define SQ_WAL_SIZE_LIMIT 67108864 /* 64 MiB; a plain literal, see sq_wal */
+#define SQ_STR_(x) #x
+#define SQ_STR(x) SQ_STR_(x)
 
 /* The schema, one step per version.  Step i upgrades user_version i to
  * i + 1; the last statement of each step records that. */
@@ -473,12 +475,10 @@ static enum aced_err sq_wal(struct sq_conn *c, const char *path, int memory,
                          path, mode ? mode : "nothing");
   }
   sqlite3_finalize(st);
-  if (e == ACED_OK) {
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA journal_size_limit = %ld",
-             (long)SQ_WAL_SIZE_LIMIT);
-    sq_pragma(c->db, sql);   /* an optimisation: failure is harmless */
-  }
+  /* PRAGMAs take no bound parameters, so the limit is pasted in at
+   * compile time; an optimisation, failure is harmless. */
+  if (e == ACED_OK)
+    sq_pragma(c->db, "PRAGMA journal_size_limit = " SQ_STR(SQ_WAL_SIZE_LIMIT));
   return e;
 }
 
