@@ -1,0 +1,111 @@
+/*
+ * http.h -- the HTTP front end as seen by handlers.
+ *
+ * src/http.c owns libmicrohttpd: the route table lookup, 404/405, the URL
+ * cap, authentication, Content-Type and body size checks, body
+ * accumulation and JSON parsing.  A handler receives a `struct request`
+ * with the route's path arguments and, for routes that take a body, the
+ * parsed JSON; it answers through the reply_* functions below and never
+ * sees raw upload chunks.
+ *
+ * Slow work: a handler may call request_suspend() and hand the request to
+ * a worker; the worker later calls request_complete() (any thread), which
+ * resumes the connection and sends the stored reply.
+ */
+#ifndef ACED_HTTP_H
+#define ACED_HTTP_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdint.h>
+
+#include "aced/config.h"
+#include "aced/errors.h"
+
+#if MHD_VERSION < 0x00097002
+typedef int MHD_RESULT;
+#else
+typedef enum MHD_Result MHD_RESULT;
+#endif
+
+struct store;
+struct jobs;
+struct request;
+
+/* Everything a handler may need, built once in main.c. */
+struct server {
+  struct aced_config cfg;
+  struct store *store;
+  struct jobs *jobs;
+  int64_t started_ms;
+};
+
+typedef MHD_RESULT (*handler_fn)(struct request *rq);
+
+struct route {
+  const char *method;    /* "GET", "POST", "DELETE" */
+  const char *pattern;   /* "/v1/models/{name}"; {x} matches one segment */
+  handler_fn handler;
+  int scope;             /* AUTH_READ, AUTH_WRITE, or 0 for public */
+  int takes_body;        /* a JSON body is required */
+};
+
+/* The one route table (src/routes.c). */
+extern const struct route aced_routes[];
+extern const int aced_n_routes;
+
+#define REQUEST_MAX_ARGS 4
+
+struct request {
+  struct MHD_Connection *conn;
+  struct server *srv;
+  const struct route *route;
+  int route_index;
+  const char *arg[REQUEST_MAX_ARGS]; /* path arguments, in pattern order */
+  json_t *body;                      /* parsed body (routes with takes_body) */
+  char who[64];                      /* token label, "-" without auth */
+  char client[80];                   /* peer address (or X-Forwarded-For) */
+  int64_t start_us;
+  void *hstate;                      /* handler-private state across resumes */
+  void (*hstate_free)(void *);
+  /* private to http.c */
+  struct request_priv *priv;
+};
+
+/* Monotonic microseconds. */
+int64_t http_now_us(void);
+
+/* Query parameter or NULL. */
+const char *request_query(struct request *rq, const char *name);
+/* 0 when every query parameter is in `allowed` (NULL-terminated); else
+ * -1 and *bad is the first unknown one. */
+int request_query_check(struct request *rq, const char *const *allowed,
+                        const char **bad);
+
+/* Replies.  reply_json steals the reference to `j`. */
+MHD_RESULT reply_json(struct request *rq, unsigned status, json_t *j);
+MHD_RESULT reply_error(struct request *rq, enum aced_err e, const char *field,
+                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+MHD_RESULT reply_aced_error(struct request *rq, const struct aced_error *err);
+MHD_RESULT reply_text(struct request *rq, unsigned status, const char *ctype,
+                      const char *text);
+/* Error body as JSON (for jobs that fail on a worker). */
+json_t *error_json(const struct aced_error *err);
+
+/* Asynchronous replies. */
+void request_suspend(struct request *rq);
+/* Thread-safe: store the reply (steals j) and resume the connection.
+ * Extra header (may be NULL), e.g. "Retry-After". */
+void request_complete(struct request *rq, unsigned status, json_t *j);
+
+/* Start/stop the listener.  http_start returns NULL with a message. */
+struct http;
+struct http *http_start(struct server *srv, char *errbuf, size_t errlen);
+/* Stop accepting new connections (SIGTERM, first step). */
+void http_quiesce(struct http *h);
+void http_stop(struct http *h);
+/* Replace the token set (SIGHUP); NULL keeps auth off.  Takes ownership. */
+struct auth;
+void http_set_auth(struct auth *a);
+
+#endif

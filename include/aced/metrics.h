@@ -1,0 +1,33 @@
+/*
+ * metrics.h -- Prometheus counters and histograms, lock-free (atomics).
+ *
+ * Requests are counted by route (the route table's pattern, never the raw
+ * URL, so the label set stays bounded) and status; latency is one
+ * histogram per route.  Gauges that live elsewhere (models registered,
+ * queue depth, jobs) are passed in when /metrics is rendered.
+ */
+#ifndef ACED_METRICS_H
+#define ACED_METRICS_H
+
+#include <stddef.h>
+
+/* route names: index 0..n-1; index n is used for "unmatched". */
+void metrics_init(int n_routes, const char *const *route_names);
+void metrics_request(int route, unsigned status, double seconds);
+void metrics_cache(int hit);
+void metrics_job_finished(const char *state); /* done, failed, cancelled */
+
+struct metrics_gauges {
+  long models;          /* registered model names, -1 if unknown */
+  long cache_entries;   /* regressors in the cache, -1 if unknown */
+  long queue_depth;     /* jobs waiting */
+  long jobs_running;
+  long workers;
+  long workers_busy;
+  long models_loaded;   /* prepared models in memory */
+};
+
+/* Render everything into a malloc'ed NUL-terminated buffer. */
+char *metrics_render(const struct metrics_gauges *g);
+
+#endif

@@ -1,0 +1,242 @@
+/*
+ * config.c -- the configuration table.
+ *
+ * Every key is one row of `keys[]`: name, type, bounds, default and a
+ * description.  The same row is used to parse aced.conf, to parse
+ * `--key=value` flags, to check bounds and to print --help, so the four
+ * cannot drift apart.  etc/aced.conf documents the same keys by hand; a
+ * test (tests/e2e/test_config.py) checks that both list the same set.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aced/config.h"
+#include "aced/limits.h"
+
+enum key_type { K_LONG, K_STRING };
+
+struct key {
+  const char *name;
+  enum key_type type;
+  size_t offset;
+  size_t size;      /* for strings: buffer size */
+  long min, max;    /* for longs */
+  const char *def;
+  const char *help;
+};
+
+#define L(field, lo, hi, d, h) \
+  {#field, K_LONG, offsetof(struct aced_config, field), 0, lo, hi, d, h}
+#define S(field, d, h)                                                        \
+  {#field, K_STRING, offsetof(struct aced_config, field),                   \
+   sizeof(((struct aced_config *)0)->field), 0, 0, d, h}
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static const struct key keys[] = {
+    S(listen_address, "127.0.0.1", "address to listen on (IPv4 or IPv6)"),
+    L(port, 1, 65535, "8080", "TCP port"),
+    S(database, "state/aced.db", "SQLite database file (its folder is created)"),
+    L(http_threads, 1, 64, "2", "HTTP threads (libmicrohttpd pool; <= cores)"),
+    L(workers, 1, ACED_WORKERS_MAX, "2", "worker threads for numerical work"),
+    L(queue_max, 1, 1000000, STR(ACED_QUEUE_MAX_DEFAULT),
+      "jobs waiting at most; beyond it requests get 503 + Retry-After"),
+    L(max_body_bytes, 1024, ACED_BODY_MAX_HARD, "67108864",
+      "largest request body in bytes (413 beyond)"),
+    L(connection_limit, 4, 100000, STR(ACED_CONN_LIMIT_DEFAULT),
+      "simultaneous connections"),
+    L(connection_timeout, 1, 3600, STR(ACED_CONN_TIMEOUT_DEFAULT),
+      "seconds an idle or slow connection is kept"),
+    L(connection_memory, 32768, 16777216, "262144",
+      "bytes of per-connection buffer memory (headers, replies)"),
+    L(sync_wait_ms, 0, 3600000, STR(ACED_SYNC_WAIT_MS_DEFAULT),
+      "longest a synchronous query waits before answering 202 with its job"),
+    L(job_timeout, 1, 86400, "3600", "seconds a job may run before it is failed"),
+    L(max_order, 0, ACED_ORDER_MAX_HARD - 1, STR(ACED_ORDER_MAX_DEFAULT),
+      "highest regressor polynomial order tried"),
+    S(token_file, "", "bearer token file; empty: no auth, loopback only"),
+    S(trusted_proxies, "",
+      "comma-separated proxy addresses whose X-Forwarded-For is logged"),
+    S(log_level, "info", "error, warn, info or debug"),
+    L(model_cache, 1, 100000, "16", "prepared models kept in memory"),
+};
+#define N_KEYS (sizeof keys / sizeof keys[0])
+
+static const struct key *find_key(const char *name)
+{
+  for (size_t i = 0; i < N_KEYS; i++)
+    if (strcmp(keys[i].name, name) == 0)
+      return &keys[i];
+  return NULL;
+}
+
+int config_set(struct aced_config *c, const char *name, const char *value,
+               char *errbuf, size_t errlen)
+{
+  const struct key *k = find_key(name);
+  if (k == NULL) {
+    snprintf(errbuf, errlen, "unknown key '%s'", name);
+    return -1;
+  }
+  char *p = (char *)c + k->offset;
+  if (k->type == K_STRING) {
+    if (strlen(value) >= k->size) {
+      snprintf(errbuf, errlen, "%s: value longer than %zu bytes", name,
+               k->size - 1);
+      return -1;
+    }
+    snprintf(p, k->size, "%s", value);
+    return 0;
+  }
+  char *end;
+  errno = 0;
+  long v = strtol(value, &end, 10);
+  if (errno != 0 || end == value || *end != '\0') {
+    snprintf(errbuf, errlen, "%s: '%s' is not an integer", name, value);
+    return -1;
+  }
+  if (v < k->min || v > k->max) {
+    snprintf(errbuf, errlen, "%s: %ld is outside [%ld, %ld]", name, v, k->min,
+             k->max);
+    return -1;
+  }
+  *(long *)p = v;
+  return 0;
+}
+
+void config_defaults(struct aced_config *c)
+{
+  char err[128];
+  memset(c, 0, sizeof *c);
+  for (size_t i = 0; i < N_KEYS; i++)
+    if (config_set(c, keys[i].name, keys[i].def, err, sizeof err) != 0)
+      abort(); /* a bad default is a programming error */
+}
+
+static char *trim(char *s)
+{
+  while (isspace((unsigned char)*s))
+    s++;
+  size_t n = strlen(s);
+  while (n > 0 && isspace((unsigned char)s[n - 1]))
+    s[--n] = '\0';
+  return s;
+}
+
+int config_load_file(struct aced_config *c, const char *path, char *errbuf,
+                     size_t errlen)
+{
+  FILE *f = fopen(path, "r");
+  if (f == NULL) {
+    snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+    return -1;
+  }
+  char line[2048];
+  int lineno = 0;
+  int rc = 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    lineno++;
+    if (strchr(line, '\n') == NULL && !feof(f)) {
+      snprintf(errbuf, errlen, "%s:%d: line too long", path, lineno);
+      rc = -1;
+      break;
+    }
+    char *s = trim(line);
+    if (*s == '\0' || *s == '#')
+      continue;
+    char *eq = strchr(s, '=');
+    if (eq == NULL) {
+      snprintf(errbuf, errlen, "%s:%d: expected 'key = value'", path, lineno);
+      rc = -1;
+      break;
+    }
+    *eq = '\0';
+    char *key = trim(s), *value = trim(eq + 1);
+    /* Allow "quoted" values so that an empty string can be written. */
+    size_t vn = strlen(value);
+    if (vn >= 2 && value[0] == '"' && value[vn - 1] == '"') {
+      value[vn - 1] = '\0';
+      value++;
+    }
+    char msg[512];
+    if (config_set(c, key, value, msg, sizeof msg) != 0) {
+      snprintf(errbuf, errlen, "%s:%d: %s", path, lineno, msg);
+      rc = -1;
+      break;
+    }
+  }
+  fclose(f);
+  return rc;
+}
+
+int config_is_loopback(const char *addr)
+{
+  struct in_addr a4;
+  struct in6_addr a6;
+  if (strcmp(addr, "localhost") == 0)
+    return 1;
+  if (inet_pton(AF_INET, addr, &a4) == 1)
+    return (ntohl(a4.s_addr) >> 24) == 127;
+  if (inet_pton(AF_INET6, addr, &a6) == 1)
+    return memcmp(&a6, &in6addr_loopback, sizeof a6) == 0;
+  return 0;
+}
+
+int config_validate(const struct aced_config *c, char *errbuf, size_t errlen)
+{
+  struct in_addr a4;
+  struct in6_addr a6;
+  if (strcmp(c->listen_address, "localhost") != 0 &&
+      inet_pton(AF_INET, c->listen_address, &a4) != 1 &&
+      inet_pton(AF_INET6, c->listen_address, &a6) != 1) {
+    snprintf(errbuf, errlen, "listen_address: '%s' is not an IP address",
+             c->listen_address);
+    return -1;
+  }
+  /* Without tokens anyone who can connect can register and delete models:
+   * only acceptable when nobody but local users can connect. */
+  if (c->token_file[0] == '\0' && !config_is_loopback(c->listen_address)) {
+    snprintf(errbuf, errlen,
+             "listen_address: refusing to listen on %s without token_file "
+             "(only loopback addresses may run without authentication)",
+             c->listen_address);
+    return -1;
+  }
+  if (strcmp(c->log_level, "error") != 0 && strcmp(c->log_level, "warn") != 0 &&
+      strcmp(c->log_level, "info") != 0 && strcmp(c->log_level, "debug") != 0) {
+    snprintf(errbuf, errlen, "log_level: '%s' is not error, warn, info or debug",
+             c->log_level);
+    return -1;
+  }
+  if (c->database[0] == '\0') {
+    snprintf(errbuf, errlen, "database: must not be empty");
+    return -1;
+  }
+  if (c->trusted_proxies[0] != '\0') {
+    char buf[sizeof c->trusted_proxies];
+    snprintf(buf, sizeof buf, "%s", c->trusted_proxies);
+    for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t != NULL;
+         t = strtok_r(NULL, ", ", &save)) {
+      if (inet_pton(AF_INET, t, &a4) != 1 && inet_pton(AF_INET6, t, &a6) != 1) {
+        snprintf(errbuf, errlen, "trusted_proxies: '%s' is not an IP address", t);
+        return -1;
+      }
+    }
+  }
+  return 0;
+}
+
+void config_print_help(void *stream)
+{
+  FILE *f = stream;
+  for (size_t i = 0; i < N_KEYS; i++)
+    fprintf(f, "  --%-20s %s (default: \"%s\")\n", keys[i].name, keys[i].help,
+            keys[i].def);
+}

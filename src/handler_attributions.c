@@ -1,0 +1,53 @@
+/*
+ * handler_attributions.c -- POST /v1/models/{name}/attributions: the
+ * paper's local attribution ACE(y, do(x_i = input[i])) for every feature
+ * (or a subset) of every input row.  Answered on the HTTP thread when the
+ * model is loaded and every regressor needed is cached.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "aced/compute.h"
+#include "aced/handlers.h"
+
+MHD_RESULT handler_attributions_post(struct request *rq)
+{
+  MHD_RESULT ret;
+  json_t *inputs = json_object_get(rq->body, "inputs");
+  if (inputs == NULL)
+    return reply_error(rq, ACED_E_MISSING_FIELD, "inputs", "'inputs' is required");
+  if (!json_is_array(inputs) || json_array_size(inputs) == 0)
+    return reply_error(rq, ACED_E_BAD_TYPE, "inputs",
+                       "'inputs' must be a non-empty array of input rows");
+  if (json_array_size(inputs) > ACED_ATTR_ROWS_MAX)
+    return reply_error(rq, ACED_E_LIMIT, "inputs", "at most %d input rows per request",
+                       ACED_ATTR_ROWS_MAX);
+  for (size_t i = 0; i < json_array_size(inputs); i++) {
+    char field[48];
+    snprintf(field, sizeof field, "inputs[%zu]", i);
+    if (handler_number_array(rq, json_array_get(inputs, i), field, ACED_MAX_INPUTS, &ret) != 0)
+      return ret;
+  }
+  struct store_model_row row;
+  if (handler_model_row(rq, rq->arg[0], &row, &ret) != 0)
+    return ret;
+  struct aced_error err;
+  json_t *reply = fast_attributions(rq->srv, row.digest, rq->body, &err);
+  if (reply != NULL || err.code != ACED_OK) {
+    store_model_row_clear(&row);
+    if (reply == NULL)
+      return reply_aced_error(rq, &err);
+    handler_set_elapsed(rq, reply);
+    return reply_json(rq, 200, reply);
+  }
+  struct job_request req;
+  memset(&req, 0, sizeof req);
+  req.kind = JOB_ATTRIBUTIONS;
+  snprintf(req.model, sizeof req.model, "%s", row.name);
+  snprintf(req.digest, sizeof req.digest, "%s", row.digest);
+  req.params = rq->body;
+  store_model_row_clear(&row);
+  return handler_run_job(rq, &req, 0);
+}

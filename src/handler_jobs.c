@@ -1,0 +1,33 @@
+/*
+ * handler_jobs.c -- GET /v1/jobs/{id} (state, progress, elapsed time, and
+ * the result once done) and DELETE /v1/jobs/{id} (cancel).
+ */
+#include "config.h"
+
+#include "aced/handlers.h"
+
+MHD_RESULT handler_job_get(struct request *rq)
+{
+  struct job *j = jobs_find(rq->srv->jobs, rq->arg[0]);
+  if (j == NULL)
+    return reply_error(rq, ACED_E_JOB_NOT_FOUND, "id", "no job '%.64s' (finished jobs are "
+                       "kept for a while, then forgotten)", rq->arg[0]);
+  json_t *body = job_to_json(j, 1);
+  job_unref(j);
+  return reply_json(rq, 200, body);
+}
+
+MHD_RESULT handler_job_delete(struct request *rq)
+{
+  struct job *j = jobs_find(rq->srv->jobs, rq->arg[0]);
+  if (j == NULL)
+    return reply_error(rq, ACED_E_JOB_NOT_FOUND, "id", "no job '%.64s'", rq->arg[0]);
+  int rc = jobs_cancel(rq->srv->jobs, j);
+  json_t *body = job_to_json(j, 0);
+  job_unref(j);
+  if (rc != 0) {
+    json_decref(body);
+    return reply_error(rq, ACED_E_CONFLICT, "id", "job already finished");
+  }
+  return reply_json(rq, 200, body);
+}

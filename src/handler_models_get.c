@@ -1,0 +1,64 @@
+/*
+ * handler_models_get.c -- GET /v1/models (list) and GET /v1/models/{name}
+ * (metadata of the latest version and the list of versions; never the
+ * weights or samples).
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "aced/compute.h"
+#include "aced/handlers.h"
+
+static json_t *row_json(const struct store_model_row *r)
+{
+  return json_pack("{s:s,s:i,s:s,s:s?,s:s,s:i,s:i,s:i,s:I}", "name", r->name, "version",
+                   r->version, "digest", r->digest, "description", r->description,
+                   "created_at", r->created_at, "n_features", r->n_features, "n_outputs",
+                   r->n_outputs, "n_samples", r->n_samples, "n_params", (json_int_t)r->n_params);
+}
+
+static int collect(void *cls, const struct store_model_row *r)
+{
+  json_array_append_new(cls, row_json(r));
+  return 0;
+}
+
+MHD_RESULT handler_models_list(struct request *rq)
+{
+  json_t *arr = json_array();
+  struct aced_error err;
+  if (rq->srv->store->ops->model_list(rq->srv->store, collect, arr, &err) != ACED_OK) {
+    json_decref(arr);
+    return reply_aced_error(rq, &err);
+  }
+  return reply_json(rq, 200, json_pack("{s:o}", "models", arr));
+}
+
+MHD_RESULT handler_model_get(struct request *rq)
+{
+  struct store_model_row row;
+  MHD_RESULT ret;
+  if (handler_model_row(rq, rq->arg[0], &row, &ret) != 0)
+    return ret;
+  /* Metadata comes from the parsed model; when it is not loaded yet, a
+   * worker loads it (parsing a large model is not HTTP-thread work). */
+  json_t *md = fast_metadata(rq->srv, row.digest);
+  if (md != NULL) {
+    json_t *versions = json_array();
+    struct aced_error err;
+    rq->srv->store->ops->model_versions(rq->srv->store, row.name, collect, versions, &err);
+    json_object_set_new(md, "versions", versions);
+    json_object_set_new(md, "created_at", json_string(row.created_at));
+    store_model_row_clear(&row);
+    return reply_json(rq, 200, md);
+  }
+  struct job_request req;
+  memset(&req, 0, sizeof req);
+  req.kind = JOB_METADATA;
+  snprintf(req.model, sizeof req.model, "%s", row.name);
+  snprintf(req.digest, sizeof req.digest, "%s", row.digest);
+  snprintf(req.dedupe, sizeof req.dedupe, "meta|%s", row.digest);
+  store_model_row_clear(&row);
+  return handler_run_job(rq, &req, 0);
+}

@@ -1,0 +1,171 @@
+/*
+ * metrics.c -- see metrics.h.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aced/metrics.h"
+
+#define MAX_ROUTES 32
+static const unsigned statuses[] = {200, 201, 202, 204, 400, 401, 403, 404,
+                                    405, 409, 413, 415, 422, 429, 500, 503};
+#define N_STATUS (sizeof statuses / sizeof statuses[0])
+static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                 0.05,   0.1,   0.25,   0.5,   1,    2.5,
+                                 5,      10,    30};
+#define N_BUCKETS (sizeof buckets / sizeof buckets[0])
+
+static int n_routes;
+static const char *const *names;
+/* [route][status], plus one column for statuses not in the list */
+static atomic_ulong requests[MAX_ROUTES + 1][N_STATUS + 1];
+static atomic_ulong hist[MAX_ROUTES + 1][N_BUCKETS + 1];
+static atomic_ulong hist_sum_us[MAX_ROUTES + 1];
+static atomic_ulong cache_hits, cache_misses;
+static atomic_ulong jobs_done, jobs_failed, jobs_cancelled;
+
+void metrics_init(int n, const char *const *route_names)
+{
+  n_routes = n < MAX_ROUTES ? n : MAX_ROUTES;
+  names = route_names;
+}
+
+void metrics_request(int route, unsigned status, double seconds)
+{
+  if (route < 0 || route > n_routes)
+    route = n_routes;
+  size_t s = 0;
+  while (s < N_STATUS && statuses[s] != status)
+    s++;
+  atomic_fetch_add(&requests[route][s], 1);
+  size_t b = 0;
+  while (b < N_BUCKETS && seconds > buckets[b])
+    b++;
+  atomic_fetch_add(&hist[route][b], 1);
+  atomic_fetch_add(&hist_sum_us[route], (unsigned long)(seconds * 1e6));
+}
+
+void metrics_cache(int hit) { atomic_fetch_add(hit ? &cache_hits : &cache_misses, 1); }
+
+void metrics_job_finished(const char *state)
+{
+  if (strcmp(state, "done") == 0)
+    atomic_fetch_add(&jobs_done, 1);
+  else if (strcmp(state, "failed") == 0)
+    atomic_fetch_add(&jobs_failed, 1);
+  else
+    atomic_fetch_add(&jobs_cancelled, 1);
+}
+
+struct buf {
+  char *p;
+  size_t n, cap;
+};
+
+static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct buf *b, const char *fmt, ...)
+{
+  if (b->p == NULL)
+    return;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+    va_end(ap);
+    if (k < 0)
+      return;
+    if ((size_t)k < b->cap - b->n) {
+      b->n += (size_t)k;
+      return;
+    }
+    char *q = realloc(b->p, b->cap * 2 + (size_t)k);
+    if (q == NULL) {
+      free(b->p);
+      b->p = NULL;
+      return;
+    }
+    b->p = q;
+    b->cap = b->cap * 2 + (size_t)k;
+  }
+}
+
+static const char *route_name(int r) { return r < n_routes ? names[r] : "unmatched"; }
+
+char *metrics_render(const struct metrics_gauges *g)
+{
+  struct buf b = {malloc(8192), 0, 8192};
+  put(&b, "# HELP aced_http_requests_total HTTP requests by route and status.\n"
+          "# TYPE aced_http_requests_total counter\n");
+  for (int r = 0; r <= n_routes; r++)
+    for (size_t s = 0; s <= N_STATUS; s++) {
+      unsigned long v = atomic_load(&requests[r][s]);
+      if (v == 0)
+        continue;
+      if (s < N_STATUS)
+        put(&b, "aced_http_requests_total{route=\"%s\",status=\"%u\"} %lu\n",
+            route_name(r), statuses[s], v);
+      else
+        put(&b, "aced_http_requests_total{route=\"%s\",status=\"other\"} %lu\n",
+            route_name(r), v);
+    }
+  put(&b, "# HELP aced_http_request_duration_seconds Time from request start to response sent.\n"
+          "# TYPE aced_http_request_duration_seconds histogram\n");
+  for (int r = 0; r <= n_routes; r++) {
+    unsigned long cum = 0;
+    for (size_t i = 0; i <= N_BUCKETS; i++)
+      cum += atomic_load(&hist[r][i]);
+    if (cum == 0)
+      continue;
+    cum = 0;
+    for (size_t i = 0; i < N_BUCKETS; i++) {
+      cum += atomic_load(&hist[r][i]);
+      put(&b, "aced_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %lu\n",
+          route_name(r), buckets[i], cum);
+    }
+    cum += atomic_load(&hist[r][N_BUCKETS]);
+    put(&b, "aced_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %lu\n",
+        route_name(r), cum);
+    put(&b, "aced_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
+        route_name(r), atomic_load(&hist_sum_us[r]) / 1e6);
+    put(&b, "aced_http_request_duration_seconds_count{route=\"%s\"} %lu\n",
+        route_name(r), cum);
+  }
+  put(&b, "# HELP aced_models_registered Model names in the registry.\n"
+          "# TYPE aced_models_registered gauge\naced_models_registered %ld\n",
+      g->models);
+  put(&b, "# HELP aced_cache_entries Regressors in the cache.\n"
+          "# TYPE aced_cache_entries gauge\naced_cache_entries %ld\n",
+      g->cache_entries);
+  put(&b, "# HELP aced_cache_requests_total Regressor cache lookups by result.\n"
+          "# TYPE aced_cache_requests_total counter\n"
+          "aced_cache_requests_total{result=\"hit\"} %lu\n"
+          "aced_cache_requests_total{result=\"miss\"} %lu\n",
+      atomic_load(&cache_hits), atomic_load(&cache_misses));
+  put(&b, "# HELP aced_queue_depth Jobs waiting for a worker.\n"
+          "# TYPE aced_queue_depth gauge\naced_queue_depth %ld\n",
+      g->queue_depth);
+  put(&b, "# HELP aced_jobs_running Jobs being worked on.\n"
+          "# TYPE aced_jobs_running gauge\naced_jobs_running %ld\n",
+      g->jobs_running);
+  put(&b, "# HELP aced_jobs_finished_total Jobs finished by final state.\n"
+          "# TYPE aced_jobs_finished_total counter\n"
+          "aced_jobs_finished_total{state=\"done\"} %lu\n"
+          "aced_jobs_finished_total{state=\"failed\"} %lu\n"
+          "aced_jobs_finished_total{state=\"cancelled\"} %lu\n",
+      atomic_load(&jobs_done), atomic_load(&jobs_failed),
+      atomic_load(&jobs_cancelled));
+  put(&b, "# HELP aced_workers Worker threads.\n# TYPE aced_workers gauge\n"
+          "aced_workers %ld\n"
+          "# HELP aced_workers_busy Worker threads computing.\n"
+          "# TYPE aced_workers_busy gauge\naced_workers_busy %ld\n",
+      g->workers, g->workers_busy);
+  put(&b, "# HELP aced_models_loaded Prepared models held in memory.\n"
+          "# TYPE aced_models_loaded gauge\naced_models_loaded %ld\n",
+      g->models_loaded);
+  return b.p;
+}
