@@ -9,3 +9,4 @@ libaced_core_a_SOURCES += \
 libaced_core_a_SOURCES += src/model.c
 check_PROGRAMS += tests/unit/test_model
 TESTS += tests/unit/test_model
+EXTRA_DIST += tests/data/models/good_tiny_linear.json

@@ -783,6 +783,30 @@ static void test_metadata_and_lookups(void)
   tap_ok(1, "model_free(NULL) is a no-op");
 }
 
+/* Every tests/data/models/good_*.json registers.  The list is fixed here
+ * rather than globbed so that a missing file is a failure. */
+static void test_example_bodies(void)
+{
+  static const char *files[] = {"good_tiny_linear.json"};
+  const char *src = getenv("ACED_SRCDIR");
+  char path[1024];
+  size_t i;
+
+  for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+    json_t *b;
+    struct aced_model *m = NULL;
+    snprintf(path, sizeof path, "%s/tests/data/models/%s", src ? src : ".", files[i]);
+    b = json_load_file(path, 0, NULL);
+    if (!tap_ok(b != NULL, "load %s", path))
+      continue;
+    m = parse_ok(b, 1);
+    tap_ok(m && m->moments_given == 0 && m->n_samples == 4 && fabs(m->cov[0] - 1.0 / 3) < 1e-15 &&
+               fabs(m->cov[1] + 1.0 / 3) < 1e-15,
+           "%s registers; variance 1/3, covariance -1/3", files[i]);
+    model_free(m);
+  }
+}
+
 int main(void)
 {
   const char *shared = getenv("ACED_SHARED");
@@ -799,6 +823,7 @@ int main(void)
     tap_diag("%s", jerr.text);
     return tap_done();
   }
+  test_example_bodies();
   test_fixture();
   test_moments();
   test_digests();
