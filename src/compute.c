@@ -897,16 +897,27 @@ static json_t *do_register(struct work *w, const struct job_request *req,
   return res;
 }
 
+static int collect_version(void *cls, const struct store_model_row *r)
+{
+  json_array_append_new(cls, json_pack("{s:i,s:s,s:s}", "version", r->version, "digest",
+                                       r->digest, "created_at", r->created_at));
+  return 0;
+}
+
+/* Metadata of the loaded model plus the name's versions from the store. */
 static json_t *metadata_of(struct server *srv, const struct loaded *L)
 {
   json_t *md = model_metadata_json(L->m);
   if (md == NULL)
     return NULL;
   json_object_set_new(md, "version", json_integer(L->m->version));
+  json_t *versions = json_array();
+  struct aced_error err;
+  srv->store->ops->model_versions(srv->store, L->m->name, collect_version, versions, &err);
+  json_object_set_new(md, "versions", versions);
   json_t *prep = json_pack("{s:i,s:I}", "factor_rank", eng_model_rank(L->em), "memory_bytes",
                            (json_int_t)eng_model_bytes(L->em));
   json_object_set_new(md, "prepared", prep);
-  (void)srv;
   return md;
 }
 

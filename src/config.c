@@ -30,13 +30,14 @@ struct key {
   long min, max;    /* for longs */
   const char *def;
   const char *help;
+  const char *choices; /* strings: space-separated allowed values, or NULL */
 };
 
 #define L(field, lo, hi, d, h) \
-  {#field, K_LONG, offsetof(struct aced_config, field), 0, lo, hi, d, h}
+  {#field, K_LONG, offsetof(struct aced_config, field), 0, lo, hi, d, h, NULL}
 #define S(field, d, h)                                                        \
   {#field, K_STRING, offsetof(struct aced_config, field),                   \
-   sizeof(((struct aced_config *)0)->field), 0, 0, d, h}
+   sizeof(((struct aced_config *)0)->field), 0, 0, d, h, NULL}
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -64,7 +65,9 @@ static const struct key keys[] = {
     S(token_file, "", "bearer token file; empty: no auth, loopback only"),
     S(trusted_proxies, "",
       "comma-separated proxy addresses whose X-Forwarded-For is logged"),
-    S(log_level, "info", "error, warn, info or debug"),
+    {"log_level", K_STRING, offsetof(struct aced_config, log_level),
+     sizeof(((struct aced_config *)0)->log_level), 0, 0, "info",
+     "error, warn, info or debug", "error warn info debug"},
     L(model_cache, 1, 100000, "16", "prepared models kept in memory"),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -91,6 +94,15 @@ int config_set(struct aced_config *c, const char *name, const char *value,
       snprintf(errbuf, errlen, "%s: value longer than %zu bytes", name,
                k->size - 1);
       return -1;
+    }
+    if (k->choices != NULL) {
+      size_t n = strlen(value);
+      const char *hit = strstr(k->choices, value);
+      if (n == 0 || hit == NULL || (hit != k->choices && hit[-1] != ' ') ||
+          (hit[n] != '\0' && hit[n] != ' ')) {
+        snprintf(errbuf, errlen, "%s: '%s' is not one of: %s", name, value, k->choices);
+        return -1;
+      }
     }
     snprintf(p, k->size, "%s", value);
     return 0;
@@ -207,12 +219,6 @@ int config_validate(const struct aced_config *c, char *errbuf, size_t errlen)
              "listen_address: refusing to listen on %s without token_file "
              "(only loopback addresses may run without authentication)",
              c->listen_address);
-    return -1;
-  }
-  if (strcmp(c->log_level, "error") != 0 && strcmp(c->log_level, "warn") != 0 &&
-      strcmp(c->log_level, "info") != 0 && strcmp(c->log_level, "debug") != 0) {
-    snprintf(errbuf, errlen, "log_level: '%s' is not error, warn, info or debug",
-             c->log_level);
     return -1;
   }
   if (c->database[0] == '\0') {

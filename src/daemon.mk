@@ -17,3 +17,15 @@ libaced_core_a_SOURCES += \
 
 sbin_PROGRAMS += aced
 aced_SOURCES = src/main.c
+
+# Configuration, unit file and man page.
+dist_sysconf_aced_DATA = etc/aced.conf
+sysconf_aceddir = $(sysconfdir)/aced
+systemdsystemunit_DATA = systemd/aced.service
+dist_man8_MANS = doc/aced.8
+EXTRA_DIST += systemd/aced.service.in
+CLEANFILES += systemd/aced.service
+systemd/aced.service: $(srcdir)/systemd/aced.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) systemd && \
+	sed -e 's|@sbindir[@]|$(sbindir)|g' -e 's|@sysconfdir[@]|$(sysconfdir)|g' \
+	  $(srcdir)/systemd/aced.service.in > $@

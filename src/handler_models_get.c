@@ -45,11 +45,6 @@ MHD_RESULT handler_model_get(struct request *rq)
    * worker loads it (parsing a large model is not HTTP-thread work). */
   json_t *md = fast_metadata(rq->srv, row.digest);
   if (md != NULL) {
-    json_t *versions = json_array();
-    struct aced_error err;
-    rq->srv->store->ops->model_versions(rq->srv->store, row.name, collect, versions, &err);
-    json_object_set_new(md, "versions", versions);
-    json_object_set_new(md, "created_at", json_string(row.created_at));
     store_model_row_clear(&row);
     return reply_json(rq, 200, md);
   }

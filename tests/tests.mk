@@ -1,2 +1,19 @@
-# tests/tests.mk -- shared test support.
-EXTRA_DIST += tests/unit/tap.h
+# tests/tests.mk -- shared test support and the end-to-end tests.
+# End-to-end tests are Python 3 (standard library only) scripts that
+# start the real daemon on a free loopback port and speak HTTP to it;
+# they print TAP like the C unit tests.
+EXTRA_DIST += tests/unit/tap.h tests/e2e/acedtest.py
+
+TEST_EXTENSIONS = .py
+PY_LOG_DRIVER = $(LOG_DRIVER)
+PY_LOG_COMPILER = $(PYTHON3) -B
+
+E2E_TESTS = \
+	tests/e2e/test_config.py \
+	tests/e2e/test_registry.py \
+	tests/e2e/test_errors.py \
+	tests/e2e/test_auth.py \
+	tests/e2e/test_attribution.py \
+	tests/e2e/test_systemd.py
+TESTS += $(E2E_TESTS)
+EXTRA_DIST += $(E2E_TESTS)
