@@ -593,7 +593,7 @@ static json_t *regressor_json(const struct loaded *L, int o, int feature,
 
 /* Decode the parts of a cached regressor the attributions need.  Every
  * field is checked: a damaged cache row is an error, not a crash. */
-static int regressor_decode(const json_t *v, struct eng_regressor *r)
+int compute_regressor_decode(const json_t *v, struct eng_regressor *r)
 {
   memset(r, 0, sizeof *r);
   json_t *coef = json_object_get(v, "coefficients");
@@ -650,7 +650,7 @@ static json_t *cache_lookup(struct server *srv, const struct loaded *L, int o, i
   json_t *j = json_loads(val, 0, NULL);
   free(val);
   struct eng_regressor r;
-  if (j == NULL || regressor_decode(j, &r) != 0) {
+  if (j == NULL || compute_regressor_decode(j, &r) != 0) {
     /* a damaged entry is treated as a miss and overwritten later */
     log_warn("cache", "discarding unreadable cache entry %s/%d/%d", L->digest, o, f);
     json_decref(j);
@@ -988,7 +988,7 @@ static json_t *attributions_reply(const struct loaded *L, int o, const int *feat
   const char *est0 = NULL;
   int mixed = 0;
   for (int i = 0; i < nf; i++) {
-    if (regressor_decode(regs[i], &r[i]) != 0) {
+    if (compute_regressor_decode(regs[i], &r[i]) != 0) {
       free(r);
       json_decref(names);
       json_decref(baselines);

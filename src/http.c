@@ -250,10 +250,8 @@ static int match(const char *pattern, char *copy, const char **args)
   return 1;
 }
 
-/* Find the route for method+url.  Returns its index, -1 for no such path,
- * -2 when the path exists under other methods (allow gets them). */
-static int route_find(const char *method, const char *url, char *argbuf,
-                      const char **args, char *allow, size_t allowlen)
+int http_route_find(const char *method, const char *url, char *argbuf,
+                    const char **args, char *allow, size_t allowlen)
 {
   int path_seen = 0;
   allow[0] = '\0';
@@ -417,7 +415,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn,
       return reply_error(rq, ACED_E_BAD_REQUEST, "url", "URL longer than %d bytes",
                          ACED_URL_MAX);
     char allow[64];
-    int ri = route_find(method, url, argbuf, rq->arg, allow, sizeof allow);
+    int ri = http_route_find(method, url, argbuf, rq->arg, allow, sizeof allow);
     if (ri == -1)
       return reply_error(rq, ACED_E_NOT_FOUND, "url", "no route for %s", url);
     if (ri == -2) {

@@ -65,6 +65,11 @@ json_t *fast_attributions(struct server *srv, const char *digest,
 /* Metadata of a loaded model, or NULL if not loaded. */
 json_t *fast_metadata(struct server *srv, const char *digest);
 
+/* Decode the parts of a cached regressor that attributions use (order,
+ * coefficients, domain); 0 or -1 when any of it is missing or malformed. */
+struct eng_regressor;
+int compute_regressor_decode(const json_t *v, struct eng_regressor *r);
+
 /* Drop prepared models of these digests (after DELETE). */
 void loaded_evict(const char *digest);
 long loaded_count(void);

@@ -56,6 +56,13 @@ extern const int aced_n_routes;
 
 #define REQUEST_MAX_ARGS 4
 
+/* Find the route for method + url.  Returns its index into aced_routes,
+ * -1 for no such path, -2 when the path exists under other methods (allow
+ * then lists them).  Path arguments point into argbuf, which must hold
+ * ACED_URL_MAX + 1 bytes; args must hold REQUEST_MAX_ARGS entries. */
+int http_route_find(const char *method, const char *url, char *argbuf,
+                    const char **args, char *allow, size_t allowlen);
+
 struct request {
   struct MHD_Connection *conn;
   struct server *srv;
