@@ -173,9 +173,12 @@ static const char *const sq_sql[SQ_STMT__COUNT] = {
         "SELECT value FROM regressor_cache WHERE digest = ?1 AND output = ?2"
         " AND feature = ?3 AND estimator = ?4 AND params = ?5",
     [SQ_CACHE_PUT] =
+        /* Only for a digest some model still has: a worker finishing after
+         * DELETE of its model must not leave rows nothing points to. */
         "INSERT OR REPLACE INTO regressor_cache(digest, output, feature,"
         " estimator, params, value, created_at)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7"
+        " WHERE EXISTS (SELECT 1 FROM models WHERE digest = ?1)",
     [SQ_CACHE_COUNT] = "SELECT COUNT(*) FROM regressor_cache",
     /* Touches a real table, so a deleted schema or unreadable file shows. */
     [SQ_PING] = "SELECT 1 FROM models LIMIT 1",

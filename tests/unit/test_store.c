@@ -325,6 +325,12 @@ static void test_registry(const char *dir)
   e = s->ops->cache_count(s, &n, &err);
   tap_ok(e == ACED_OK && n == 1,
          "cache_count is 1 after a replace (%ld)", n);
+  /* A digest no model has (its model was deleted while a worker fitted):
+   * the put is accepted and stores nothing. */
+  key(&k2, "sha256:nobody", 0, 0, "num=100");
+  tap_ok(s->ops->cache_put(s, &k2, "[orphan]", &err) == ACED_OK &&
+             cache_has(s, "sha256:nobody", 0, 0, "num=100") == 0,
+         "cache_put for a digest no model has stores nothing");
 
   /* Delete and the cache: shared1 (digests s, only1) and shared2 (s). */
   put(s, "shared1", "sha256:s", NULL, "{}", &created, &v, &err);
