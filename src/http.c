@@ -27,6 +27,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,8 @@ struct http {
 };
 
 static pthread_rwlock_t auth_lock = PTHREAD_RWLOCK_INITIALIZER;
+/* Requests suspended and not yet answered: shutdown waits for them. */
+static atomic_int n_suspended;
 static struct auth *auth_current;
 
 void http_set_auth(struct auth *a)
@@ -174,6 +177,7 @@ MHD_RESULT reply_text(struct request *rq, unsigned status, const char *ctype,
 void request_suspend(struct request *rq)
 {
   rq->priv->phase = PH_SUSPENDED;
+  atomic_fetch_add(&n_suspended, 1);
   MHD_suspend_connection(rq->conn);
 }
 
@@ -525,7 +529,9 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn,
     unsigned st = p->pending_status;
     p->pending = NULL;
     pthread_mutex_unlock(&p->lock);
-    return reply_json(rq, st, j);
+    MHD_RESULT r = reply_json(rq, st, j);
+    atomic_fetch_sub(&n_suspended, 1);
+    return r;
   }
   case PH_SUSPENDED:
     /* A spurious call while suspended: nothing to do yet. */
@@ -634,6 +640,15 @@ void http_quiesce(struct http *h)
   MHD_socket fd = MHD_quiesce_daemon(h->d);
   if (fd != MHD_INVALID_SOCKET)
     close(fd);
+}
+
+void http_drain(struct http *h, int timeout_ms)
+{
+  int64_t end = http_now_us() + (int64_t)timeout_ms * 1000;
+  while (h != NULL && atomic_load(&n_suspended) > 0 && http_now_us() < end) {
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
 }
 
 void http_stop(struct http *h)

@@ -262,8 +262,9 @@ int main(int argc, char **argv)
   }
   notify_stopping();
   http_quiesce(h);          /* no new connections */
-  jobs_shutdown(srv.jobs);  /* waiting requests get their answer */
-  http_stop(h);             /* finish replies, close connections */
+  jobs_shutdown(srv.jobs);  /* waiting requests get their answer... */
+  http_drain(h, 5000);      /* ...and it is sent before we close */
+  http_stop(h);
   jobs_free(srv.jobs);
   loaded_clear();
   http_set_auth(NULL);

@@ -110,6 +110,8 @@ struct http;
 struct http *http_start(struct server *srv, char *errbuf, size_t errlen);
 /* Stop accepting new connections (SIGTERM, first step). */
 void http_quiesce(struct http *h);
+/* Wait (bounded) until every suspended request has sent its reply. */
+void http_drain(struct http *h, int timeout_ms);
 void http_stop(struct http *h);
 /* Replace the token set (SIGHUP); NULL keeps auth off.  Takes ownership. */
 struct auth;
