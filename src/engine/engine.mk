@@ -1,3 +1,16 @@
 # src/engine/engine.mk -- the numerical engine and its tests.
 libaced_engine_a_SOURCES += \
-	include/aced/engine.h
+	include/aced/engine.h \
+	src/engine/internal.h \
+	src/engine/activation.c \
+	src/engine/prepare.c \
+	src/engine/taylor.c \
+	src/engine/estimators.c \
+	src/engine/diagnose.c \
+	src/engine/regressor.c
+
+check_PROGRAMS += tests/unit/test_engine_fixture tests/unit/test_engine_cases \
+	tests/unit/test_engine_regressor tests/unit/test_engine_sharp
+TESTS += tests/unit/test_engine_fixture tests/unit/test_engine_cases \
+	tests/unit/test_engine_regressor tests/unit/test_engine_sharp
+EXTRA_DIST += tests/data/sharp_classifier.json tools/gen_sharp_classifier.py

@@ -1,0 +1,172 @@
+/*
+ * estimators.c -- the two reference estimators: finite differences (paper
+ * App. A.5) and Monte Carlo over the stored samples (paper Eq. 2).
+ *
+ * Both start from the first layer's pre-activations, which move along
+ * column i of W1 only: a forward pass of x with x_i replaced by alpha is
+ * z1 = W1 x - W1[:,i] x_i + alpha W1[:,i] + b.  The remaining layers run as
+ * batched GEMMs.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+#include "engine/internal.h"
+
+/* Rows per batch (forward passes stacked into one GEMM). */
+#define EST_CHUNK 256
+
+/* Activate z1 (n x n1) in place and run layers 2.. to y (n x n_out). */
+static void rest_of_net(const struct eng_model *m, double *z1, int n, double *y,
+                        double *work)
+{
+  eng_act_rows(m->net.layers[0].act, z1, n, m->n1);
+  eng_forward_from(m, 1, z1, n, y, work);
+}
+
+/* f(mu_a) + 1/2 sum_r (f(mu_a + eps v_r) + f(mu_a - eps v_r) - 2 f(mu_a))
+ * / eps^2 over the columns v_r of L_i (L with row i zeroed).  W1 v_r is
+ * column r of W1 L_i = W1 L - W1[:,i] L[i,:]. */
+int eng_finite_difference(const struct eng_model *m, int feature,
+                          const double *alpha, int n_alpha, double eps,
+                          double *E)
+{
+  if (!m || feature < 0 || feature >= m->k || n_alpha < 0 ||
+      (n_alpha > 0 && (!alpha || !E)) || !(eps > 0.0) || !isfinite(eps))
+    return -1;
+  int n1 = m->n1, k = m->k, no = m->n_out, r = m->r;
+  const struct eng_layer *l1 = &m->net.layers[0];
+  int pairs = EST_CHUNK / 2;
+  int rows = 2 * pairs + 1;
+  double *z = malloc((size_t)rows * n1 * sizeof *z);
+  double *y = malloc((size_t)rows * no * sizeof *y);
+  double *work = malloc((size_t)2 * rows * m->max_units * sizeof *work);
+  double *base = malloc((size_t)n1 * sizeof *base);
+  double *za = malloc((size_t)n1 * sizeof *za);
+  double *acc = malloc((size_t)no * sizeof *acc);
+  int rc = -1;
+  if (!z || !y || !work || !base || !za || !acc)
+    goto done;
+  memcpy(base, l1->b, (size_t)n1 * sizeof *base);
+  cblas_dgemv(CblasRowMajor, CblasNoTrans, n1, k, 1.0, l1->W, k, m->mean, 1,
+              1.0, base, 1);
+  for (int j = 0; j < n1; j++)
+    base[j] -= l1->W[(size_t)j * k + feature] * m->mean[feature];
+  const double *li = m->L + (size_t)feature * r;
+  for (int a = 0; a < n_alpha; a++) {
+    for (int j = 0; j < n1; j++)
+      za[j] = base[j] + alpha[a] * l1->W[(size_t)j * k + feature];
+    /* f(mu_a) */
+    memcpy(z, za, (size_t)n1 * sizeof *z);
+    rest_of_net(m, z, 1, y, work);
+    double *f0 = E + (size_t)a * no;
+    memcpy(f0, y, (size_t)no * sizeof *y);
+    for (int o = 0; o < no; o++)
+      acc[o] = 0.0;
+    for (int q0 = 0; q0 < r; q0 += pairs) {
+      int np = r - q0 < pairs ? r - q0 : pairs;
+      for (int p = 0; p < np; p++) {
+        int q = q0 + p;
+        double *zp = z + (size_t)(2 * p) * n1, *zm = zp + n1;
+        for (int j = 0; j < n1; j++) {
+          double d = eps * (m->W1L[(size_t)j * r + q] -
+                            l1->W[(size_t)j * k + feature] * li[q]);
+          zp[j] = za[j] + d;
+          zm[j] = za[j] - d;
+        }
+      }
+      rest_of_net(m, z, 2 * np, y, work);
+      for (int p = 0; p < np; p++)
+        for (int o = 0; o < no; o++)
+          acc[o] += y[(size_t)(2 * p) * no + o] + y[(size_t)(2 * p + 1) * no + o] -
+                    2.0 * f0[o];
+    }
+    for (int o = 0; o < no; o++)
+      f0[o] += 0.5 * acc[o] / (eps * eps);
+  }
+  rc = 0;
+done:
+  free(z);
+  free(y);
+  free(work);
+  free(base);
+  free(za);
+  free(acc);
+  return rc;
+}
+
+/* Mean over the samples with column i set to alpha; the standard error is
+ * the sample standard deviation (divisor n - 1) over sqrt(n).  Chunks of
+ * samples are merged with Chan's pairwise update of (count, mean, M2) so the
+ * variance does not suffer from cancellation. */
+int eng_montecarlo(const struct eng_model *m, int feature, const double *alpha,
+                   int n_alpha, double *E, double *se)
+{
+  if (!m || feature < 0 || feature >= m->k || n_alpha < 0 ||
+      (n_alpha > 0 && (!alpha || !E)) || m->n_samples < 1)
+    return -1;
+  if (n_alpha == 0)
+    return 0;
+  int n1 = m->n1, k = m->k, no = m->n_out, ns = m->n_samples;
+  const struct eng_layer *l1 = &m->net.layers[0];
+  int chunk = ns < EST_CHUNK ? ns : EST_CHUNK;
+  double *zb = malloc((size_t)chunk * n1 * sizeof *zb);
+  double *z = malloc((size_t)chunk * n1 * sizeof *z);
+  double *y = malloc((size_t)chunk * no * sizeof *y);
+  double *work = malloc((size_t)2 * chunk * m->max_units * sizeof *work);
+  double *m2 = calloc((size_t)n_alpha * no, sizeof *m2);
+  double *cm = malloc((size_t)no * sizeof *cm);
+  int rc = -1;
+  if (!zb || !z || !y || !work || !m2 || !cm)
+    goto done;
+  for (size_t t = 0; t < (size_t)n_alpha * no; t++)
+    E[t] = 0.0;
+  long seen = 0;
+  for (int s0 = 0; s0 < ns; s0 += chunk) {
+    int nc = ns - s0 < chunk ? ns - s0 : chunk;
+    const double *xs = m->samples + (size_t)s0 * k;
+    /* zb = X W1^T + b - x_i W1[:,i]^T */
+    for (int s = 0; s < nc; s++)
+      for (int j = 0; j < n1; j++)
+        zb[(size_t)s * n1 + j] =
+            l1->b[j] - xs[(size_t)s * k + feature] * l1->W[(size_t)j * k + feature];
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, n1, k, 1.0, xs, k,
+                l1->W, k, 1.0, zb, n1);
+    for (int a = 0; a < n_alpha; a++) {
+      for (int s = 0; s < nc; s++)
+        for (int j = 0; j < n1; j++)
+          z[(size_t)s * n1 + j] =
+              zb[(size_t)s * n1 + j] + alpha[a] * l1->W[(size_t)j * k + feature];
+      rest_of_net(m, z, nc, y, work);
+      for (int o = 0; o < no; o++) {
+        double mean = 0.0, ss = 0.0;
+        for (int s = 0; s < nc; s++)
+          mean += y[(size_t)s * no + o];
+        mean /= nc;
+        for (int s = 0; s < nc; s++) {
+          double d = y[(size_t)s * no + o] - mean;
+          ss += d * d;
+        }
+        cm[o] = mean;
+        size_t t = (size_t)a * no + o;
+        double delta = mean - E[t];
+        double ntot = (double)(seen + nc);
+        E[t] += delta * nc / ntot;
+        m2[t] += ss + delta * delta * (double)seen * nc / ntot;
+      }
+    }
+    seen += nc;
+  }
+  if (se)
+    for (size_t t = 0; t < (size_t)n_alpha * no; t++)
+      se[t] = ns > 1 ? sqrt(m2[t] / (ns - 1)) / sqrt((double)ns) : 0.0;
+  rc = 0;
+done:
+  free(zb);
+  free(z);
+  free(y);
+  free(work);
+  free(m2);
+  free(cm);
+  return rc;
+}

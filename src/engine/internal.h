@@ -1,0 +1,65 @@
+/*
+ * internal.h -- what the engine's files share and nobody else sees.
+ */
+#ifndef ACED_ENGINE_INTERNAL_H
+#define ACED_ENGINE_INTERNAL_H
+
+#include <stddef.h>
+#include "aced/engine.h"
+
+/* ---- activations (activation.c) ----
+ * Element-wise activations fill value, first and second derivative at z in
+ * one call.  Softmax is vector-valued and has eval == NULL; the callers
+ * that meet it use the softmax_* helpers below. */
+struct eng_act_info {
+  const char *name;
+  void (*eval)(double z, double *f, double *d1, double *d2);
+  double lo, hi; /* range of the value, for eng_output_range */
+};
+const struct eng_act_info *eng_act_info(enum eng_act a);
+
+/* s = softmax(z) over n entries (max-shifted, so it cannot overflow). */
+void eng_softmax(const double *z, int n, double *s);
+
+/* Apply act to n rows of width `width` (row-major), in place. */
+void eng_act_rows(enum eng_act a, double *z, int n, int width);
+
+/* ---- the prepared model (prepare.c) ---- */
+struct eng_model {
+  struct eng_net net;   /* deep copy */
+  int k, n_out, n1;     /* inputs, outputs, units of the first layer */
+  int max_units;        /* widest layer output */
+  double *mean;         /* k */
+  int n_samples;
+  double *samples;      /* n_samples x k */
+  int r;                /* factor columns kept */
+  double *L;            /* k x r, S ~= L L^T */
+  double *W1L;          /* n1 x r, first layer times the factor */
+  /* Compression (r > n1 + 1): QR of (W1 L)^T = Q R, column-major r x n1 with
+   * lda = r as LAPACK leaves it (R in the upper triangle, reflectors below),
+   * and the reflector scalars.  NULL when unused. */
+  double *qr;
+  double *tau;          /* n1 */
+  double *spread;       /* n_out */
+  double out_lo, out_hi;
+  size_t bytes;
+};
+
+/* Forward rows starting at layer l0: h is n x (width of layer l0's input),
+ * already the output of layer l0 - 1 (or the network input when l0 == 0);
+ * y gets n x n_out.  work must hold 2 * n * max_units doubles. */
+void eng_forward_from(const struct eng_model *m, int l0, const double *h,
+                      int n, double *y, double *work);
+
+/* Forward-mode second-order pass shared by eng_taylor and the linearised
+ * spread.  tz1 (n1 x c, row-major) is the first layer's tangent block
+ * W1 L_i, the same for every alpha; z1 (n_alpha x n1) holds the first
+ * pre-activations, one row per alpha.  Fills val and q (n_alpha x n_out):
+ * the outputs and the summed second directional derivatives.  When
+ * jl is not NULL (n_alpha must be 1) it receives rowsum((J L)^2) at the
+ * output, n_out values: the linearised variance. */
+int eng_tangent_pass(const struct eng_model *m, const double *tz1, int c,
+                     const double *z1, int n_alpha, double *val, double *q,
+                     double *jl);
+
+#endif
