@@ -1,0 +1,125 @@
+/*
+ * test_engine_regressor.c -- the Bayesian polynomial regressor against
+ * known polynomials and independent numerical integration.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "aced/engine.h"
+#include "tap.h"
+
+/* A cubic in raw x on [low, high]. */
+static double cubic(double x)
+{
+  return 0.3 - 1.7 * x + 0.8 * x * x + 2.1 * x * x * x;
+}
+
+/* Composite Simpson of the regressor's mean over [low, high]. */
+static double simpson_mean(const struct eng_regressor *r, int n)
+{
+  double h = (r->high - r->low) / n, s = 0.0;
+  for (int i = 0; i <= n; i++) {
+    double w = (i == 0 || i == n) ? 1.0 : (i % 2 ? 4.0 : 2.0);
+    s += w * eng_regressor_mean(r, r->low + i * h);
+  }
+  return s * h / 3.0 / (r->high - r->low);
+}
+
+int main(void)
+{
+  enum { N = 100 };
+  double x[N], t[N];
+  struct eng_regressor r;
+
+  eng_grid(-2.0, 3.0, N, x);
+  tap_ok(x[0] == -2.0 && x[N - 1] == 3.0 && fabs(x[1] - x[0] - 5.0 / 99) < 1e-15,
+         "eng_grid: inclusive, even spacing");
+
+  for (int i = 0; i < N; i++)
+    t[i] = cubic(x[i]);
+  tap_ok(eng_regressor_fit(x, t, N, -2.0, 3.0, 20, &r) == 0, "fit cubic");
+  tap_ok(r.order == 3, "cubic picks order 3 (got %d)", r.order);
+  tap_ok(r.max_order == 20, "orders 0..20 tried");
+  double worst = 0.0;
+  for (int i = 0; i <= 1000; i++) {
+    double xx = -2.0 + 5.0 * i / 1000;
+    double d = fabs(eng_regressor_mean(&r, xx) - cubic(xx));
+    if (!(d <= worst))
+      worst = d;
+  }
+  tap_ok(worst <= 1e-8, "cubic recovered (max err %.3g on a dense grid)", worst);
+  /* exact average of the cubic over [-2, 3]: integral / 5 */
+  double F3 = 0.3 * 3 - 1.7 * 9 / 2 + 0.8 * 27 / 3 + 2.1 * 81 / 4;
+  double Fm2 = 0.3 * -2 - 1.7 * 4 / 2 + 0.8 * -8 / 3 + 2.1 * 16 / 4;
+  tap_close(eng_regressor_baseline(&r), (F3 - Fm2) / 5.0, 1e-8,
+            "baseline = exact average of the cubic");
+  tap_close(eng_regressor_baseline(&r), simpson_mean(&r, 20000), 1e-9,
+            "baseline = Simpson average of the predictive mean");
+  int ev_ok = 1;
+  for (int m = 0; m <= r.max_order; m++)
+    if (!isfinite(r.log_evidence[m]) || r.log_evidence[m] > r.log_evidence[3])
+      ev_ok = 0;
+  tap_ok(ev_ok, "log evidence finite and highest at the chosen order");
+  double s0 = eng_regressor_std(&r, 0.1), s1 = eng_regressor_std(&r, 3.0);
+  tap_ok(s0 > 0 && isfinite(s0) && s1 > 0 && isfinite(s1),
+         "predictive std positive and finite (%.3g, %.3g)", s0, s1);
+  tap_ok(r.beta > 0 && isfinite(r.beta) && r.alpha > 0 && isfinite(r.alpha),
+         "alpha, beta positive and finite (beta bounded: %.3g)", r.beta);
+
+  /* a non-polynomial curve: the baseline still equals the average of the
+   * predictive mean (it is coef[0] by construction of the basis) */
+  for (int i = 0; i < N; i++)
+    t[i] = 1.0 / (1.0 + exp(-3.0 * x[i])) + 0.2 * sin(2.0 * x[i]);
+  tap_ok(eng_regressor_fit(x, t, N, -2.0, 3.0, 20, &r) == 0, "fit sigmoid+sine");
+  tap_ok(r.order >= 4, "a curved function needs a higher order (got %d)", r.order);
+  tap_close(eng_regressor_baseline(&r), simpson_mean(&r, 20000), 1e-9,
+            "baseline = Simpson average (order %d)", r.order);
+  worst = 0.0;
+  for (int i = 0; i < N; i++) {
+    double d = fabs(eng_regressor_mean(&r, x[i]) - t[i]);
+    if (d > worst)
+      worst = d;
+  }
+  tap_ok(worst < 1e-3, "smooth curve fitted (max residual %.3g)", worst);
+
+  /* noisy line: order 1 and a noise std close to the truth */
+  unsigned s = 12345;
+  double noise = 0.05;
+  for (int i = 0; i < N; i++) {
+    double u = 0;
+    for (int j = 0; j < 12; j++) {
+      s = s * 1103515245u + 12345u;
+      u += (s >> 8) / 16777216.0;
+    }
+    t[i] = 0.5 + 0.25 * x[i] + noise * (u - 6.0);
+  }
+  tap_ok(eng_regressor_fit(x, t, N, -2.0, 3.0, 20, &r) == 0, "fit noisy line");
+  tap_ok(r.order == 1, "noisy line picks order 1 (got %d)", r.order);
+  double sd = 1.0 / sqrt(r.beta);
+  tap_ok(sd > 0.035 && sd < 0.07, "noise std estimated (%.4g, true 0.05)", sd);
+
+  /* constant picks order 0 */
+  for (int i = 0; i < N; i++)
+    t[i] = 0.42;
+  tap_ok(eng_regressor_fit(x, t, N, -2.0, 3.0, 20, &r) == 0, "fit constant");
+  tap_ok(r.order == 0, "constant picks order 0 (got %d)", r.order);
+  tap_close(eng_regressor_baseline(&r), 0.42, 1e-9, "constant baseline");
+  s0 = eng_regressor_std(&r, 0.5);
+  tap_ok(s0 > 0 && isfinite(s0), "std positive and finite for a constant (%.3g)", s0);
+
+  /* all zero: alpha guard */
+  for (int i = 0; i < N; i++)
+    t[i] = 0.0;
+  tap_ok(eng_regressor_fit(x, t, N, -2.0, 3.0, 20, &r) == 0 && r.order == 0 &&
+             fabs(eng_regressor_mean(&r, 1.0)) < 1e-12 &&
+             isfinite(eng_regressor_std(&r, 1.0)),
+         "all-zero data: order 0, mean 0, finite std");
+
+  /* few points: orders above n - 2 are not tried */
+  tap_ok(eng_regressor_fit(x, t, 3, -2.0, 3.0, 20, &r) == 0 && r.max_order == 1,
+         "3 points: only orders 0..1 tried");
+  tap_ok(eng_regressor_fit(x, t, N, 1.0, 1.0, 5, &r) == -1, "empty domain rejected");
+  tap_ok(eng_regressor_fit(x, t, N, -2.0, 3.0, ENG_ORDER_CAP + 1, &r) == -1,
+         "order above the cap rejected");
+  return tap_done();
+}
