@@ -1,0 +1,1032 @@
+/*
+ * bench_engine.c -- speed and accuracy of the numerical engine alone.
+ *
+ * DESIGN.  Builds an MNIST-scale workload from a fixed seed (no data files):
+ * image-like samples in [0,1] (a few smooth blobs with decaying variance,
+ * plus pixel noise, squashed by a sigmoid, with a constant border frame so
+ * the covariance is only semidefinite), a 784-512-256-128-64-10 sigmoid
+ * network with a softmax output whose rows are scaled so that every unit's
+ * pre-activation has a spread of order one over the samples (no unit sits
+ * saturated), and measures through include/aced/engine.h only:
+ *
+ *   - eng_model_prepare: time, eng_model_bytes, RSS growth, factor rank;
+ *   - eng_taylor: time per (feature, alpha), all outputs, on one core;
+ *   - the GEMM floor: the DGEMMs one evaluation needs, timed on this BLAS
+ *     at their exact shapes, so that taylor time / floor time is the
+ *     distance from what the scheme could ever reach;
+ *   - low-rank mode (lowrank_share 0.99, 0.95, 0.9): speed and max error;
+ *   - eng_finite_difference (paper App. A.5): speed and error vs taylor;
+ *   - the shared fixture: taylor and montecarlo against its reference.
+ *
+ * Results go to stdout (human) and to --json FILE (for bench/run).  The
+ * same network and covariance go to --dump FILE for bench/peer_torch.py,
+ * and --body FILE writes a registration body for the HTTP benchmark (any
+ * --arch).  --smoke runs a tiny version in well under a second and exits
+ * non-zero when a sanity check fails.
+ *
+ * This program is benchmark code: it is never linked into the daemon.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cblas.h>
+#include <jansson.h>
+
+#include "aced/engine.h"
+
+#define MAX_LAYERS 16
+#define N_SHARES 3
+static const double k_shares[N_SHARES] = {0.99, 0.95, 0.9};
+
+/* ---- options ---- */
+struct opts {
+  int smoke;
+  int dims[MAX_LAYERS + 1];
+  int n_dims;
+  int n_samples;
+  int n_feat;      /* features timed for taylor */
+  int n_alpha;     /* alphas per feature */
+  int n_feat_fd;   /* features timed for finite_difference */
+  int n_alpha_fd;
+  double gemm_secs; /* minimum time per GEMM measurement */
+  uint64_t seed;
+  const char *json_path;
+  const char *dump_path;
+  const char *body_path;
+  const char *body_name;
+  const char *fixture_path;
+  int body_only;   /* --body without the benchmark */
+  int info_only;
+};
+
+/* ---- small utilities ---- */
+static double wall_now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double cpu_now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Resident set size in bytes, from /proc/self/statm; 0 when unreadable. */
+static long rss_bytes(void)
+{
+  FILE *f = fopen("/proc/self/statm", "r");
+  long size = 0, res = 0;
+  if (f == NULL)
+    return 0;
+  if (fscanf(f, "%ld %ld", &size, &res) != 2)
+    res = 0;
+  fclose(f);
+  return res * sysconf(_SC_PAGESIZE);
+}
+
+/* json_real refuses NaN and infinities: those become null. */
+static json_t *jreal(double x)
+{
+  return isfinite(x) ? json_real(x) : json_null();
+}
+
+static void *xcalloc(size_t n, size_t sz)
+{
+  void *p = calloc(n == 0 ? 1 : n, sz);
+  if (p == NULL) {
+    fprintf(stderr, "bench_engine: out of memory (%zu x %zu)\n", n, sz);
+    exit(2);
+  }
+  return p;
+}
+
+/* splitmix64: small, fast, and the same sequence everywhere. */
+struct rng {
+  uint64_t s;
+};
+
+static uint64_t rng_next(struct rng *r)
+{
+  uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+/* Uniform on (0, 1). */
+static double rng_unif(struct rng *r)
+{
+  return ((double)(rng_next(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+static double rng_normal(struct rng *r)
+{
+  double u = rng_unif(r), v = rng_unif(r);
+  return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * v);
+}
+
+static double sigmoid(double z)
+{
+  return 1.0 / (1.0 + exp(-z));
+}
+
+/* ---- the workload ---- */
+
+/* n image-like samples of k pixels (row-major n x k) laid out on a square
+ * of side ceil(sqrt(k)): a base intensity plus nb Gaussian blobs whose
+ * weights have decaying variance (the low-rank structure) plus pixel noise,
+ * through a sigmoid so values lie in (0,1); the outer frame is exactly 0
+ * in every sample (constant pixels, so the covariance is singular). */
+static void gen_samples(int k, int n, uint64_t seed, double *X)
+{
+  struct rng r = {seed};
+  int side = (int)ceil(sqrt((double)k));
+  int nb = 24;
+  double *blob = xcalloc((size_t)nb * (size_t)k, sizeof *blob);
+  double *base = xcalloc((size_t)k, sizeof *base);
+  double c = (side - 1) / 2.0;
+  for (int p = 0; p < k; p++) {
+    double dy = (p / side - c) / side, dx = (p % side - c) / side;
+    base[p] = 1.5 - 10.0 * (dx * dx + dy * dy) * 2.0; /* bright centre */
+  }
+  for (int b = 0; b < nb; b++) {
+    double cy = side * (0.2 + 0.6 * rng_unif(&r));
+    double cx = side * (0.2 + 0.6 * rng_unif(&r));
+    double w = side * (0.06 + 0.12 * rng_unif(&r));
+    for (int p = 0; p < k; p++) {
+      double dy = p / side - cy, dx = p % side - cx;
+      blob[(size_t)b * k + p] = exp(-(dx * dx + dy * dy) / (2 * w * w));
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    double *x = X + (size_t)i * k;
+    for (int p = 0; p < k; p++)
+      x[p] = base[p] - 1.0 + 0.35 * rng_normal(&r);
+    for (int b = 0; b < nb; b++) {
+      double zb = 2.5 * rng_normal(&r) / pow(1.0 + b, 0.8);
+      const double *bl = blob + (size_t)b * k;
+      for (int p = 0; p < k; p++)
+        x[p] += zb * bl[p];
+    }
+    for (int p = 0; p < k; p++) {
+      int py = p / side, px = p % side;
+      int frame = py == 0 || px == 0 || py == side - 1 || px == side - 1;
+      x[p] = frame ? 0.0 : sigmoid(x[p]);
+    }
+  }
+  free(blob);
+  free(base);
+}
+
+/* Mean (k) and unbiased covariance (k x k) of n x k samples. */
+static void moments(const double *X, int n, int k, double *mean, double *cov)
+{
+  double *C = xcalloc((size_t)n * (size_t)k, sizeof *C);
+  memset(mean, 0, (size_t)k * sizeof *mean);
+  for (int i = 0; i < n; i++)
+    for (int p = 0; p < k; p++)
+      mean[p] += X[(size_t)i * k + p];
+  for (int p = 0; p < k; p++)
+    mean[p] /= n;
+  for (int i = 0; i < n; i++)
+    for (int p = 0; p < k; p++)
+      C[(size_t)i * k + p] = X[(size_t)i * k + p] - mean[p];
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, k, n, 1.0 / (n - 1), C, k, 0.0,
+              cov, k);
+  for (int p = 0; p < k; p++)
+    for (int q = 0; q < p; q++)
+      cov[(size_t)p * k + q] = cov[(size_t)q * k + p];
+  free(C);
+}
+
+struct bnet {
+  int n_layers;
+  int dims[MAX_LAYERS + 1];
+  struct eng_layer layers[MAX_LAYERS];
+  struct eng_net net;
+};
+
+/* Random layers for dims[0..nd-1]: sigmoid hidden layers, softmax output.
+ * Each unit's row is scaled so that its pre-activation over the samples
+ * has a standard deviation between 0.75 and 2.25 (2.0 for the logits), and
+ * its bias centres it near zero: the units neither saturate nor stay
+ * linear, so the Hessian is far from zero. */
+static void gen_net(struct bnet *b, const int *dims, int nd, const double *X, int n,
+                    uint64_t seed)
+{
+  struct rng r = {seed ^ 0x5bd1e995ULL};
+  b->n_layers = nd - 1;
+  memcpy(b->dims, dims, (size_t)nd * sizeof *dims);
+  double *H = xcalloc((size_t)n * (size_t)dims[0], sizeof *H);
+  memcpy(H, X, (size_t)n * (size_t)dims[0] * sizeof *H);
+  for (int l = 0; l < nd - 1; l++) {
+    int ni = dims[l], no = dims[l + 1];
+    int last = l == nd - 2;
+    struct eng_layer *L = &b->layers[l];
+    L->n_in = ni;
+    L->n_out = no;
+    L->act = last ? ENG_ACT_SOFTMAX : ENG_ACT_SIGMOID;
+    L->W = xcalloc((size_t)no * (size_t)ni, sizeof *L->W);
+    L->b = xcalloc((size_t)no, sizeof *L->b);
+    for (size_t j = 0; j < (size_t)no * ni; j++)
+      L->W[j] = rng_normal(&r) / sqrt((double)ni);
+    double *Z = xcalloc((size_t)n * (size_t)no, sizeof *Z);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, no, ni, 1.0, H, ni, L->W, ni,
+                0.0, Z, no);
+    for (int j = 0; j < no; j++) {
+      double s = 0, s2 = 0;
+      for (int i = 0; i < n; i++) {
+        s += Z[(size_t)i * no + j];
+        s2 += Z[(size_t)i * no + j] * Z[(size_t)i * no + j];
+      }
+      double mu = s / n, sd = sqrt(fmax(s2 / n - mu * mu, 0.0));
+      double target = last ? 2.0 : 0.75 + 1.5 * rng_unif(&r);
+      double scale = sd > 1e-12 ? target / sd : 1.0;
+      for (int p = 0; p < ni; p++)
+        L->W[(size_t)j * ni + p] *= scale;
+      L->b[j] = -mu * scale + 0.3 * rng_normal(&r);
+      for (int i = 0; i < n; i++)
+        Z[(size_t)i * no + j] = Z[(size_t)i * no + j] * scale + L->b[j];
+    }
+    free(H);
+    H = Z;
+    if (!last)
+      for (size_t j = 0; j < (size_t)n * no; j++)
+        H[j] = sigmoid(H[j]);
+  }
+  free(H);
+  b->net.n_layers = b->n_layers;
+  b->net.layers = b->layers;
+}
+
+static void free_net(struct bnet *b)
+{
+  for (int l = 0; l < b->n_layers; l++) {
+    free(b->layers[l].W);
+    free(b->layers[l].b);
+  }
+}
+
+/* ---- the GEMM floor ----
+ * Seconds per call of C = A B, A m x kk, B kk x n, row-major, no
+ * transposes (the engine's W T), on this BLAS: the best of three runs of
+ * at least `secs` each.  Shapes are memoised. */
+struct gemm_memo {
+  int m, n, kk;
+  double t;
+};
+static struct gemm_memo g_memo[64];
+static int g_n_memo;
+
+static double gemm_time(int m, int n, int kk, double secs)
+{
+  for (int i = 0; i < g_n_memo; i++)
+    if (g_memo[i].m == m && g_memo[i].n == n && g_memo[i].kk == kk)
+      return g_memo[i].t;
+  double *A = xcalloc((size_t)m * kk, sizeof *A), *B = xcalloc((size_t)kk * n, sizeof *B);
+  double *C = xcalloc((size_t)m * n, sizeof *C);
+  struct rng r = {42};
+  for (size_t i = 0; i < (size_t)m * kk; i++)
+    A[i] = rng_unif(&r) - 0.5;
+  for (size_t i = 0; i < (size_t)kk * n; i++)
+    B[i] = rng_unif(&r) - 0.5;
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, kk, 1.0, A, kk, B, n, 0.0, C,
+              n);
+  double best = INFINITY;
+  for (int run = 0; run < 3; run++) {
+    int reps = 0;
+    double t0 = wall_now(), t1;
+    do {
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, kk, 1.0, A, kk, B, n, 0.0,
+                  C, n);
+      reps++;
+      t1 = wall_now();
+    } while (t1 - t0 < secs || reps < 3);
+    if ((t1 - t0) / reps < best)
+      best = (t1 - t0) / reps;
+  }
+  free(A);
+  free(B);
+  free(C);
+  if (g_n_memo < 64)
+    g_memo[g_n_memo++] = (struct gemm_memo){m, n, kk, best};
+  return best;
+}
+
+/* The per-(feature, alpha) GEMMs of the forward-mode scheme with a tangent
+ * block of c columns: Tz = W_l T for every layer after the first (the first
+ * layer's block W1 L_i does not depend on alpha).  Fills flops and the
+ * measured time of those GEMMs. */
+static void gemm_floor(const struct bnet *b, int c, double secs, double *flops, double *secs_out)
+{
+  *flops = 0;
+  *secs_out = 0;
+  for (int l = 1; l < b->n_layers; l++) {
+    int ni = b->dims[l], no = b->dims[l + 1];
+    *flops += 2.0 * no * ni * c;
+    *secs_out += gemm_time(no, c, ni, secs);
+  }
+}
+
+/* ---- fixture check (no regression in the shared fixture's accuracy) ---- */
+static int name_index(const json_t *arr, const char *key, const char *name)
+{
+  for (size_t i = 0; i < json_array_size(arr); i++) {
+    const json_t *e = json_array_get(arr, i);
+    const json_t *s = key ? json_object_get(e, key) : e;
+    if (json_is_string(s) && strcmp(json_string_value(s), name) == 0)
+      return (int)i;
+  }
+  return -1;
+}
+
+static double *json_doubles(const json_t *a, size_t want, size_t *got)
+{
+  size_t n = json_array_size(a);
+  double *v = xcalloc(n, sizeof *v);
+  for (size_t i = 0; i < n; i++)
+    v[i] = json_number_value(json_array_get(a, i));
+  if (got)
+    *got = n;
+  (void)want;
+  return v;
+}
+
+/* Max abs error of taylor and montecarlo against the fixture's reference.
+ * Returns 0, or -1 when the fixture cannot be read or the engine fails. */
+static int fixture_check(const char *path, double *err_taylor, double *err_mc)
+{
+  json_error_t je;
+  json_t *root = json_load_file(path, 0, &je);
+  if (root == NULL) {
+    fprintf(stderr, "bench_engine: %s: %s\n", path, je.text);
+    return -1;
+  }
+  int rc = -1;
+  const json_t *feats = json_object_get(root, "features");
+  const json_t *outs = json_object_get(root, "outputs");
+  const json_t *layers = json_object_get(json_object_get(root, "network"), "layers");
+  const json_t *data = json_object_get(root, "data");
+  int k = (int)json_array_size(feats), nl = (int)json_array_size(layers);
+  struct eng_layer L[MAX_LAYERS];
+  memset(L, 0, sizeof L);
+  struct eng_net net = {nl, L};
+  struct eng_model *m = NULL;
+  double *mean = NULL, *cov = NULL, *samples = NULL;
+  if (nl < 1 || nl > MAX_LAYERS)
+    goto out;
+  for (int l = 0; l < nl; l++) {
+    const json_t *jl = json_array_get(layers, (size_t)l);
+    const json_t *w = json_object_get(jl, "weights");
+    L[l].n_out = (int)json_array_size(w);
+    L[l].n_in = (int)json_array_size(json_array_get(w, 0));
+    L[l].W = xcalloc((size_t)L[l].n_out * L[l].n_in, sizeof(double));
+    for (int j = 0; j < L[l].n_out; j++)
+      for (int p = 0; p < L[l].n_in; p++)
+        L[l].W[(size_t)j * L[l].n_in + p] =
+            json_number_value(json_array_get(json_array_get(w, (size_t)j), (size_t)p));
+    L[l].b = json_doubles(json_object_get(jl, "bias"), (size_t)L[l].n_out, NULL);
+    if (eng_act_from_name(json_string_value(json_object_get(jl, "activation")), &L[l].act) !=
+        0)
+      goto out;
+  }
+  mean = json_doubles(json_object_get(data, "mean"), (size_t)k, NULL);
+  cov = xcalloc((size_t)k * k, sizeof *cov);
+  const json_t *jc = json_object_get(data, "covariance");
+  for (int p = 0; p < k; p++)
+    for (int q = 0; q < k; q++)
+      cov[(size_t)p * k + q] = json_number_value(json_array_get(json_array_get(jc, (size_t)p), (size_t)q));
+  const json_t *js = json_object_get(data, "samples");
+  int ns = (int)json_array_size(js);
+  samples = xcalloc((size_t)ns * k, sizeof *samples);
+  for (int i = 0; i < ns; i++)
+    for (int p = 0; p < k; p++)
+      samples[(size_t)i * k + p] =
+          json_number_value(json_array_get(json_array_get(js, (size_t)i), (size_t)p));
+  struct eng_model_input in = {&net, k, mean, cov, ns, samples, 0.0};
+  char eb[256] = "";
+  if (eng_model_prepare(&in, &m, eb, sizeof eb) != 0) {
+    fprintf(stderr, "bench_engine: fixture prepare: %s\n", eb);
+    goto out;
+  }
+  int n_out = eng_model_outputs(m);
+  *err_taylor = *err_mc = 0;
+  static const char *kinds[2] = {"taylor", "montecarlo"};
+  for (int kind = 0; kind < 2; kind++) {
+    const json_t *cases = json_object_get(json_object_get(root, "reference"), kinds[kind]);
+    for (size_t c = 0; c < json_array_size(cases); c++) {
+      const json_t *jcase = json_array_get(cases, c);
+      int o = name_index(outs, NULL, json_string_value(json_object_get(jcase, "output")));
+      int f = name_index(feats, "name", json_string_value(json_object_get(jcase, "feature")));
+      size_t na;
+      double *alpha = json_doubles(json_object_get(jcase, "alpha"), 0, &na);
+      double *want = json_doubles(json_object_get(jcase, "expectation"), 0, NULL);
+      double *E = xcalloc(na * (size_t)n_out, sizeof *E);
+      int erc = o < 0 || f < 0 ? -1
+                : kind == 0    ? eng_taylor(m, f, alpha, (int)na, E, NULL)
+                               : eng_montecarlo(m, f, alpha, (int)na, E, NULL);
+      for (size_t a = 0; erc == 0 && a < na; a++) {
+        double e = fabs(E[a * (size_t)n_out + (size_t)o] - want[a]);
+        double *dst = kind == 0 ? err_taylor : err_mc;
+        if (!(e <= *dst))
+          *dst = e; /* NaN propagates as a failure */
+      }
+      free(alpha);
+      free(want);
+      free(E);
+      if (erc != 0)
+        goto out;
+    }
+  }
+  rc = 0;
+out:
+  eng_model_free(m);
+  for (int l = 0; l < nl && l < MAX_LAYERS; l++) {
+    free(L[l].W);
+    free(L[l].b);
+  }
+  free(mean);
+  free(cov);
+  free(samples);
+  json_decref(root);
+  return rc;
+}
+
+/* ---- files for the peers ---- */
+
+/* Binary dump for peer_torch.py: "ACEDBNC1", a little-endian uint32 header
+ * length, a JSON header (dims, activations, check pairs, epsilon), then
+ * float64 arrays: W and b of each layer, mean (k), covariance (k x k). */
+static int write_dump(const char *path, const struct bnet *b, const double *mean,
+                      const double *cov, const int *cf, int ncf, const double *ca, int nca,
+                      int n_alpha_time, const int *tfeat, int ntf)
+{
+  json_t *h = json_object();
+  json_t *dims = json_array(), *acts = json_array(), *jf = json_array(), *ja = json_array();
+  json_t *jt = json_array();
+  for (int l = 0; l <= b->n_layers; l++)
+    json_array_append_new(dims, json_integer(b->dims[l]));
+  for (int l = 0; l < b->n_layers; l++)
+    json_array_append_new(acts, json_string(eng_act_name(b->layers[l].act)));
+  for (int i = 0; i < ncf; i++)
+    json_array_append_new(jf, json_integer(cf[i]));
+  for (int i = 0; i < nca; i++)
+    json_array_append_new(ja, json_real(ca[i]));
+  for (int i = 0; i < ntf; i++)
+    json_array_append_new(jt, json_integer(tfeat[i]));
+  json_object_set_new(h, "dims", dims);
+  json_object_set_new(h, "activations", acts);
+  json_object_set_new(h, "check_features", jf);
+  json_object_set_new(h, "check_alphas", ja);
+  json_object_set_new(h, "time_features", jt);
+  json_object_set_new(h, "n_alpha", json_integer(n_alpha_time));
+  json_object_set_new(h, "epsilon", json_real(1e-6));
+  char *hs = json_dumps(h, JSON_COMPACT);
+  json_decref(h);
+  FILE *f = fopen(path, "wb");
+  if (f == NULL || hs == NULL) {
+    fprintf(stderr, "bench_engine: %s: %s\n", path, strerror(errno));
+    free(hs);
+    if (f)
+      fclose(f);
+    return -1;
+  }
+  uint32_t n = (uint32_t)strlen(hs);
+  unsigned char le[4] = {n & 255, (n >> 8) & 255, (n >> 16) & 255, (n >> 24) & 255};
+  int k = b->dims[0];
+  fwrite("ACEDBNC1", 1, 8, f);
+  fwrite(le, 1, 4, f);
+  fwrite(hs, 1, n, f);
+  for (int l = 0; l < b->n_layers; l++) {
+    fwrite(b->layers[l].W, sizeof(double), (size_t)b->dims[l + 1] * b->dims[l], f);
+    fwrite(b->layers[l].b, sizeof(double), (size_t)b->dims[l + 1], f);
+  }
+  fwrite(mean, sizeof(double), (size_t)k, f);
+  fwrite(cov, sizeof(double), (size_t)k * k, f);
+  free(hs);
+  return fclose(f) == 0 ? 0 : -1;
+}
+
+/* A registration body (POST /v1/models) for this network and samples.
+ * Weights at full precision; samples at 5 significant digits, which is
+ * what image data carries and keeps 4096-input bodies under the body cap. */
+static int write_body(const char *path, const char *name, const struct bnet *b, const double *X,
+                      int n)
+{
+  FILE *f = fopen(path, "w");
+  if (f == NULL) {
+    fprintf(stderr, "bench_engine: %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  int k = b->dims[0], m = b->dims[b->n_layers];
+  fprintf(f, "{\"name\":\"%s\",\"description\":\"bench_engine %d", name, b->dims[0]);
+  for (int l = 1; l <= b->n_layers; l++)
+    fprintf(f, "-%d", b->dims[l]);
+  fprintf(f, "\",\"features\":[");
+  for (int p = 0; p < k; p++)
+    fprintf(f, "%s{\"name\":\"p%d\",\"low\":0,\"high\":1}", p ? "," : "", p);
+  fprintf(f, "],\"outputs\":[");
+  for (int o = 0; o < m; o++)
+    fprintf(f, "%s\"c%d\"", o ? "," : "", o);
+  fprintf(f, "],\"network\":{\"type\":\"feedforward\",\"layers\":[");
+  for (int l = 0; l < b->n_layers; l++) {
+    const struct eng_layer *L = &b->layers[l];
+    fprintf(f, "%s{\"weights\":[", l ? "," : "");
+    for (int j = 0; j < L->n_out; j++) {
+      fprintf(f, "%s[", j ? "," : "");
+      for (int p = 0; p < L->n_in; p++)
+        fprintf(f, "%s%.17g", p ? "," : "", L->W[(size_t)j * L->n_in + p]);
+      fputc(']', f);
+    }
+    fprintf(f, "],\"bias\":[");
+    for (int j = 0; j < L->n_out; j++)
+      fprintf(f, "%s%.17g", j ? "," : "", L->b[j]);
+    fprintf(f, "],\"activation\":\"%s\"}", eng_act_name(L->act));
+  }
+  fprintf(f, "]},\"data\":{\"samples\":[");
+  for (int i = 0; i < n; i++) {
+    fprintf(f, "%s[", i ? "," : "");
+    for (int p = 0; p < k; p++) {
+      double v = X[(size_t)i * k + p];
+      if (v == 0.0)
+        fprintf(f, "%s0", p ? "," : "");
+      else
+        fprintf(f, "%s%.5g", p ? "," : "", v);
+    }
+    fputc(']', f);
+  }
+  fprintf(f, "]}}\n");
+  return fclose(f) == 0 ? 0 : -1;
+}
+
+/* ---- the benchmark ---- */
+struct timing {
+  double per_eval;     /* wall seconds per (feature, alpha), all outputs */
+  double per_eval_cpu; /* thread CPU seconds per (feature, alpha) */
+  double min_call;     /* fastest call / n_alpha */
+};
+
+/* Times eng_taylor over nf features x na alphas; E gets nf x na x n_out. */
+static int time_taylor(const struct eng_model *m, const int *feat, int nf, const double *alpha,
+                       int na, double *E, struct timing *t)
+{
+  int n_out = eng_model_outputs(m);
+  double *second = xcalloc((size_t)na * n_out, sizeof *second);
+  /* warm-up: page in the workspace and the factor */
+  if (eng_taylor(m, feat[0], alpha, na < 4 ? na : 4, E, second) != 0) {
+    free(second);
+    return -1;
+  }
+  double w = 0, c = 0, best = INFINITY;
+  for (int i = 0; i < nf; i++) {
+    double w0 = wall_now(), c0 = cpu_now();
+    if (eng_taylor(m, feat[i], alpha, na, E + (size_t)i * na * n_out, second) != 0) {
+      free(second);
+      return -1;
+    }
+    double dw = wall_now() - w0;
+    w += dw;
+    c += cpu_now() - c0;
+    if (dw < best)
+      best = dw;
+  }
+  t->per_eval = w / ((double)nf * na);
+  t->per_eval_cpu = c / ((double)nf * na);
+  t->min_call = best / na;
+  free(second);
+  return 0;
+}
+
+static double max_abs_diff(const double *a, const double *b, size_t n)
+{
+  double d = 0;
+  for (size_t i = 0; i < n; i++) {
+    double e = fabs(a[i] - b[i]);
+    if (!(e <= d))
+      d = e;
+  }
+  return d;
+}
+
+static int all_finite(const double *a, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(a[i]))
+      return 0;
+  return 1;
+}
+
+static int prepare(const struct bnet *b, const double *mean, const double *cov, const double *X,
+                   int n, double share, struct eng_model **m, double *secs, long *rss)
+{
+  struct eng_model_input in = {&b->net, b->dims[0], mean, cov, n, X, share};
+  char eb[256] = "";
+  long r0 = rss_bytes();
+  double t0 = wall_now();
+  if (eng_model_prepare(&in, m, eb, sizeof eb) != 0) {
+    fprintf(stderr, "bench_engine: eng_model_prepare(share %g): %s\n", share, eb);
+    return -1;
+  }
+  *secs = wall_now() - t0;
+  *rss = rss_bytes() - r0;
+  return 0;
+}
+
+static void parse_arch(const char *s, struct opts *o)
+{
+  o->n_dims = 0;
+  while (*s && o->n_dims <= MAX_LAYERS) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || v < 1 || v > 100000) {
+      fprintf(stderr, "bench_engine: bad --arch\n");
+      exit(2);
+    }
+    o->dims[o->n_dims++] = (int)v;
+    s = *end == ',' ? end + 1 : end;
+  }
+  if (o->n_dims < 2) {
+    fprintf(stderr, "bench_engine: --arch needs at least two sizes\n");
+    exit(2);
+  }
+}
+
+static void usage(void)
+{
+  fprintf(stderr,
+          "usage: bench_engine [--smoke] [--json FILE] [--dump FILE] [--fixture FILE]\n"
+          "                    [--arch 784,512,256,128,64,10] [--samples N] [--features N]\n"
+          "                    [--alphas N] [--seed N] [--info]\n"
+          "       bench_engine --body FILE [--name NAME] [--arch ...] [--samples N]\n");
+  exit(2);
+}
+
+static const char *argval(int argc, char **argv, int *i)
+{
+  if (*i + 1 >= argc)
+    usage();
+  return argv[++*i];
+}
+
+int main(int argc, char **argv)
+{
+  struct opts o;
+  memset(&o, 0, sizeof o);
+  static const int mnist[] = {784, 512, 256, 128, 64, 10};
+  memcpy(o.dims, mnist, sizeof mnist);
+  o.n_dims = 6;
+  o.n_samples = 3000;
+  o.n_feat = 20;
+  o.n_alpha = 100;
+  o.n_feat_fd = 3;
+  o.n_alpha_fd = 20;
+  o.gemm_secs = 0.25;
+  o.seed = 20190609;
+  o.body_name = "mnist";
+  int arch_given = 0, samples_given = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--smoke") == 0)
+      o.smoke = 1;
+    else if (strcmp(a, "--json") == 0)
+      o.json_path = argval(argc, argv, &i);
+    else if (strcmp(a, "--dump") == 0)
+      o.dump_path = argval(argc, argv, &i);
+    else if (strcmp(a, "--body") == 0)
+      o.body_path = argval(argc, argv, &i), o.body_only = 1;
+    else if (strcmp(a, "--name") == 0)
+      o.body_name = argval(argc, argv, &i);
+    else if (strcmp(a, "--fixture") == 0)
+      o.fixture_path = argval(argc, argv, &i);
+    else if (strcmp(a, "--arch") == 0)
+      parse_arch(argval(argc, argv, &i), &o), arch_given = 1;
+    else if (strcmp(a, "--samples") == 0)
+      o.n_samples = atoi(argval(argc, argv, &i)), samples_given = 1;
+    else if (strcmp(a, "--features") == 0)
+      o.n_feat = atoi(argval(argc, argv, &i));
+    else if (strcmp(a, "--alphas") == 0)
+      o.n_alpha = atoi(argval(argc, argv, &i));
+    else if (strcmp(a, "--seed") == 0)
+      o.seed = strtoull(argval(argc, argv, &i), NULL, 10);
+    else if (strcmp(a, "--info") == 0)
+      o.info_only = 1;
+    else
+      usage();
+  }
+  if (o.smoke) {
+    static const int tiny[] = {64, 48, 24, 10};
+    if (!arch_given) {
+      memcpy(o.dims, tiny, sizeof tiny);
+      o.n_dims = 4;
+    }
+    if (!samples_given)
+      o.n_samples = 400;
+    o.n_feat = 4;
+    o.n_alpha = 10;
+    o.n_feat_fd = 2;
+    o.n_alpha_fd = 5;
+    o.gemm_secs = 0.005;
+  }
+  if (o.n_samples < 2 || o.n_feat < 1 || o.n_alpha < 2)
+    usage();
+
+  eng_init(); /* pins BLAS to one thread: what a worker sees */
+  if (o.info_only) {
+    printf("blas_config=%s\nblas_threads=%d\ncompiler=%s\n", openblas_get_config(),
+           openblas_get_num_threads(), __VERSION__);
+    return 0;
+  }
+
+  int k = o.dims[0], n = o.n_samples;
+  double *X = xcalloc((size_t)n * k, sizeof *X);
+  gen_samples(k, n, o.seed, X);
+  struct bnet b;
+  memset(&b, 0, sizeof b);
+  gen_net(&b, o.dims, o.n_dims, X, n, o.seed);
+  if (o.body_only) {
+    int rc = write_body(o.body_path, o.body_name, &b, X, n);
+    free_net(&b);
+    free(X);
+    return rc == 0 ? 0 : 1;
+  }
+
+  int failures = 0;
+  double *mean = xcalloc((size_t)k, sizeof *mean), *cov = xcalloc((size_t)k * k, sizeof *cov);
+  double tm0 = wall_now();
+  moments(X, n, k, mean, cov);
+  double moments_secs = wall_now() - tm0;
+  int n_out = o.dims[o.n_dims - 1];
+
+  /* Timed features: evenly spaced over the non-constant pixels. */
+  int n_var = 0;
+  int *var_idx = xcalloc((size_t)k, sizeof *var_idx);
+  for (int p = 0; p < k; p++)
+    if (cov[(size_t)p * k + p] > 0)
+      var_idx[n_var++] = p;
+  if (o.n_feat > n_var)
+    o.n_feat = n_var;
+  int *feat = xcalloc((size_t)o.n_feat, sizeof *feat);
+  for (int i = 0; i < o.n_feat; i++)
+    feat[i] = var_idx[(int)((i + 0.5) * n_var / o.n_feat)];
+  double *alpha = xcalloc((size_t)o.n_alpha, sizeof *alpha);
+  eng_grid(0.0, 1.0, o.n_alpha, alpha);
+
+  /* Check pairs shared with the torch peer: three of the timed features. */
+  int cf[3] = {feat[0], feat[o.n_feat / 2], feat[o.n_feat - 1]};
+  int ncf = o.n_feat >= 3 ? 3 : 1;
+  double ca[3] = {0.1, 0.5, 0.9};
+  int nca = 3;
+
+  printf("# bench_engine: %d", k);
+  for (int l = 1; l < o.n_dims; l++)
+    printf("-%d", o.dims[l]);
+  printf(" network, %d samples, %d non-constant inputs\n", n, n_var);
+  printf("# BLAS: %s, threads %d\n", openblas_get_config(), openblas_get_num_threads());
+
+  json_t *res = json_object();
+  json_t *wl = json_object();
+  json_t *jd = json_array();
+  for (int l = 0; l < o.n_dims; l++)
+    json_array_append_new(jd, json_integer(o.dims[l]));
+  json_object_set_new(wl, "dims", jd);
+  json_object_set_new(wl, "samples", json_integer(n));
+  json_object_set_new(wl, "nonconstant_inputs", json_integer(n_var));
+  json_object_set_new(wl, "features_timed", json_integer(o.n_feat));
+  json_object_set_new(wl, "alphas_per_feature", json_integer(o.n_alpha));
+  json_object_set_new(wl, "moments_seconds", json_real(moments_secs));
+  json_object_set_new(res, "workload", wl);
+  json_object_set_new(res, "smoke", json_boolean(o.smoke));
+  json_object_set_new(res, "blas_config", json_string(openblas_get_config()));
+  json_object_set_new(res, "blas_threads", json_integer(openblas_get_num_threads()));
+  json_object_set_new(res, "compiler", json_string(__VERSION__));
+
+  /* ---- full rank ---- */
+  struct eng_model *m = NULL;
+  double prep_secs;
+  long prep_rss;
+  if (prepare(&b, mean, cov, X, n, 0.0, &m, &prep_secs, &prep_rss) != 0)
+    return 1;
+  int rank = eng_model_rank(m);
+  int n1 = o.dims[1];
+  int c_full = rank < n1 ? rank : n1;
+  size_t nE = (size_t)o.n_feat * o.n_alpha * n_out;
+  double *E_full = xcalloc(nE, sizeof *E_full);
+  struct timing tf;
+  if (time_taylor(m, feat, o.n_feat, alpha, o.n_alpha, E_full, &tf) != 0) {
+    fprintf(stderr, "bench_engine: eng_taylor failed\n");
+    return 1;
+  }
+  if (!all_finite(E_full, nE)) {
+    fprintf(stderr, "bench_engine: taylor gave non-finite values\n");
+    failures++;
+  }
+  double floor_flops, floor_secs;
+  gemm_floor(&b, c_full, o.gemm_secs, &floor_flops, &floor_secs);
+  /* the reference shape for the GFLOP/s figure: the largest per-alpha GEMM */
+  int gm = o.dims[2 < o.n_dims - 1 ? 2 : 1], gk = o.dims[1];
+  double g_t = gemm_time(gm, c_full, gk, o.gemm_secs);
+  double g_rate = 2.0 * gm * gk * c_full / g_t;
+  printf("prepare: %.3f s, rank %d, eng_model_bytes %.1f MiB, RSS +%.1f MiB\n", prep_secs,
+         rank, eng_model_bytes(m) / 1048576.0, prep_rss / 1048576.0);
+  printf("taylor: %.3f ms per (feature, alpha), all %d outputs (cpu %.3f ms, best call %.3f "
+         "ms)\n",
+         tf.per_eval * 1e3, n_out, tf.per_eval_cpu * 1e3, tf.min_call * 1e3);
+  printf("GEMM: %dx%dx%d at %.2f GFLOP/s; floor %.1f MFLOP per eval = %.3f ms; taylor/floor "
+         "%.2fx\n",
+         gm, c_full, gk, g_rate / 1e9, floor_flops / 1e6, floor_secs * 1e3,
+         tf.per_eval / floor_secs);
+
+  json_t *jf = json_object();
+  json_object_set_new(jf, "prepare_seconds", json_real(prep_secs));
+  json_object_set_new(jf, "rank", json_integer(rank));
+  json_object_set_new(jf, "tangent_columns", json_integer(c_full));
+  json_object_set_new(jf, "model_bytes", json_integer((json_int_t)eng_model_bytes(m)));
+  json_object_set_new(jf, "rss_delta_bytes", json_integer(prep_rss));
+  json_object_set_new(jf, "taylor_seconds_per_eval", json_real(tf.per_eval));
+  json_object_set_new(jf, "taylor_cpu_seconds_per_eval", json_real(tf.per_eval_cpu));
+  json_object_set_new(jf, "taylor_best_call_seconds_per_eval", json_real(tf.min_call));
+  json_object_set_new(jf, "floor_flops_per_eval", json_real(floor_flops));
+  json_object_set_new(jf, "floor_seconds_per_eval", json_real(floor_secs));
+  json_object_set_new(res, "full", jf);
+  json_t *jg = json_object();
+  json_object_set_new(jg, "shape", json_pack("[iii]", gm, c_full, gk));
+  json_object_set_new(jg, "gflops", json_real(g_rate / 1e9));
+  json_t *shapes = json_array();
+  for (int i = 0; i < g_n_memo; i++)
+    json_array_append_new(shapes, json_pack("{s:[iii],s:f,s:f}", "mnk", g_memo[i].m,
+                                            g_memo[i].n, g_memo[i].kk, "seconds", g_memo[i].t,
+                                            "gflops",
+                                            2.0 * g_memo[i].m * g_memo[i].n * g_memo[i].kk /
+                                                g_memo[i].t / 1e9));
+  json_object_set_new(jg, "shapes", shapes);
+  json_object_set_new(res, "gemm", jg);
+
+  /* Check values for the torch peer: taylor and its second-order term. */
+  json_t *jchk = json_array();
+  for (int i = 0; i < ncf; i++) {
+    double E[3 * 64], S2[3 * 64];
+    if (n_out > 64 || eng_taylor(m, cf[i], ca, nca, E, S2) != 0) {
+      failures++;
+      break;
+    }
+    double Efd[3 * 64];
+    int fd_ok = eng_finite_difference(m, cf[i], ca, nca, 1e-6, Efd) == 0;
+    for (int a = 0; a < nca; a++) {
+      json_t *e = json_array(), *s = json_array(), *fd = json_array();
+      for (int q = 0; q < n_out; q++) {
+        json_array_append_new(e, jreal(E[a * n_out + q]));
+        json_array_append_new(s, jreal(S2[a * n_out + q]));
+        json_array_append_new(fd, fd_ok ? jreal(Efd[a * n_out + q]) : json_null());
+      }
+      json_array_append_new(jchk, json_pack("{s:i,s:f,s:o,s:o,s:o}", "feature", cf[i],
+                                            "alpha", ca[a], "taylor", e, "second", s,
+                                            "finite_difference_1e-6", fd));
+    }
+  }
+  json_object_set_new(res, "check", jchk);
+
+  /* ---- low-rank mode ---- */
+  json_t *jlr = json_array();
+  double *E_lr = xcalloc(nE, sizeof *E_lr);
+  double max_second = 0;
+  {
+    /* the size of the second-order term, to put the low-rank error in scale */
+    double *S2 = xcalloc((size_t)o.n_alpha * n_out, sizeof *S2);
+    double *Et = xcalloc((size_t)o.n_alpha * n_out, sizeof *Et);
+    for (int i = 0; i < o.n_feat; i++)
+      if (eng_taylor(m, feat[i], alpha, o.n_alpha, Et, S2) == 0)
+        for (int j = 0; j < o.n_alpha * n_out; j++)
+          if (fabs(S2[j]) > max_second)
+            max_second = fabs(S2[j]);
+    free(S2);
+    free(Et);
+  }
+  json_object_set_new(jf, "max_abs_second_order_term", json_real(max_second));
+  for (int s = 0; s < N_SHARES; s++) {
+    struct eng_model *ml = NULL;
+    double ps;
+    long pr;
+    if (prepare(&b, mean, cov, X, n, k_shares[s], &ml, &ps, &pr) != 0) {
+      failures++;
+      continue;
+    }
+    struct timing tl;
+    int r_l = eng_model_rank(ml), c_l = r_l < n1 ? r_l : n1;
+    if (time_taylor(ml, feat, o.n_feat, alpha, o.n_alpha, E_lr, &tl) != 0) {
+      failures++;
+      eng_model_free(ml);
+      continue;
+    }
+    double fl_flops, fl_secs;
+    gemm_floor(&b, c_l, o.gemm_secs, &fl_flops, &fl_secs);
+    double err = max_abs_diff(E_lr, E_full, nE);
+    if (!isfinite(err))
+      failures++;
+    printf("lowrank %.2f: rank %d, prepare %.3f s, taylor %.3f ms (%.2fx full-rank speed), max "
+           "abs err %.3g, floor %.3f ms\n",
+           k_shares[s], r_l, ps, tl.per_eval * 1e3, tf.per_eval / tl.per_eval, err,
+           fl_secs * 1e3);
+    json_array_append_new(
+        jlr, json_pack("{s:f,s:i,s:i,s:f,s:I,s:f,s:f,s:o,s:f,s:f}", "share", k_shares[s],
+                       "rank", r_l, "tangent_columns", c_l, "prepare_seconds", ps,
+                       "model_bytes", (json_int_t)eng_model_bytes(ml),
+                       "taylor_seconds_per_eval", tl.per_eval, "taylor_cpu_seconds_per_eval",
+                       tl.per_eval_cpu, "max_abs_err_vs_full", jreal(err), "floor_seconds_per_eval",
+                       fl_secs, "floor_flops_per_eval", fl_flops));
+    eng_model_free(ml);
+  }
+  json_object_set_new(res, "lowrank", jlr);
+  free(E_lr);
+
+  /* ---- finite differences (paper App. A.5) ---- */
+  {
+    int nf = o.n_feat_fd < o.n_feat ? o.n_feat_fd : o.n_feat, na = o.n_alpha_fd;
+    double *al = xcalloc((size_t)na, sizeof *al);
+    eng_grid(0.0, 1.0, na, al);
+    double *Efd = xcalloc((size_t)na * n_out, sizeof *Efd);
+    double *Et = xcalloc((size_t)na * n_out, sizeof *Et);
+    double w = 0, err6 = 0, err4 = 0;
+    int ok = 1;
+    for (int i = 0; i < nf && ok; i++) {
+      int f = feat[i * o.n_feat / nf];
+      double t0 = wall_now();
+      ok = eng_finite_difference(m, f, al, na, 1e-6, Efd) == 0;
+      w += wall_now() - t0;
+      ok = ok && eng_taylor(m, f, al, na, Et, NULL) == 0;
+      double e6 = max_abs_diff(Efd, Et, (size_t)na * n_out);
+      ok = ok && eng_finite_difference(m, f, al, na, 1e-4, Efd) == 0;
+      double e4 = max_abs_diff(Efd, Et, (size_t)na * n_out);
+      if (!(e6 <= err6))
+        err6 = e6;
+      if (!(e4 <= err4))
+        err4 = e4;
+    }
+    if (!ok) {
+      fprintf(stderr, "bench_engine: eng_finite_difference failed\n");
+      failures++;
+    } else {
+      double per = w / ((double)nf * na);
+      printf("finite_difference: %.3f ms per (feature, alpha) (taylor is %.1fx faster); max abs "
+             "diff vs taylor: eps 1e-6 %.3g, eps 1e-4 %.3g\n",
+             per * 1e3, per / tf.per_eval, err6, err4);
+      json_object_set_new(res, "finite_difference",
+                          json_pack("{s:f,s:i,s:i,s:o,s:o}", "seconds_per_eval", per,
+                                    "features", nf, "alphas", na, "max_abs_diff_eps_1e-6",
+                                    jreal(err6), "max_abs_diff_eps_1e-4", jreal(err4)));
+      if (!isfinite(err4) || err4 > 1e-3 * (1 + max_second))
+        failures++;
+    }
+    free(al);
+    free(Efd);
+    free(Et);
+  }
+
+  /* ---- the shared fixture ---- */
+  if (o.fixture_path) {
+    double et = NAN, em = NAN;
+    if (fixture_check(o.fixture_path, &et, &em) != 0) {
+      fprintf(stderr, "bench_engine: fixture check failed to run\n");
+      failures++;
+    } else {
+      printf("fixture: taylor max abs err %.3g, montecarlo %.3g (bar 1e-10)\n", et, em);
+      if (!(et <= 1e-10 && em <= 1e-10))
+        failures++;
+    }
+    json_object_set_new(res, "fixture", json_pack("{s:s,s:o,s:o}", "path", o.fixture_path,
+                                                  "taylor_max_abs_err", jreal(et),
+                                                  "montecarlo_max_abs_err", jreal(em)));
+  }
+
+  if (o.dump_path) {
+    if (write_dump(o.dump_path, &b, mean, cov, cf, ncf, ca, nca, o.n_alpha, feat, o.n_feat) !=
+        0)
+      failures++;
+  }
+  json_object_set_new(res, "failures", json_integer(failures));
+  if (o.json_path && json_dump_file(res, o.json_path, JSON_INDENT(1) | JSON_REAL_PRECISION(17)) != 0) {
+    fprintf(stderr, "bench_engine: cannot write %s\n", o.json_path);
+    failures++;
+  }
+  json_decref(res);
+  eng_model_free(m);
+  free(E_full);
+  free(feat);
+  free(var_idx);
+  free(alpha);
+  free(mean);
+  free(cov);
+  free(X);
+  free_net(&b);
+  return failures ? 1 : 0;
+}
