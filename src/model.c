@@ -750,7 +750,7 @@ static enum aced_err compute_moments(struct aced_model *m, struct aced_error *er
   for (i = 0; i < k * k; i++)
     if (!isfinite(m->cov[i]))
       return aced_error_set(err, ACED_E_NOT_FINITE, "data.samples",
-                            "the covariance of features %d and %d overflows; "
+                            "covariance entry [%d][%d] overflows; "
                             "the samples are too large to be used",
                             i / k, i % k);
   return ACED_OK;
