@@ -33,75 +33,94 @@
 #define TP_BATCH 4
 #define TP_BUF_CAP (4L * 1024 * 1024)
 
-/* Apply activation `act` to one layer's block of nb alphas.
- * z, qz: n x nb (qz NULL means zero).  Tangents of alpha a, unit j, column
- * q at tz[j * ldt + a * bs + q].  Outputs x, q: n x nb; tout (NULL when not
- * wanted): n x (nb * c), block a at columns a*c.  scratch: 2n + c doubles. */
-static void layer_act(enum eng_act act, int n, int nb, int c, const double *z,
-                      const double *qz, const double *tz, size_t ldt, size_t bs,
-                      double *x, double *q, double *tout, double *scratch)
+/* Activation of one layer for one alpha.  z, qz (NULL: zero): n values;
+ * the pre-activation tangents are tz (n x c, leading dimension ldt), whose
+ * rowsum of squares is rs (n values, NULL: computed here).  Fills x, q and
+ * jd: the derivative act'(z) for element-wise activations, the softmax s
+ * for softmax (its Jacobian is diag(s) - s s^T); and e: the contraction
+ * that gives rowsum((J Tz)^2) as jd^2 e (element-wise: e = rs; softmax:
+ * e_j = sum_q (Tz_jq - s.Tz_q)^2).  scratch: 2n + c doubles. */
+static void act_one(enum eng_act act, int n, int c, const double *z,
+                    const double *qz, const double *tz, int ldt,
+                    const double *rs, double *x, double *q, double *jd,
+                    double *e, double *scratch)
 {
-  size_t ldo = (size_t)nb * c;
   if (act != ENG_ACT_SOFTMAX) {
     void (*ev)(double, double *, double *, double *) = eng_act_info(act)->eval;
-    for (int j = 0; j < n; j++)
-      for (int a = 0; a < nb; a++) {
-        double f, d1, d2, rs = 0.0;
-        const double *row = tz + j * ldt + a * bs;
-        ev(z[(size_t)j * nb + a], &f, &d1, &d2);
-        if (tout) {
-          double *o = tout + j * ldo + (size_t)a * c;
-          for (int k = 0; k < c; k++) {
-            rs += row[k] * row[k];
-            o[k] = d1 * row[k];
-          }
-        } else {
-          for (int k = 0; k < c; k++)
-            rs += row[k] * row[k];
-        }
-        x[(size_t)j * nb + a] = f;
-        q[(size_t)j * nb + a] = (qz ? d1 * qz[(size_t)j * nb + a] : 0.0) + d2 * rs;
-      }
+    for (int j = 0; j < n; j++) {
+      double f, d1, d2, r = 0.0;
+      if (rs)
+        r = rs[j];
+      else
+        for (int k = 0; k < c; k++)
+          r += tz[(size_t)j * ldt + k] * tz[(size_t)j * ldt + k];
+      ev(z[j], &f, &d1, &d2);
+      x[j] = f;
+      jd[j] = d1;
+      e[j] = r;
+      q[j] = (qz ? d1 * qz[j] : 0.0) + d2 * r;
+    }
     return;
   }
-  double *s = scratch, *acc = scratch + n, *st = scratch + 2 * n;
-  for (int a = 0; a < nb; a++) {
+  /* softmax: J v = s (v - s.v); second derivative along t:
+   * s (u^2 - s.u^2), u = t - s.t; summed over the tangents:
+   * s_j (e_j - s.e) with e_j = sum_q u_jq^2
+   *                          = rs_j - 2 (Tz st)_j + |st|^2, st = Tz^T s. */
+  double *tst = scratch, *st = scratch + n;
+  eng_softmax(z, n, jd);
+  double sq = 0.0, stst = 0.0, se = 0.0;
+  if (qz)
     for (int j = 0; j < n; j++)
-      s[j] = z[(size_t)j * nb + a];
-    eng_softmax(s, n, s);
-    double sq = 0.0;
-    if (qz)
-      for (int j = 0; j < n; j++)
-        sq += s[j] * qz[(size_t)j * nb + a];
+      sq += jd[j] * qz[j];
+  if (c > 0) {
+    cblas_dgemv(CblasRowMajor, CblasTrans, n, c, 1.0, tz, ldt, jd, 1, 0.0, st, 1);
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, n, c, 1.0, tz, ldt, st, 1, 0.0, tst, 1);
     for (int k = 0; k < c; k++)
-      st[k] = 0.0;
-    for (int j = 0; j < n; j++) {
-      const double *row = tz + j * ldt + a * bs;
+      stst += st[k] * st[k];
+  } else {
+    for (int j = 0; j < n; j++)
+      tst[j] = 0.0;
+  }
+  for (int j = 0; j < n; j++) {
+    double r = 0.0;
+    if (rs)
+      r = rs[j];
+    else
       for (int k = 0; k < c; k++)
-        st[k] += s[j] * row[k];
-    }
-    double sacc = 0.0;
-    for (int j = 0; j < n; j++) {
-      const double *row = tz + j * ldt + a * bs;
-      double *o = tout ? tout + j * ldo + (size_t)a * c : NULL;
-      double ac = 0.0;
-      for (int k = 0; k < c; k++) {
-        double u = row[k] - st[k];
-        ac += u * u;
-        if (o)
-          o[k] = s[j] * u;
-      }
-      acc[j] = ac;
-      sacc += s[j] * ac;
-    }
-    for (int j = 0; j < n; j++) {
-      x[(size_t)j * nb + a] = s[j];
-      q[(size_t)j * nb + a] =
-          s[j] * ((qz ? qz[(size_t)j * nb + a] : 0.0) - sq) + s[j] * (acc[j] - sacc);
-    }
+        r += tz[(size_t)j * ldt + k] * tz[(size_t)j * ldt + k];
+    e[j] = r - 2.0 * tst[j] + stst;
+    if (e[j] < 0.0)
+      e[j] = 0.0;
+    se += jd[j] * e[j];
+  }
+  for (int j = 0; j < n; j++) {
+    x[j] = jd[j];
+    q[j] = jd[j] * ((qz ? qz[j] : 0.0) - sq) + jd[j] * (e[j] - se);
   }
 }
 
+/* A = W J (n x n_in), J the Jacobian of the previous layer's activation. */
+static void w_times_j(enum eng_act act, const double *W, int n, int n_in,
+                      const double *jd, double *A, double *ws)
+{
+  for (int r = 0; r < n; r++) {
+    const double *w = W + (size_t)r * n_in;
+    double *o = A + (size_t)r * n_in;
+    for (int j = 0; j < n_in; j++)
+      o[j] = w[j] * jd[j];
+  }
+  if (act == ENG_ACT_SOFTMAX) {
+    /* W (diag(s) - s s^T) = W diag(s) - (W s) s^T */
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, n, n_in, 1.0, W, n_in, jd, 1, 0.0,
+                ws, 1);
+    cblas_dger(CblasRowMajor, n, n_in, -1.0, ws, 1, jd, 1, A, n_in);
+  }
+}
+
+/* The pass never forms the post-activation tangents J Tz: the next layer
+ * multiplies by W J instead (a small matrix), so the only big products are
+ * (W2 J1) U, stacked over the batch of alphas since U is shared, and then
+ * (W J) Tz per alpha. */
 int eng_tangent_pass(const struct eng_model *m, const double *tz1, int c,
                      const double *z1, int n_alpha, double *val, double *q,
                      double *jl)
@@ -109,73 +128,89 @@ int eng_tangent_pass(const struct eng_model *m, const double *tz1, int c,
   int nl = m->net.n_layers, n1 = m->n1, no = m->n_out, mu = m->max_units;
   if (jl && n_alpha != 1)
     return -1;
+  if (n_alpha < 1)
+    return 0;
   long per = (long)mu * (c > 0 ? c : 1);
   int nb = TP_BATCH;
   if (nb > n_alpha)
     nb = n_alpha;
   while (nb > 1 && per * nb > TP_BUF_CAP)
     nb--;
-  size_t tsz = (size_t)mu * nb * (c > 0 ? c : 1);
-  size_t vsz = (size_t)mu * nb;
-  double *tb[2], *xb[2], *qb[2], *zb, *qzb, *scratch;
-  double *mem = malloc((2 * tsz + 6 * vsz + 2 * (size_t)mu + c + 1) * sizeof *mem);
+  size_t tsz = (size_t)nb * per;           /* one tangent buffer */
+  size_t asz = (size_t)nb * mu * mu;       /* stacked W J */
+  size_t vsz = (size_t)nb * mu;            /* per-alpha vectors */
+  double *mem = malloc((2 * tsz + asz + 7 * vsz + 3 * (size_t)mu + c + 1) *
+                       sizeof *mem);
   if (!mem)
     return -1;
-  tb[0] = mem;
-  tb[1] = tb[0] + tsz;
-  xb[0] = tb[1] + tsz;
-  xb[1] = xb[0] + vsz;
-  qb[0] = xb[1] + vsz;
-  qb[1] = qb[0] + vsz;
-  zb = qb[1] + vsz;
-  qzb = zb + vsz;
-  scratch = qzb + vsz;
+  double *tb[2] = {mem, mem + tsz};
+  double *ab = tb[1] + tsz;
+  double *xb[2] = {ab + asz, ab + asz + vsz};
+  double *qb[2] = {xb[1] + vsz, xb[1] + 2 * vsz};
+  double *jd = qb[1] + vsz, *eb = jd + vsz, *zb = eb + vsz;
+  double *rs1 = zb + vsz, *scratch = rs1 + mu;
 
+  for (int j = 0; j < n1; j++) {
+    double r = 0.0;
+    for (int k = 0; k < c; k++)
+      r += tz1[(size_t)j * c + k] * tz1[(size_t)j * c + k];
+    rs1[j] = r;
+  }
   for (int a0 = 0; a0 < n_alpha; a0 += nb) {
     int nbb = n_alpha - a0 < nb ? n_alpha - a0 : nb;
-    size_t ldo = (size_t)nbb * c;
-    /* layer 1: shared tangent block, pre-activations given */
-    for (int j = 0; j < n1; j++)
-      for (int a = 0; a < nbb; a++)
-        zb[(size_t)j * nbb + a] = z1[(size_t)(a0 + a) * n1 + j];
-    int cur = 0;
-    int want_t = nl > 1 || jl;
+    int cur = 0, n_prev = n1;
     const struct eng_layer *ly = &m->net.layers[0];
-    layer_act(ly->act, n1, nbb, c, zb, NULL, tz1, (size_t)c, 0, xb[cur],
-              qb[cur], want_t ? tb[cur] : NULL, scratch);
+    for (int a = 0; a < nbb; a++)
+      act_one(ly->act, n1, c, z1 + (size_t)(a0 + a) * n1, NULL, tz1, c, rs1,
+              xb[0] + (size_t)a * mu, qb[0] + (size_t)a * mu,
+              jd + (size_t)a * mu, eb + (size_t)a * mu, scratch);
     for (int l = 1; l < nl; l++) {
+      const struct eng_layer *prev = ly;
       ly = &m->net.layers[l];
-      int nxt = cur ^ 1, n = ly->n_out;
-      for (int j = 0; j < n; j++)
-        for (int a = 0; a < nbb; a++)
-          zb[(size_t)j * nbb + a] = ly->b[j];
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nbb, ly->n_in,
-                  1.0, ly->W, ly->n_in, xb[cur], nbb, 1.0, zb, nbb);
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nbb, ly->n_in,
-                  1.0, ly->W, ly->n_in, qb[cur], nbb, 0.0, qzb, nbb);
-      double *tz = tb[nxt];
-      if (c > 0)
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, (int)ldo,
-                    ly->n_in, 1.0, ly->W, ly->n_in, tb[cur], (int)ldo, 0.0, tz,
-                    (int)ldo);
-      /* in place is safe: each row of tz is read before it is written */
-      want_t = l < nl - 1 || jl;
-      layer_act(ly->act, n, nbb, c, zb, qzb, tz, ldo, (size_t)c, xb[nxt],
-                qb[nxt], want_t ? tz : NULL, scratch);
+      int n = ly->n_out, nxt = cur ^ 1;
+      size_t blk = (size_t)n * c; /* one alpha's tangent block */
+      if (c > 0) {
+        if (l == 1) {
+          for (int a = 0; a < nbb; a++)
+            w_times_j(prev->act, ly->W, n, n_prev, jd + (size_t)a * mu,
+                      ab + (size_t)a * n * n_prev, scratch);
+          cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nbb * n, c,
+                      n_prev, 1.0, ab, n_prev, tz1, c, 0.0, tb[nxt], c);
+        } else {
+          for (int a = 0; a < nbb; a++) {
+            w_times_j(prev->act, ly->W, n, n_prev, jd + (size_t)a * mu, ab,
+                      scratch);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, c,
+                        n_prev, 1.0, ab, n_prev, tb[cur] + (size_t)a * n_prev * c,
+                        c, 0.0, tb[nxt] + (size_t)a * blk, c);
+          }
+        }
+      }
+      /* values and Q: Z = X W^T + b, Qz = Q W^T (nbb rows, stride mu) */
+      for (int a = 0; a < nbb; a++)
+        memcpy(zb + (size_t)a * mu, ly->b, (size_t)n * sizeof *zb);
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nbb, n, n_prev, 1.0,
+                  xb[cur], mu, ly->W, n_prev, 1.0, zb, mu);
+      double *qz = xb[cur]; /* X is no longer needed: reuse for Qz */
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nbb, n, n_prev, 1.0,
+                  qb[cur], mu, ly->W, n_prev, 0.0, qb[nxt], mu);
+      memcpy(qz, qb[nxt], (size_t)nbb * mu * sizeof *qz);
+      for (int a = 0; a < nbb; a++)
+        act_one(ly->act, n, c, zb + (size_t)a * mu, qz + (size_t)a * mu,
+                tb[nxt] + (size_t)a * blk, c, NULL, xb[nxt] + (size_t)a * mu,
+                qb[nxt] + (size_t)a * mu, jd + (size_t)a * mu,
+                eb + (size_t)a * mu, scratch);
       cur = nxt;
+      n_prev = n;
     }
-    for (int o = 0; o < no; o++)
-      for (int a = 0; a < nbb; a++) {
-        val[(size_t)(a0 + a) * no + o] = xb[cur][(size_t)o * nbb + a];
-        q[(size_t)(a0 + a) * no + o] = qb[cur][(size_t)o * nbb + a];
+    for (int a = 0; a < nbb; a++)
+      for (int o = 0; o < no; o++) {
+        val[(size_t)(a0 + a) * no + o] = xb[cur][(size_t)a * mu + o];
+        q[(size_t)(a0 + a) * no + o] = qb[cur][(size_t)a * mu + o];
       }
     if (jl)
-      for (int o = 0; o < no; o++) {
-        double s = 0.0;
-        for (int k = 0; k < c; k++)
-          s += tb[cur][(size_t)o * c + k] * tb[cur][(size_t)o * c + k];
-        jl[o] = s;
-      }
+      for (int o = 0; o < no; o++)
+        jl[o] = jd[o] * jd[o] * eb[o];
   }
   free(mem);
   return 0;
