@@ -1,0 +1,99 @@
+/*
+ * fuzz_query.c -- the query parameter parsers of include/aced/compute.h:
+ * query_params_parse() (the JSON fields of POST .../interventions,
+ * .../regressors and .../attributions) and query_params_from_strings()
+ * (the URL query of GET .../regressors/{output}/{feature}).
+ *
+ * Input, used both ways:
+ *   - as a JSON document: when it is an object, query_params_parse();
+ *   - as strings: with a NUL in it, up to four NUL-separated values
+ *     (estimator, num, max_order, epsilon; missing ones are NULL); else a
+ *     query string "estimator=...&num=...&max_order=...&epsilon=...".
+ * Whatever is accepted must be within the bounds the workers rely on.
+ */
+#include "config.h"
+
+#include <jansson.h>
+#include <math.h>
+
+#include "aced/compute.h"
+#include "aced/config.h"
+#include "aced/http.h"
+#include "aced/limits.h"
+#include "fuzz.h"
+
+static struct server srv;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+  (void)argc;
+  (void)argv;
+  config_defaults(&srv.cfg);
+  return 0;
+}
+
+static void check(enum aced_err rc, const struct query_params *q,
+                  const struct aced_error *err)
+{
+  if (rc != ACED_OK) {
+    FUZZ_ASSERT(err->code == rc);
+    FUZZ_ASSERT(fuzz_terminated(err->field, sizeof err->field));
+    FUZZ_ASSERT(fuzz_terminated(err->message, sizeof err->message));
+    return;
+  }
+  FUZZ_ASSERT(q->estimator >= EST_AUTO && q->estimator <= EST_MC);
+  FUZZ_ASSERT(estimator_name(q->estimator) != NULL);
+  FUZZ_ASSERT(q->num >= ACED_GRID_MIN && q->num <= ACED_GRID_MAX);
+  FUZZ_ASSERT(q->max_order >= 0 && q->max_order < ACED_ORDER_MAX_HARD);
+  FUZZ_ASSERT(isfinite(q->epsilon) && q->epsilon > 0 && q->epsilon <= 1);
+}
+
+static void from_strings(char *s, size_t n, int positional)
+{
+  const char *v[4] = {NULL, NULL, NULL, NULL};
+  if (positional) {
+    /* "estimator\0num\0max_order\0epsilon" */
+    char *p = s, *end = s + n;
+    for (int i = 0; i < 4 && p <= end; i++) {
+      v[i] = p;
+      p += strlen(p) + 1;
+    }
+  } else {
+    static const char *const names[4] = {"estimator", "num", "max_order", "epsilon"};
+    for (char *save = NULL, *t = strtok_r(s, "&", &save); t != NULL;
+         t = strtok_r(NULL, "&", &save)) {
+      char *eq = strchr(t, '=');
+      if (eq == NULL)
+        continue;
+      *eq = '\0';
+      for (int i = 0; i < 4; i++)
+        if (strcmp(t, names[i]) == 0)
+          v[i] = eq + 1;
+    }
+  }
+  struct query_params q;
+  struct aced_error err;
+  memset(&err, 0, sizeof err);
+  enum aced_err rc = query_params_from_strings(&srv, v[0], v[1], v[2], v[3], &q, &err);
+  /* a bad query string is always a 400 bad_parameter */
+  FUZZ_ASSERT(rc == ACED_OK || rc == ACED_E_BAD_PARAMETER);
+  check(rc, &q, &err);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  if (fuzz_json_depth(data, size) <= ACED_JSON_DEPTH_MAX) {
+    json_t *obj = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
+    if (json_is_object(obj)) {
+      struct query_params q;
+      struct aced_error err;
+      memset(&err, 0, sizeof err);
+      check(query_params_parse(&srv, obj, &q, &err), &q, &err);
+    }
+    json_decref(obj);
+  }
+  char *s = fuzz_strndup(data, size);
+  from_strings(s, size, memchr(data, '\0', size) != NULL);
+  free(s);
+  return 0;
+}
