@@ -136,6 +136,9 @@ static double rng_normal(struct rng *r)
   return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * v);
 }
 
+/* Multiplies every unit's target pre-activation spread (--spread). */
+static double g_spread = 1.0;
+
 static double sigmoid(double z)
 {
   return 1.0 / (1.0 + exp(-z));
@@ -251,7 +254,7 @@ static void gen_net(struct bnet *b, const int *dims, int nd, const double *X, in
         s2 += Z[(size_t)i * no + j] * Z[(size_t)i * no + j];
       }
       double mu = s / n, sd = sqrt(fmax(s2 / n - mu * mu, 0.0));
-      double target = last ? 2.0 : 0.75 + 1.5 * rng_unif(&r);
+      double target = g_spread * (last ? 2.0 : 0.75 + 1.5 * rng_unif(&r));
       double scale = sd > 1e-12 ? target / sd : 1.0;
       for (int p = 0; p < ni; p++)
         L->W[(size_t)j * ni + p] *= scale;
@@ -719,6 +722,8 @@ int main(int argc, char **argv)
       o.n_alpha = atoi(argval(argc, argv, &i));
     else if (strcmp(a, "--seed") == 0)
       o.seed = strtoull(argval(argc, argv, &i), NULL, 10);
+    else if (strcmp(a, "--spread") == 0)
+      g_spread = atof(argval(argc, argv, &i));
     else if (strcmp(a, "--info") == 0)
       o.info_only = 1;
     else

@@ -448,9 +448,8 @@ static enum aced_err phase1_run(const struct loaded *L, int feature,
     if (!has_samples) {
       phase1_free(p);
       return aced_error_set(err, ACED_E_NO_SAMPLES, "estimator",
-                            "montecarlo needs data samples; model '%s' was registered "
-                            "with mean and covariance only",
-                            L->m->name);
+                            "montecarlo needs data samples; this model was registered "
+                            "with mean and covariance only");
     }
     p->se = calloc((size_t)n * m, sizeof(double));
     if (!p->se || eng_montecarlo(L->em, feature, alpha, n, p->E, p->se) != 0)
@@ -574,8 +573,11 @@ static json_t *regressor_json(const struct loaded *L, int o, int feature,
     json_array_append_new(cov, dbl_array(r->cov + (size_t)i * nb, nb, 1));
   json_t *warn = json_array();
   for (size_t i = 0; i < json_array_size(p->warnings); i++) {
+    /* warnings name their output as "output '<name>' under" */
+    char tag[ACED_LABEL_MAX + 32];
+    snprintf(tag, sizeof tag, "output '%s' under", L->m->outputs[o]);
     const char *w = json_string_value(json_array_get(p->warnings, i));
-    if (w && strstr(w, L->m->outputs[o]) != NULL)
+    if (w && strstr(w, tag) != NULL)
       json_array_append_new(warn, json_string(w));
   }
   return json_pack(
@@ -747,8 +749,8 @@ static enum aced_err need_output(const struct loaded *L, const json_t *v, const 
                           "'%s' must be an output name or index", field);
   *o = model_output_index(L->m, v);
   if (*o < 0)
-    return aced_error_set(err, ACED_E_UNKNOWN_OUTPUT, field, "model '%s' has no output %s%s%s",
-                          L->m->name, json_is_string(v) ? "'" : "",
+    return aced_error_set(err, ACED_E_UNKNOWN_OUTPUT, field, "the model has no output %s%s%s",
+                          json_is_string(v) ? "'" : "",
                           json_is_string(v) ? json_string_value(v) : "with that index",
                           json_is_string(v) ? "'" : "");
   return ACED_OK;
@@ -764,8 +766,8 @@ static enum aced_err need_feature(const struct loaded *L, const json_t *v,
                           "'%s' must be a feature name or index", field);
   *f = model_feature_index(L->m, v);
   if (*f < 0)
-    return aced_error_set(err, ACED_E_UNKNOWN_FEATURE, field, "model '%s' has no feature %s%s%s",
-                          L->m->name, json_is_string(v) ? "'" : "",
+    return aced_error_set(err, ACED_E_UNKNOWN_FEATURE, field, "the model has no feature %s%s%s",
+                          json_is_string(v) ? "'" : "",
                           json_is_string(v) ? json_string_value(v) : "with that index",
                           json_is_string(v) ? "'" : "");
   return ACED_OK;
@@ -829,6 +831,8 @@ struct work {
   enum job_kind kind;
   json_t *params;
   struct loaded *L;
+  char name[ACED_NAME_MAX + 1]; /* the model as asked for */
+  int version;
   struct query_params q;
   int output;            /* JOB_REGRESSOR, JOB_ATTRIBUTIONS */
   int feature;           /* JOB_REGRESSOR */
@@ -904,16 +908,20 @@ static int collect_version(void *cls, const struct store_model_row *r)
   return 0;
 }
 
-/* Metadata of the loaded model plus the name's versions from the store. */
-static json_t *metadata_of(struct server *srv, const struct loaded *L)
+/* Metadata of the loaded model under the name and version asked for (a
+ * loaded model is shared by every name registered with the same content),
+ * plus the name's versions from the store. */
+static json_t *metadata_of(struct server *srv, const struct loaded *L, const char *name,
+                           int version)
 {
   json_t *md = model_metadata_json(L->m);
   if (md == NULL)
     return NULL;
-  json_object_set_new(md, "version", json_integer(L->m->version));
+  json_object_set_new(md, "name", json_string(name));
+  json_object_set_new(md, "version", json_integer(version));
   json_t *versions = json_array();
   struct aced_error err;
-  srv->store->ops->model_versions(srv->store, L->m->name, collect_version, versions, &err);
+  srv->store->ops->model_versions(srv->store, name, collect_version, versions, &err);
   json_object_set_new(md, "versions", versions);
   json_t *prep = json_pack("{s:i,s:I}", "factor_rank", eng_model_rank(L->em), "memory_bytes",
                            (json_int_t)eng_model_bytes(L->em));
@@ -1048,6 +1056,35 @@ static enum aced_err attributions_resolve(struct server *srv, const struct loade
   return index_list(L, json_object_get(b, "features"), "features", 0, feats, nf, err);
 }
 
+enum aced_err compute_check_regressors_body(struct server *srv, const json_t *body,
+                                            struct aced_error *err)
+{
+  static const char *const allowed[] = {"outputs", "features", "estimator", "num",
+                                        "max_order", "epsilon", NULL};
+  struct query_params q;
+  if (check_fields(body, allowed, err) != ACED_OK ||
+      query_params_parse(srv, body, &q, err) != ACED_OK)
+    return err->code;
+  static const char *const lists[] = {"outputs", "features"};
+  for (int l = 0; l < 2; l++) {
+    json_t *v = json_object_get(body, lists[l]);
+    if (v == NULL)
+      continue;
+    if (!json_is_array(v) || json_array_size(v) == 0)
+      return aced_error_set(err, ACED_E_BAD_TYPE, lists[l], "'%s' must be a non-empty array",
+                            lists[l]);
+    for (size_t i = 0; i < json_array_size(v); i++) {
+      json_t *x = json_array_get(v, i);
+      if (!json_is_string(x) && !(json_is_integer(x) && json_integer_value(x) >= 0)) {
+        char path[48];
+        snprintf(path, sizeof path, "%s[%zu]", lists[l], i);
+        return aced_error_set(err, ACED_E_BAD_TYPE, path, "must be a name or an index");
+      }
+    }
+  }
+  return ACED_OK;
+}
+
 struct work *work_plan(struct server *srv, struct job *job, const struct job_request *req,
                        int *n_tasks, long *units_total, struct aced_error *err)
 {
@@ -1071,10 +1108,12 @@ struct work *work_plan(struct server *srv, struct job *job, const struct job_req
   w->L = loaded_acquire(srv, req->model, req->version, req->digest, err);
   if (w->L == NULL)
     goto fail;
+  snprintf(w->name, sizeof w->name, "%s", req->model);
+  w->version = req->version ? req->version : w->L->m->version;
 
   switch (req->kind) {
   case JOB_METADATA:
-    w->result = metadata_of(srv, w->L);
+    w->result = metadata_of(srv, w->L, req->model, w->version);
     if (w->result == NULL)
       aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
     goto single;
@@ -1089,12 +1128,12 @@ struct work *work_plan(struct server *srv, struct job *job, const struct job_req
     w->feature = model_feature_lookup(w->L->m, json_string_value(json_object_get(p, "feature")));
     if (w->output < 0) {
       aced_error_set(err, ACED_E_UNKNOWN_OUTPUT, "output", "model '%s' has no output '%s'",
-                     req->model, json_string_value(json_object_get(p, "output")));
+                     w->name, json_string_value(json_object_get(p, "output")));
       goto fail;
     }
     if (w->feature < 0) {
       aced_error_set(err, ACED_E_UNKNOWN_FEATURE, "feature", "model '%s' has no feature '%s'",
-                     req->model, json_string_value(json_object_get(p, "feature")));
+                     w->name, json_string_value(json_object_get(p, "feature")));
       goto fail;
     }
     json_t *hit = cache_lookup(srv, w->L, w->output, w->feature, &w->q);
@@ -1211,8 +1250,8 @@ json_t *work_finish(struct work *w, struct aced_error *err)
       json_array_append_new(outs, json_string(w->L->m->outputs[w->outs[k]]));
     for (int k = 0; k < w->n_feats; k++)
       json_array_append_new(feats, json_string(w->L->m->features[w->feats[k]].name));
-    return json_pack("{s:s,s:i,s:o,s:o,s:s,s:i,s:i,s:i}", "model", w->L->m->name, "version",
-                     w->L->m->version, "outputs", outs, "features", feats, "estimator",
+    return json_pack("{s:s,s:i,s:o,s:o,s:s,s:i,s:i,s:i}", "model", w->name, "version",
+                     w->version, "outputs", outs, "features", feats, "estimator",
                      estimator_name(w->q.estimator), "regressors", w->n_outs * w->n_feats,
                      "computed", w->computed, "cached", w->cached);
   }
@@ -1228,12 +1267,12 @@ json_t *work_finish(struct work *w, struct aced_error *err)
 /* ------------------------------------------------------------------ */
 /* HTTP fast paths                                                     */
 
-json_t *fast_metadata(struct server *srv, const char *digest)
+json_t *fast_metadata(struct server *srv, const char *digest, const char *name, int version)
 {
   struct loaded *L = loaded_peek(digest);
   if (L == NULL)
     return NULL;
-  json_t *md = metadata_of(srv, L);
+  json_t *md = metadata_of(srv, L, name, version);
   loaded_release(L);
   return md;
 }
@@ -1249,11 +1288,11 @@ json_t *fast_regressor(struct server *srv, const char *digest, const char *outpu
   json_t *reply = NULL;
   int o = model_output_lookup(L->m, output), f = model_feature_lookup(L->m, feature);
   if (o < 0)
-    aced_error_set(err, ACED_E_UNKNOWN_OUTPUT, "output", "model '%s' has no output '%s'",
-                   L->m->name, output);
+    aced_error_set(err, ACED_E_UNKNOWN_OUTPUT, "output", "the model has no output '%s'",
+                   output);
   else if (f < 0)
-    aced_error_set(err, ACED_E_UNKNOWN_FEATURE, "feature", "model '%s' has no feature '%s'",
-                   L->m->name, feature);
+    aced_error_set(err, ACED_E_UNKNOWN_FEATURE, "feature", "the model has no feature '%s'",
+                   feature);
   else {
     json_t *hit = cache_lookup(srv, L, o, f, q);
     if (hit) {

@@ -61,7 +61,7 @@ static const struct key keys[] = {
       "longest a synchronous query waits before answering 202 with its job"),
     L(job_timeout, 1, 86400, "3600", "seconds a job may run before it is failed"),
     L(max_order, 0, ACED_ORDER_MAX_HARD - 1, STR(ACED_ORDER_MAX_DEFAULT),
-      "highest regressor polynomial order tried"),
+      "default highest regressor polynomial order tried (requests may set max_order up to 39)"),
     S(token_file, "", "bearer token file; empty: no auth, loopback only"),
     S(trusted_proxies, "",
       "comma-separated proxy addresses whose X-Forwarded-For is logged"),

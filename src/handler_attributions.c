@@ -47,6 +47,7 @@ MHD_RESULT handler_attributions_post(struct request *rq)
   req.kind = JOB_ATTRIBUTIONS;
   snprintf(req.model, sizeof req.model, "%s", row.name);
   snprintf(req.digest, sizeof req.digest, "%s", row.digest);
+  req.version = row.version;
   req.params = rq->body;
   store_model_row_clear(&row);
   return handler_run_job(rq, &req, 0);

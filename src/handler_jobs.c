@@ -4,6 +4,9 @@
  */
 #include "config.h"
 
+#include <string.h>
+
+#include "aced/auth.h"
 #include "aced/handlers.h"
 
 MHD_RESULT handler_job_get(struct request *rq)
@@ -22,6 +25,14 @@ MHD_RESULT handler_job_delete(struct request *rq)
   struct job *j = jobs_find(rq->srv->jobs, rq->arg[0]);
   if (j == NULL)
     return reply_error(rq, ACED_E_JOB_NOT_FOUND, "id", "no job '%.64s'", rq->arg[0]);
+  /* A read token may cancel the jobs it submitted; other people's jobs
+   * (registrations included) need the write scope. */
+  if (!(rq->scopes & AUTH_WRITE) && strcmp(job_who(j), rq->who) != 0) {
+    job_unref(j);
+    return reply_error(rq, ACED_E_FORBIDDEN, "id",
+                       "job %.64s was submitted by another token; cancelling it needs the "
+                       "'write' scope", rq->arg[0]);
+  }
   int rc = jobs_cancel(rq->srv->jobs, j);
   json_t *body = job_to_json(j, 0);
   job_unref(j);

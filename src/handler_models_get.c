@@ -43,7 +43,7 @@ MHD_RESULT handler_model_get(struct request *rq)
     return ret;
   /* Metadata comes from the parsed model; when it is not loaded yet, a
    * worker loads it (parsing a large model is not HTTP-thread work). */
-  json_t *md = fast_metadata(rq->srv, row.digest);
+  json_t *md = fast_metadata(rq->srv, row.digest, row.name, row.version);
   if (md != NULL) {
     store_model_row_clear(&row);
     return reply_json(rq, 200, md);
@@ -53,6 +53,7 @@ MHD_RESULT handler_model_get(struct request *rq)
   req.kind = JOB_METADATA;
   snprintf(req.model, sizeof req.model, "%s", row.name);
   snprintf(req.digest, sizeof req.digest, "%s", row.digest);
+  req.version = row.version;
   snprintf(req.dedupe, sizeof req.dedupe, "meta|%s", row.digest);
   store_model_row_clear(&row);
   return handler_run_job(rq, &req, 0);

@@ -44,6 +44,7 @@ MHD_RESULT handler_regressor_get(struct request *rq)
   req.kind = JOB_REGRESSOR;
   snprintf(req.model, sizeof req.model, "%s", row.name);
   snprintf(req.digest, sizeof req.digest, "%s", row.digest);
+  req.version = row.version;
   req.params = json_pack("{s:s,s:s,s:s,s:i,s:i,s:f}", "output", output, "feature", feature,
                          "estimator", estimator_name(q.estimator), "num", q.num, "max_order",
                          q.max_order, "epsilon", q.epsilon);

@@ -7,11 +7,15 @@
 
 #include <string.h>
 
+#include "aced/compute.h"
 #include "aced/handlers.h"
 
 MHD_RESULT handler_regressors_post(struct request *rq)
 {
   MHD_RESULT ret;
+  struct aced_error err;
+  if (compute_check_regressors_body(rq->srv, rq->body, &err) != ACED_OK)
+    return reply_aced_error(rq, &err);
   struct store_model_row row;
   if (handler_model_row(rq, rq->arg[0], &row, &ret) != 0)
     return ret;
@@ -20,6 +24,7 @@ MHD_RESULT handler_regressors_post(struct request *rq)
   req.kind = JOB_REGRESSORS;
   snprintf(req.model, sizeof req.model, "%s", row.name);
   snprintf(req.digest, sizeof req.digest, "%s", row.digest);
+  req.version = row.version;
   req.params = rq->body;
   store_model_row_clear(&row);
   return handler_run_job(rq, &req, 1);

@@ -101,6 +101,9 @@ static MHD_RESULT queue_reply(struct request *rq, unsigned status,
     MHD_add_response_header(r, extra_name, extra_value);
   rq->priv->status = status;
   rq->priv->phase = PH_DONE;
+  /* Counted when queued, so that a client's next request already sees
+   * this one in /metrics; latency is to the moment the reply is ready. */
+  metrics_request(rq->route_index, status, (http_now_us() - rq->start_us) / 1e6);
   MHD_RESULT ret = MHD_queue_response(rq->conn, status, r);
   MHD_destroy_response(r);
   return ret;
@@ -125,9 +128,14 @@ static MHD_RESULT reply_json_h(struct request *rq, unsigned status, json_t *j,
 MHD_RESULT reply_json(struct request *rq, unsigned status, json_t *j)
 {
   const char *hn = NULL, *hv = NULL;
+  char loc[128];
   if (status == 503) {
     hn = "Retry-After";
     hv = "1";
+  } else if (status == 202 && json_is_string(json_object_get(j, "location"))) {
+    snprintf(loc, sizeof loc, "%s", json_string_value(json_object_get(j, "location")));
+    hn = "Location";
+    hv = loc;
   }
   return reply_json_h(rq, status, j, hn, hv);
 }
@@ -446,6 +454,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn,
         }
       }
       pthread_rwlock_unlock(&auth_lock);
+      rq->scopes = scopes;
       if ((scopes & rq->route->scope) == 0)
         return reply_error(rq, ACED_E_FORBIDDEN, "Authorization",
                            "token '%s' lacks the '%s' scope", rq->who,
@@ -550,9 +559,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     return;
   double secs = (http_now_us() - rq->start_us) / 1e6;
   unsigned status = rq->priv->status;
-  if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && status == 0)
+  if (status == 0) {
     status = 499; /* client went away or timed out before a reply */
-  metrics_request(rq->route_index, status, secs);
+    metrics_request(rq->route_index, status, secs);
+  }
   if (log_enabled(LOG_L_INFO))
     log_info("http", "%s %s %s %u %.1fms who=%s", rq->client, rq->priv->method,
              rq->priv->url, status, secs * 1e3, rq->who);

@@ -199,6 +199,8 @@ const char *job_state_name(enum job_state s)
 
 const char *job_id(const struct job *j) { return j->id; }
 
+const char *job_who(const struct job *j) { return j->req.who; }
+
 void job_ref(struct job *j)
 {
   pthread_mutex_lock(&j->js->lock);
@@ -265,10 +267,18 @@ json_t *job_to_json(struct job *j, int with_result)
       "total", (json_int_t)j->units_total, "elapsed_ms", (end - begin) / 1e3,
       "queued_ms", ((j->started_us ? j->started_us : end) - j->created_us) / 1e3,
       "created_at", created);
-  if (o && j->state == JOB_FAILED)
-    json_object_set_new(o, "error", error_json(&j->err));
-  if (o && with_result && j->state == JOB_DONE && j->result)
-    json_object_set(o, "result", j->result);
+  if (o && j->state == JOB_FAILED) {
+    json_t *e = error_json(&j->err); /* {"error": {...}}: keep the inner object */
+    json_object_set(o, "error", json_object_get(e, "error"));
+    json_decref(e);
+  }
+  if (o && with_result && j->state == JOB_DONE && j->result) {
+    json_t *res = json_deep_copy(j->result);
+    json_t *meta = json_object_get(res, "meta");
+    if (json_is_object(meta))
+      json_object_set_new(meta, "elapsed_ms", json_real((end - j->created_us) / 1e3));
+    json_object_set_new(o, "result", res);
+  }
   pthread_mutex_unlock(&js->lock);
   return o;
 }

@@ -240,13 +240,19 @@ int main(int argc, char **argv)
       struct aced_config fresh;
       struct options o2 = {0};
       config_defaults(&fresh);
-      if (parse_args(argc, argv, &fresh, &o2) == 0 &&
-          log_level_parse(fresh.log_level, &lvl) == 0)
+      if (parse_args(argc, argv, &fresh, &o2) != 0) {
+        /* A broken file must not change anything, least of all auth. */
+        log_error("main", "reload: configuration invalid; keeping the running one");
+        notify_ready();
+        continue;
+      }
+      if (log_level_parse(fresh.log_level, &lvl) == 0)
         log_set_level(lvl);
       struct auth *a = NULL;
       if (load_tokens(&fresh, &a) == 0) {
-        if (a == NULL && !config_is_loopback(srv.cfg.listen_address))
-          log_error("auth", "reload: token file gone; keeping the old tokens");
+        if (a == NULL && srv.cfg.token_file[0] != '\0')
+          log_error("auth", "reload: token_file removed from the configuration; keeping "
+                            "the old tokens (restart to turn authentication off)");
         else {
           http_set_auth(a);
           log_info("main", "reloaded: %zu tokens, log level %s", auth_count(a), fresh.log_level);

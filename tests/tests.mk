@@ -9,6 +9,7 @@ PY_LOG_DRIVER = $(LOG_DRIVER)
 PY_LOG_COMPILER = $(PYTHON3) -B
 
 E2E_TESTS = \
+	tests/e2e/test_openapi.py \
 	tests/e2e/test_config.py \
 	tests/e2e/test_registry.py \
 	tests/e2e/test_errors.py \

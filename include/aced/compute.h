@@ -52,6 +52,11 @@ enum aced_err query_params_from_strings(struct server *srv, const char *estimato
                                         struct query_params *q,
                                         struct aced_error *err);
 
+/* Checks of a POST .../regressors body that need no model (fields,
+ * types, parameters), so that a bad body is a 400 rather than a failed job. */
+enum aced_err compute_check_regressors_body(struct server *srv, const json_t *body,
+                                            struct aced_error *err);
+
 /* The HTTP fast path: answer GET regressor / POST attributions from the
  * cache without a worker when the model is already loaded and every
  * regressor needed is cached.  Returns a reply body, or NULL when the
@@ -62,8 +67,9 @@ json_t *fast_regressor(struct server *srv, const char *digest,
                        const struct query_params *q, struct aced_error *err);
 json_t *fast_attributions(struct server *srv, const char *digest,
                           const json_t *body, struct aced_error *err);
-/* Metadata of a loaded model, or NULL if not loaded. */
-json_t *fast_metadata(struct server *srv, const char *digest);
+/* Metadata of a loaded model under `name` and `version`, or NULL if the
+ * content is not loaded. */
+json_t *fast_metadata(struct server *srv, const char *digest, const char *name, int version);
 
 /* Decode the parts of a cached regressor that attributions use (order,
  * coefficients, domain); 0 or -1 when any of it is missing or malformed. */

@@ -71,6 +71,7 @@ struct request {
   const char *arg[REQUEST_MAX_ARGS]; /* path arguments, in pattern order */
   json_t *body;                      /* parsed body (routes with takes_body) */
   char who[64];                      /* token label, "-" without auth */
+  int scopes;                        /* AUTH_READ | AUTH_WRITE granted */
   char client[80];                   /* peer address (or X-Forwarded-For) */
   int64_t start_us;
   void *hstate;                      /* handler-private state across resumes */

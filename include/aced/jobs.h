@@ -84,12 +84,15 @@ void jobs_cancel_model(struct jobs *js, const char *model);
 enum job_state job_state(struct job *j);
 const char *job_state_name(enum job_state s);
 const char *job_id(const struct job *j);
+/* Label of the token that submitted the job ("-" without auth). */
+const char *job_who(const struct job *j);
 /* Result of a done job (borrowed, valid while the reference is held). */
 json_t *job_result(struct job *j);
 /* Error of a failed job. */
 void job_error(struct job *j, struct aced_error *err);
 /* {"id", "kind", "model", "state", "progress": {"done", "total"},
- *  "elapsed_ms", "created_at", "error"?, "result"? (with_result)} */
+ *  "elapsed_ms", "queued_ms", "created_at", "error"?, "result"? (with_result)}
+ * "error" is the {code, message, field} object of a failed job. */
 json_t *job_to_json(struct job *j, int with_result);
 
 struct jobs_stats {

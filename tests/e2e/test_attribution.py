@@ -136,7 +136,8 @@ ok(r.status == 201, "a 120-input model registers", r)
 r = d.post("/v1/models/slow/regressors", {"outputs": ["a"], "features": ["f0", "f1", "f2"], "estimator": "taylor", "num": 50})
 ok(r.status == 202 and r.json["job"]["state"] in ("queued", "running", "done"), "POST regressors answers 202 with a job", r)
 job = r.json["job"]["id"]
-ok(r.json.get("location") == "/v1/jobs/" + job, "202 says where to poll")
+ok(r.json.get("location") == "/v1/jobs/" + job and r.headers.get("Location") == "/v1/jobs/" + job,
+   "202 says where to poll (body and Location header)", r.headers)
 jr = d.wait_job(job)
 ok(jr.json["state"] == "done" and jr.json["progress"] == {"done": 3, "total": 3}, "job completes with progress 3/3", jr)
 ok(jr.json["result"]["computed"] == 3 and jr.json["elapsed_ms"] >= 0, "job result counts computed regressors", jr)

@@ -76,15 +76,28 @@ ok(abs(t_near - t_far) < 0.5 * max(t_near, t_far) + 0.002,
 
 # SIGHUP: drop the reader token, add a new one.
 NEWTOK = "n" * 24 + "-rotated"
+OTHER = "o" * 24 + "-other-reader"
 with open(tokfile, "w") as f:
     f.write(hash_line(WRITER, "pipeline", "read,write"))
     f.write(hash_line(NEWTOK, "rotated", "read"))
+    f.write(hash_line(OTHER, "other", "read"))
 d.proc.send_signal(signal.SIGHUP)
 time.sleep(0.5)
 r = d.get("/v1/models", token=READER)
 ok(r.status == 401, "after SIGHUP the removed token is refused", r)
 r = d.get("/v1/models", token=NEWTOK)
 ok(r.status == 200, "after SIGHUP the new token works", r)
+r = d.post("/v1/models/m/regressors", {"features": ["x0"], "num": 20}, token=NEWTOK)
+ok(r.status == 202, "a read token may start a regressors job", r)
+job = r.json["job"]["id"]
+r = d.request("DELETE", "/v1/jobs/" + job, token="")
+ok(r.status == 401, "cancelling without a token: 401", r)
+r = d.delete("/v1/jobs/" + job, token=OTHER)
+ok(r.status == 403 and r.error_code() == "forbidden", "another read token cannot cancel the job: 403", r)
+r = d.delete("/v1/jobs/" + job, token=WRITER)
+ok(r.status in (200, 409), "a write token may cancel any job", r)
+r = d.get("/v1/jobs/" + job, token=NEWTOK)
+ok(r.status == 200 and r.json["id"] == job, "the job can be read", r)
 ok(d.alive(), "daemon up after reload")
 ok(d.stop() == 0, "clean shutdown")
 

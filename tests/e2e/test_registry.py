@@ -64,6 +64,11 @@ ok([f["name"] for f in md.get("features", [])] == ["x0", "x1", "x2", "x3"] and m
 ok('"weights"' not in r.raw.decode() and '"samples"' not in r.raw.decode(), "metadata carries no weights and no samples")
 ok([v["version"] for v in md.get("versions", [])] == [1, 2], "metadata lists the versions", md.get("versions"))
 
+r = d.get("/v1/models/other.model_v-2")
+ok(r.status == 200 and r.json["name"] == "other.model_v-2" and r.json["version"] == 1 and
+   [v["version"] for v in r.json["versions"]] == [1],
+   "a name sharing content with another shows its own name, version and versions", r)
+
 r = d.get("/v1/models/nope")
 ok(r.status == 404 and r.error_code() == "model_not_found" and r.error_field() == "name", "unknown model: 404 naming the field", r)
 
