@@ -20,7 +20,7 @@ struct tl_model {
 
 static inline double *tl_matrix(json_t *a, int rows, int cols)
 {
-  double *m = malloc((size_t)(rows ? rows : 1) * (cols ? cols : 1) * sizeof *m);
+  double *m = malloc((size_t)(rows > 0 ? rows : 1) * (size_t)(cols > 0 ? cols : 1) * sizeof *m);
   for (int i = 0; i < rows; i++) {
     json_t *row = json_array_get(a, (size_t)i);
     for (int j = 0; j < cols; j++)
@@ -31,7 +31,7 @@ static inline double *tl_matrix(json_t *a, int rows, int cols)
 
 static inline double *tl_vector(json_t *a, int n)
 {
-  double *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+  double *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
   for (int i = 0; i < n; i++)
     v[i] = json_number_value(json_array_get(a, (size_t)i));
   return v;
