@@ -49,6 +49,7 @@ MHD_RESULT handler_attributions_post(struct request *rq)
   snprintf(req.digest, sizeof req.digest, "%s", row.digest);
   req.version = row.version;
   req.params = rq->body;
+  handler_dedupe_key(&req, "att", rq->body);
   store_model_row_clear(&row);
   return handler_run_job(rq, &req, 0);
 }

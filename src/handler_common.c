@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nettle/sha2.h>
+
 #include "aced/handlers.h"
 #include "aced/model.h"
 
@@ -69,6 +71,22 @@ int handler_number_array(struct request *rq, const json_t *v, const char *field,
     }
   }
   return 0;
+}
+
+void handler_dedupe_key(struct job_request *req, const char *kind, const json_t *body)
+{
+  char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+  if (text == NULL)
+    return; /* no key: the request just gets a job of its own */
+  struct sha256_ctx ctx;
+  uint8_t h[SHA256_DIGEST_SIZE];
+  sha256_init(&ctx);
+  sha256_update(&ctx, strlen(text), (const uint8_t *)text);
+  sha256_digest(&ctx, sizeof h, h);
+  free(text);
+  int n = snprintf(req->dedupe, sizeof req->dedupe, "%s|%s|", kind, req->digest);
+  for (int i = 0; i < SHA256_DIGEST_SIZE && n + 2 < (int)sizeof req->dedupe; i++, n += 2)
+    sprintf(req->dedupe + n, "%02x", h[i]);
 }
 
 struct job_wait {

@@ -35,6 +35,10 @@ int handler_model_row(struct request *rq, const char *name,
  * or 201/200 for registrations), its error, or 202 if it takes longer. */
 MHD_RESULT handler_run_job(struct request *rq, struct job_request *req, int async);
 
+/* Key under which identical concurrent requests share one job: the kind,
+ * the model digest and a hash of the canonical body. */
+void handler_dedupe_key(struct job_request *req, const char *kind, const json_t *body);
+
 /* Set meta.elapsed_ms of a reply to the time since the request began. */
 void handler_set_elapsed(struct request *rq, json_t *reply);
 

@@ -53,4 +53,17 @@ d.start()
 ok(d.get("/healthz").status == 200, "flags override the config file (port)")
 ok(d.stop() == 0, "clean shutdown")
 d.cleanup()
+
+# X-Forwarded-For is logged only when the peer is a configured proxy.
+for trusted, expect in (("127.0.0.1", True), ("10.0.0.1", False)):
+    d = Daemon(args=["--trusted-proxies=" + trusted]).start()
+    d.get("/healthz", headers={"X-Forwarded-For": "203.0.113.5, 10.1.1.1"})
+    d.get("/healthz", headers={"X-Forwarded-For": "1.2.3.4<script>"})
+    d.stop()
+    log = d.read_log()
+    ok(("203.0.113.5 via 127.0.0.1" in log) == expect,
+       "X-Forwarded-For %s when the proxy list is %s" % ("logged" if expect else "ignored", trusted),
+       [l for l in log.splitlines() if "healthz" in l])
+    ok("<script>" not in log, "only address characters from X-Forwarded-For reach the log")
+    d.cleanup()
 done()

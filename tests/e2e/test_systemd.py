@@ -41,7 +41,10 @@ if units and sbin:
     unit = os.path.join(root, "aced.service")
     with open(unit, "w") as f:
         f.write(installed.replace(prefix_bin, sbin[0]))
-    r = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True)
+    # verify also checks Documentation=man:aced(8): look in the scratch root.
+    mandirs = sorted({os.path.dirname(dp) for dp, _, fs in os.walk(root) for f in fs if f == "aced.8"})
+    env = dict(os.environ, MANPATH=":".join(mandirs))
+    r = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, env=env)
     out = (r.stdout + r.stderr).decode()
     # verify also complains about unrelated units of the build host when it has no running systemd;
     # only lines about our unit count.
