@@ -449,6 +449,43 @@ static void test_diagnose(void)
   eng_model_free(m);
 }
 
+/* More factor columns than first-layer units (k = 8 > n1 + 1 = 4): taylor
+ * uses the compressed first block U (U U^T = (W1 L_i)(W1 L_i)^T); check it
+ * against the FD Hessian and against engine finite differences (which use
+ * the plain factor columns). */
+static void test_compressed(void)
+{
+  enum { K = 8 };
+  double mu[K], S[K * K];
+  make_data(K, mu, S, 0.1);
+  int sizes[] = {K, 3, 4, 3};
+  enum eng_act acts[] = {ENG_ACT_TANH, ENG_ACT_SIGMOID, ENG_ACT_SOFTMAX};
+  struct eng_net *net = make_net(3, sizes, acts, 1.2);
+  struct eng_model *m = prep(net, K, mu, S, 0, NULL, 0);
+  double worst = 0, wfd = 0, maxsec = 0;
+  for (int feat = 0; feat < K; feat++) {
+    double alpha[3] = {-0.7, 0.05, 0.8}, E[9], sec[9], F[9];
+    eng_taylor(m, feat, alpha, 3, E, sec);
+    eng_finite_difference(m, feat, alpha, 3, 1e-3, F);
+    for (int i = 0; i < 3; i++) {
+      double x[K];
+      memcpy(x, mu, sizeof x);
+      x[feat] = alpha[i];
+      for (int o = 0; o < 3; o++) {
+        double ref = t_second(net, K, x, S, feat, o, 2e-4);
+        worst = fmax(worst, fabs(sec[i * 3 + o] - ref));
+        wfd = fmax(wfd, fabs(E[i * 3 + o] - F[i * 3 + o]));
+        maxsec = fmax(maxsec, fabs(ref));
+      }
+    }
+  }
+  tap_ok(eng_model_rank(m) == K && worst < 5e-7 && wfd < 1e-7,
+         "compressed first block (k %d > n1 + 1): vs FD Hessian %.2g, vs "
+         "finite_difference %.2g (|term| up to %.2g)", K, worst, wfd, maxsec);
+  eng_model_free(m);
+  free_net(net);
+}
+
 int main(void)
 {
   eng_init();
@@ -457,6 +494,7 @@ int main(void)
   test_linear_relu();
   test_one_tanh();
   test_lowrank();
+  test_compressed();
   test_diagnose();
   return tap_done();
 }
