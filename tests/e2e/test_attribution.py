@@ -170,8 +170,18 @@ d.stop()
 
 # ---- sync wait exceeded -> 202 with the job; queue full -> 503 ----
 d2 = Daemon(args=["--workers=1", "--queue-max=1", "--sync-wait-ms=50"], workdir=d.workdir).start()
-r = d2.get("/v1/models/slow/regressors/b/f7?estimator=montecarlo&num=6000")
+import threading
+replies = []
+threads = [threading.Thread(target=lambda: replies.append(d2.get("/v1/models/slow/regressors/b/f7?estimator=montecarlo&num=6000")))
+           for _ in range(3)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+r = replies[0]
 ok(r.status == 202 and r.json["job"]["kind"] == "regressor", "a slow synchronous query answers 202 with its job", r)
+ok(all(x.status == 202 for x in replies) and len({x.json["job"]["id"] for x in replies}) == 1,
+   "three identical concurrent queries share one job", [x.raw[:120] for x in replies])
 sync_job = r.json["job"]["id"] if r.status == 202 else None
 big = [d2.post("/v1/models/slow/regressors", {"estimator": "montecarlo", "num": 4000, "features": ["f%d" % i]}) for i in range(8, 12)]
 codes = [b.status for b in big]
