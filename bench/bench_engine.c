@@ -137,7 +137,7 @@ static double rng_normal(struct rng *r)
 }
 
 /* Multiplies every unit's target pre-activation spread (--spread). */
-static double g_spread = 1.0;
+static double g_spread = 0.4;
 
 static double sigmoid(double z)
 {
@@ -284,19 +284,21 @@ static void free_net(struct bnet *b)
 /* ---- the GEMM floor ----
  * Seconds per call of C = A B, A m x kk, B kk x n, row-major, no
  * transposes (the engine's W T), on this BLAS: the best of three runs of
- * at least `secs` each.  Shapes are memoised. */
+ * at least `secs` each, in wall time and in this thread's CPU time (the
+ * machine is shared: CPU time is what an idle core would show as wall
+ * time).  Shapes are memoised. */
 struct gemm_memo {
   int m, n, kk;
-  double t;
+  double t, tc;
 };
 static struct gemm_memo g_memo[64];
 static int g_n_memo;
 
-static double gemm_time(int m, int n, int kk, double secs)
+static const struct gemm_memo *gemm_time(int m, int n, int kk, double secs)
 {
   for (int i = 0; i < g_n_memo; i++)
     if (g_memo[i].m == m && g_memo[i].n == n && g_memo[i].kk == kk)
-      return g_memo[i].t;
+      return &g_memo[i];
   double *A = xcalloc((size_t)m * kk, sizeof *A), *B = xcalloc((size_t)kk * n, sizeof *B);
   double *C = xcalloc((size_t)m * n, sizeof *C);
   struct rng r = {42};
@@ -306,39 +308,45 @@ static double gemm_time(int m, int n, int kk, double secs)
     B[i] = rng_unif(&r) - 0.5;
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, kk, 1.0, A, kk, B, n, 0.0, C,
               n);
-  double best = INFINITY;
+  double best = INFINITY, best_c = INFINITY;
   for (int run = 0; run < 3; run++) {
     int reps = 0;
-    double t0 = wall_now(), t1;
+    double t0 = wall_now(), c0 = cpu_now(), t1;
     do {
       cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, kk, 1.0, A, kk, B, n, 0.0,
                   C, n);
       reps++;
       t1 = wall_now();
     } while (t1 - t0 < secs || reps < 3);
+    double c1 = cpu_now();
     if ((t1 - t0) / reps < best)
       best = (t1 - t0) / reps;
+    if ((c1 - c0) / reps < best_c)
+      best_c = (c1 - c0) / reps;
   }
   free(A);
   free(B);
   free(C);
-  if (g_n_memo < 64)
-    g_memo[g_n_memo++] = (struct gemm_memo){m, n, kk, best};
-  return best;
+  static struct gemm_memo spare;
+  struct gemm_memo *g = g_n_memo < 64 ? &g_memo[g_n_memo++] : &spare;
+  *g = (struct gemm_memo){m, n, kk, best, best_c};
+  return g;
 }
 
 /* The per-(feature, alpha) GEMMs of the forward-mode scheme with a tangent
  * block of c columns: Tz = W_l T for every layer after the first (the first
- * layer's block W1 L_i does not depend on alpha).  Fills flops and the
- * measured time of those GEMMs. */
-static void gemm_floor(const struct bnet *b, int c, double secs, double *flops, double *secs_out)
+ * layer's block W1 L_i does not depend on alpha).  Fills their flops and
+ * measured wall and CPU time. */
+static void gemm_floor(const struct bnet *b, int c, double secs, double *flops, double *wall,
+                       double *cpu)
 {
-  *flops = 0;
-  *secs_out = 0;
+  *flops = *wall = *cpu = 0;
   for (int l = 1; l < b->n_layers; l++) {
     int ni = b->dims[l], no = b->dims[l + 1];
+    const struct gemm_memo *g = gemm_time(no, c, ni, secs);
     *flops += 2.0 * no * ni * c;
-    *secs_out += gemm_time(no, c, ni, secs);
+    *wall += g->t;
+    *cpu += g->tc;
   }
 }
 
@@ -828,6 +836,8 @@ int main(int argc, char **argv)
   size_t nE = (size_t)o.n_feat * o.n_alpha * n_out;
   double *E_full = xcalloc(nE, sizeof *E_full);
   struct timing tf;
+  if (o.smoke)
+    printf("# smoke: tiny workload, figures are not meaningful\n");
   if (time_taylor(m, feat, o.n_feat, alpha, o.n_alpha, E_full, &tf) != 0) {
     fprintf(stderr, "bench_engine: eng_taylor failed\n");
     return 1;
@@ -836,21 +846,22 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench_engine: taylor gave non-finite values\n");
     failures++;
   }
-  double floor_flops, floor_secs;
-  gemm_floor(&b, c_full, o.gemm_secs, &floor_flops, &floor_secs);
+  double floor_flops, floor_secs, floor_cpu;
+  gemm_floor(&b, c_full, o.gemm_secs, &floor_flops, &floor_secs, &floor_cpu);
   /* the reference shape for the GFLOP/s figure: the largest per-alpha GEMM */
   int gm = o.dims[2 < o.n_dims - 1 ? 2 : 1], gk = o.dims[1];
-  double g_t = gemm_time(gm, c_full, gk, o.gemm_secs);
-  double g_rate = 2.0 * gm * gk * c_full / g_t;
+  const struct gemm_memo *gref = gemm_time(gm, c_full, gk, o.gemm_secs);
+  double g_rate = 2.0 * gm * gk * c_full / gref->t;
+  double g_rate_cpu = 2.0 * gm * gk * c_full / gref->tc;
   printf("prepare: %.3f s, rank %d, eng_model_bytes %.1f MiB, RSS +%.1f MiB\n", prep_secs,
          rank, eng_model_bytes(m) / 1048576.0, prep_rss / 1048576.0);
   printf("taylor: %.3f ms per (feature, alpha), all %d outputs (cpu %.3f ms, best call %.3f "
          "ms)\n",
          tf.per_eval * 1e3, n_out, tf.per_eval_cpu * 1e3, tf.min_call * 1e3);
-  printf("GEMM: %dx%dx%d at %.2f GFLOP/s; floor %.1f MFLOP per eval = %.3f ms; taylor/floor "
-         "%.2fx\n",
-         gm, c_full, gk, g_rate / 1e9, floor_flops / 1e6, floor_secs * 1e3,
-         tf.per_eval / floor_secs);
+  printf("GEMM: %dx%dx%d at %.2f GFLOP/s (cpu %.2f); floor %.1f MFLOP per eval = %.3f ms "
+         "(cpu %.3f); taylor/floor %.2fx (cpu %.2fx)\n",
+         gm, c_full, gk, g_rate / 1e9, g_rate_cpu / 1e9, floor_flops / 1e6, floor_secs * 1e3,
+         floor_cpu * 1e3, tf.per_eval / floor_secs, tf.per_eval_cpu / floor_cpu);
 
   json_t *jf = json_object();
   json_object_set_new(jf, "prepare_seconds", json_real(prep_secs));
@@ -863,15 +874,17 @@ int main(int argc, char **argv)
   json_object_set_new(jf, "taylor_best_call_seconds_per_eval", json_real(tf.min_call));
   json_object_set_new(jf, "floor_flops_per_eval", json_real(floor_flops));
   json_object_set_new(jf, "floor_seconds_per_eval", json_real(floor_secs));
+  json_object_set_new(jf, "floor_cpu_seconds_per_eval", json_real(floor_cpu));
   json_object_set_new(res, "full", jf);
   json_t *jg = json_object();
   json_object_set_new(jg, "shape", json_pack("[iii]", gm, c_full, gk));
   json_object_set_new(jg, "gflops", json_real(g_rate / 1e9));
+  json_object_set_new(jg, "gflops_cpu", json_real(g_rate_cpu / 1e9));
   json_t *shapes = json_array();
   for (int i = 0; i < g_n_memo; i++)
-    json_array_append_new(shapes, json_pack("{s:[iii],s:f,s:f}", "mnk", g_memo[i].m,
+    json_array_append_new(shapes, json_pack("{s:[iii],s:f,s:f,s:f}", "mnk", g_memo[i].m,
                                             g_memo[i].n, g_memo[i].kk, "seconds", g_memo[i].t,
-                                            "gflops",
+                                            "cpu_seconds", g_memo[i].tc, "gflops",
                                             2.0 * g_memo[i].m * g_memo[i].n * g_memo[i].kk /
                                                 g_memo[i].t / 1e9));
   json_object_set_new(jg, "shapes", shapes);
@@ -933,8 +946,8 @@ int main(int argc, char **argv)
       eng_model_free(ml);
       continue;
     }
-    double fl_flops, fl_secs;
-    gemm_floor(&b, c_l, o.gemm_secs, &fl_flops, &fl_secs);
+    double fl_flops, fl_secs, fl_cpu;
+    gemm_floor(&b, c_l, o.gemm_secs, &fl_flops, &fl_secs, &fl_cpu);
     double err = max_abs_diff(E_lr, E_full, nE);
     if (!isfinite(err))
       failures++;
@@ -943,12 +956,13 @@ int main(int argc, char **argv)
            k_shares[s], r_l, ps, tl.per_eval * 1e3, tf.per_eval / tl.per_eval, err,
            fl_secs * 1e3);
     json_array_append_new(
-        jlr, json_pack("{s:f,s:i,s:i,s:f,s:I,s:f,s:f,s:o,s:f,s:f}", "share", k_shares[s],
+        jlr, json_pack("{s:f,s:i,s:i,s:f,s:I,s:f,s:f,s:o,s:f,s:f,s:f}", "share", k_shares[s],
                        "rank", r_l, "tangent_columns", c_l, "prepare_seconds", ps,
                        "model_bytes", (json_int_t)eng_model_bytes(ml),
                        "taylor_seconds_per_eval", tl.per_eval, "taylor_cpu_seconds_per_eval",
                        tl.per_eval_cpu, "max_abs_err_vs_full", jreal(err), "floor_seconds_per_eval",
-                       fl_secs, "floor_flops_per_eval", fl_flops));
+                       fl_secs, "floor_cpu_seconds_per_eval", fl_cpu, "floor_flops_per_eval",
+                       fl_flops));
     eng_model_free(ml);
   }
   json_object_set_new(res, "lowrank", jlr);
@@ -961,13 +975,14 @@ int main(int argc, char **argv)
     eng_grid(0.0, 1.0, na, al);
     double *Efd = xcalloc((size_t)na * n_out, sizeof *Efd);
     double *Et = xcalloc((size_t)na * n_out, sizeof *Et);
-    double w = 0, err6 = 0, err4 = 0;
+    double w = 0, wc = 0, err6 = 0, err4 = 0;
     int ok = 1;
     for (int i = 0; i < nf && ok; i++) {
       int f = feat[i * o.n_feat / nf];
-      double t0 = wall_now();
+      double t0 = wall_now(), c0 = cpu_now();
       ok = eng_finite_difference(m, f, al, na, 1e-6, Efd) == 0;
       w += wall_now() - t0;
+      wc += cpu_now() - c0;
       ok = ok && eng_taylor(m, f, al, na, Et, NULL) == 0;
       double e6 = max_abs_diff(Efd, Et, (size_t)na * n_out);
       ok = ok && eng_finite_difference(m, f, al, na, 1e-4, Efd) == 0;
@@ -981,12 +996,13 @@ int main(int argc, char **argv)
       fprintf(stderr, "bench_engine: eng_finite_difference failed\n");
       failures++;
     } else {
-      double per = w / ((double)nf * na);
+      double per = w / ((double)nf * na), per_c = wc / ((double)nf * na);
       printf("finite_difference: %.3f ms per (feature, alpha) (taylor is %.1fx faster); max abs "
              "diff vs taylor: eps 1e-6 %.3g, eps 1e-4 %.3g\n",
              per * 1e3, per / tf.per_eval, err6, err4);
       json_object_set_new(res, "finite_difference",
-                          json_pack("{s:f,s:i,s:i,s:o,s:o}", "seconds_per_eval", per,
+                          json_pack("{s:f,s:f,s:i,s:i,s:o,s:o}", "seconds_per_eval", per,
+                                    "cpu_seconds_per_eval", per_c,
                                     "features", nf, "alphas", na, "max_abs_diff_eps_1e-6",
                                     jreal(err6), "max_abs_diff_eps_1e-4", jreal(err4)));
       if (!isfinite(err4) || err4 > 1e-3 * (1 + max_second))
