@@ -20,8 +20,9 @@
  * U U^T = (W1 L_i)(W1 L_i)^T: with (W1 L)^T = Q R and Q^T l_i = (c, d) (l_i
  * row i of L, c the first n1 entries), W1 L_i = (R^T - w c^T) Q1^T - w d^T Q2^T
  * so U = [R^T - w c^T, |d| w] with w = W1 e_i.  Every later layer then
- * multiplies n1 + 1 columns instead of r.  Several alphas are batched into
- * one GEMM per layer (their tangent blocks side by side).
+ * multiplies n1 + 1 columns instead of r.  Several alphas are batched
+ * into one GEMM for layer 2, and tangent columns are processed in chunks so
+ * the workspace stays bounded.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -29,77 +30,46 @@
 #include <cblas.h>
 #include "engine/internal.h"
 
-/* Alphas per batch, and the cap on one tangent buffer (doubles). */
+/* Alphas per batch; tangent columns per chunk; cap (doubles) on the
+ * workspace that grows with them. */
 #define TP_BATCH 4
-#define TP_BUF_CAP (4L * 1024 * 1024)
+#define TP_COLS 1024
+#define TP_COLS_MIN 64
+#define TP_WORK_CAP (8L * 1024 * 1024)
 
-/* Activation of one layer for one alpha.  z, qz (NULL: zero): n values;
- * the pre-activation tangents are tz (n x c, leading dimension ldt), whose
- * rowsum of squares is rs (n values, NULL: computed here).  Fills x, q and
- * jd: the derivative act'(z) for element-wise activations, the softmax s
- * for softmax (its Jacobian is diag(s) - s s^T); and e: the contraction
- * that gives rowsum((J Tz)^2) as jd^2 e (element-wise: e = rs; softmax:
- * e_j = sum_q (Tz_jq - s.Tz_q)^2).  scratch: 2n + c doubles. */
-static void act_one(enum eng_act act, int n, int c, const double *z,
-                    const double *qz, const double *tz, int ldt,
-                    const double *rs, double *x, double *q, double *jd,
-                    double *e, double *scratch)
+/* Add this chunk's share of e_j = sum_q ((J Tz)_jq / jd_j)^2 for one alpha:
+ * element-wise activations: rowsum(Tz^2); softmax (J v = s (v - s.v)):
+ * sum_q (Tz_jq - st_q)^2 = rs_j - 2 (Tz st)_j + |st|^2 with st = Tz^T s.
+ * tz: n x cc, leading dimension ldt.  scratch: n + cc doubles. */
+static void accum_e(enum eng_act act, int n, int cc, const double *tz, int ldt,
+                    const double *jd, double *e, double *scratch)
 {
   if (act != ENG_ACT_SOFTMAX) {
-    void (*ev)(double, double *, double *, double *) = eng_act_info(act)->eval;
     for (int j = 0; j < n; j++) {
-      double f, d1, d2, r = 0.0;
-      if (rs)
-        r = rs[j];
-      else
-        for (int k = 0; k < c; k++)
-          r += tz[(size_t)j * ldt + k] * tz[(size_t)j * ldt + k];
-      ev(z[j], &f, &d1, &d2);
-      x[j] = f;
-      jd[j] = d1;
-      e[j] = r;
-      q[j] = (qz ? d1 * qz[j] : 0.0) + d2 * r;
+      const double *row = tz + (size_t)j * ldt;
+      double r = 0.0;
+      for (int k = 0; k < cc; k++)
+        r += row[k] * row[k];
+      e[j] += r;
     }
     return;
   }
-  /* softmax: J v = s (v - s.v); second derivative along t:
-   * s (u^2 - s.u^2), u = t - s.t; summed over the tangents:
-   * s_j (e_j - s.e) with e_j = sum_q u_jq^2
-   *                          = rs_j - 2 (Tz st)_j + |st|^2, st = Tz^T s. */
-  double *tst = scratch, *st = scratch + n;
-  eng_softmax(z, n, jd);
-  double sq = 0.0, stst = 0.0, se = 0.0;
-  if (qz)
-    for (int j = 0; j < n; j++)
-      sq += jd[j] * qz[j];
-  if (c > 0) {
-    cblas_dgemv(CblasRowMajor, CblasTrans, n, c, 1.0, tz, ldt, jd, 1, 0.0, st, 1);
-    cblas_dgemv(CblasRowMajor, CblasNoTrans, n, c, 1.0, tz, ldt, st, 1, 0.0, tst, 1);
-    for (int k = 0; k < c; k++)
-      stst += st[k] * st[k];
-  } else {
-    for (int j = 0; j < n; j++)
-      tst[j] = 0.0;
-  }
+  double *tst = scratch, *st = scratch + n, stst = 0.0;
+  cblas_dgemv(CblasRowMajor, CblasTrans, n, cc, 1.0, tz, ldt, jd, 1, 0.0, st, 1);
+  cblas_dgemv(CblasRowMajor, CblasNoTrans, n, cc, 1.0, tz, ldt, st, 1, 0.0, tst, 1);
+  for (int k = 0; k < cc; k++)
+    stst += st[k] * st[k];
   for (int j = 0; j < n; j++) {
+    const double *row = tz + (size_t)j * ldt;
     double r = 0.0;
-    if (rs)
-      r = rs[j];
-    else
-      for (int k = 0; k < c; k++)
-        r += tz[(size_t)j * ldt + k] * tz[(size_t)j * ldt + k];
-    e[j] = r - 2.0 * tst[j] + stst;
-    if (e[j] < 0.0)
-      e[j] = 0.0;
-    se += jd[j] * e[j];
-  }
-  for (int j = 0; j < n; j++) {
-    x[j] = jd[j];
-    q[j] = jd[j] * ((qz ? qz[j] : 0.0) - sq) + jd[j] * (e[j] - se);
+    for (int k = 0; k < cc; k++)
+      r += row[k] * row[k];
+    e[j] += r - 2.0 * tst[j] + stst;
   }
 }
 
-/* A = W J (n x n_in), J the Jacobian of the previous layer's activation. */
+/* A = W J (n x n_in), J the Jacobian of the previous layer's activation:
+ * diag(jd), or for softmax diag(s) - s s^T (then W J = W diag(s) - (W s) s^T). */
 static void w_times_j(enum eng_act act, const double *W, int n, int n_in,
                       const double *jd, double *A, double *ws)
 {
@@ -110,107 +80,174 @@ static void w_times_j(enum eng_act act, const double *W, int n, int n_in,
       o[j] = w[j] * jd[j];
   }
   if (act == ENG_ACT_SOFTMAX) {
-    /* W (diag(s) - s s^T) = W diag(s) - (W s) s^T */
     cblas_dgemv(CblasRowMajor, CblasNoTrans, n, n_in, 1.0, W, n_in, jd, 1, 0.0,
                 ws, 1);
     cblas_dger(CblasRowMajor, n, n_in, -1.0, ws, 1, jd, 1, A, n_in);
   }
 }
 
-/* The pass never forms the post-activation tangents J Tz: the next layer
- * multiplies by W J instead (a small matrix), so the only big products are
- * (W2 J1) U, stacked over the batch of alphas since U is shared, and then
- * (W J) Tz per alpha. */
+/* The pass runs in three sweeps per batch of alphas.
+ *  A. values: z, x = act(z), the Jacobian (act' or softmax s) and act''
+ *     for every layer; they do not depend on the tangents.
+ *  B. tangents, in chunks of columns (tangent columns are independent, so
+ *     only their row sums of squares e_l are accumulated): the first block is
+ *     shared by all alphas, so layer 2 is one GEMM (W2 J1(a), stacked over a)
+ *     times it; later layers are (W J(a)) Tz(a) per alpha.  The
+ *     post-activation tangents J Tz are never formed: the next layer takes
+ *     W J, a small matrix, instead.
+ *  C. Q: q_l = J_l (W_l q_{l-1}) + act''_l e_l (softmax: s (e - s.e)).
+ * Memory is bounded by TP_WORK_CAP whatever the width of the factor. */
 int eng_tangent_pass(const struct eng_model *m, const double *tz1, int c,
                      const double *z1, int n_alpha, double *val, double *q,
                      double *jl)
 {
-  int nl = m->net.n_layers, n1 = m->n1, no = m->n_out, mu = m->max_units;
+  int nl = m->net.n_layers, n1 = m->n1, no = m->n_out;
   if (jl && n_alpha != 1)
     return -1;
   if (n_alpha < 1)
     return 0;
-  long per = (long)mu * (c > 0 ? c : 1);
-  int nb = TP_BATCH;
-  if (nb > n_alpha)
-    nb = n_alpha;
-  while (nb > 1 && per * nb > TP_BUF_CAP)
+  int off[ACED_MAX_LAYERS + 1], tot = 0, mu2 = 1;
+  long wmax = 0; /* largest n_l x n_{l-1} for l >= 2 */
+  for (int l = 0; l < nl; l++) {
+    off[l] = tot;
+    tot += m->net.layers[l].n_out;
+    if (l >= 1 && m->net.layers[l].n_out > mu2)
+      mu2 = m->net.layers[l].n_out;
+    if (l >= 2 && (long)m->net.layers[l].n_out * m->net.layers[l].n_in > wmax)
+      wmax = (long)m->net.layers[l].n_out * m->net.layers[l].n_in;
+  }
+  long w2 = nl > 1 ? (long)m->net.layers[1].n_out * n1 : 0;
+  int cols = c < TP_COLS ? (c > 0 ? c : 1) : TP_COLS;
+  while (cols > TP_COLS_MIN && 2L * mu2 * cols > TP_WORK_CAP)
+    cols /= 2;
+  int nb = TP_BATCH < n_alpha ? TP_BATCH : n_alpha;
+  while (nb > 1 && nb * (2L * mu2 * cols + w2) > TP_WORK_CAP)
     nb--;
-  size_t tsz = (size_t)nb * per;           /* one tangent buffer */
-  size_t asz = (size_t)nb * mu * mu;       /* stacked W J */
-  size_t vsz = (size_t)nb * mu;            /* per-alpha vectors */
-  double *mem = malloc((2 * tsz + asz + 7 * vsz + 3 * (size_t)mu + c + 1) *
-                       sizeof *mem);
+  size_t tsz = (size_t)nb * mu2 * cols;
+  size_t asz = (size_t)(nb * w2 > wmax ? nb * w2 : wmax);
+  size_t vsz = (size_t)nb * tot;
+  double *mem = malloc((2 * tsz + asz + 5 * vsz + 2 * (size_t)m->max_units +
+                        cols + 1) * sizeof *mem);
   if (!mem)
     return -1;
   double *tb[2] = {mem, mem + tsz};
   double *ab = tb[1] + tsz;
-  double *xb[2] = {ab + asz, ab + asz + vsz};
-  double *qb[2] = {xb[1] + vsz, xb[1] + 2 * vsz};
-  double *jd = qb[1] + vsz, *eb = jd + vsz, *zb = eb + vsz;
-  double *rs1 = zb + vsz, *scratch = rs1 + mu;
+  double *X = ab + asz, *JD = X + vsz, *D2 = JD + vsz, *EE = D2 + vsz;
+  double *QQ = EE + vsz, *scratch = QQ + vsz;
 
-  for (int j = 0; j < n1; j++) {
-    double r = 0.0;
-    for (int k = 0; k < c; k++)
-      r += tz1[(size_t)j * c + k] * tz1[(size_t)j * c + k];
-    rs1[j] = r;
-  }
   for (int a0 = 0; a0 < n_alpha; a0 += nb) {
     int nbb = n_alpha - a0 < nb ? n_alpha - a0 : nb;
-    int cur = 0, n_prev = n1;
-    const struct eng_layer *ly = &m->net.layers[0];
-    for (int a = 0; a < nbb; a++)
-      act_one(ly->act, n1, c, z1 + (size_t)(a0 + a) * n1, NULL, tz1, c, rs1,
-              xb[0] + (size_t)a * mu, qb[0] + (size_t)a * mu,
-              jd + (size_t)a * mu, eb + (size_t)a * mu, scratch);
-    for (int l = 1; l < nl; l++) {
-      const struct eng_layer *prev = ly;
-      ly = &m->net.layers[l];
-      int n = ly->n_out, nxt = cur ^ 1;
-      size_t blk = (size_t)n * c; /* one alpha's tangent block */
-      if (c > 0) {
-        if (l == 1) {
-          for (int a = 0; a < nbb; a++)
-            w_times_j(prev->act, ly->W, n, n_prev, jd + (size_t)a * mu,
-                      ab + (size_t)a * n * n_prev, scratch);
-          cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nbb * n, c,
-                      n_prev, 1.0, ab, n_prev, tz1, c, 0.0, tb[nxt], c);
+    /* A. values */
+    for (int l = 0; l < nl; l++) {
+      const struct eng_layer *ly = &m->net.layers[l];
+      int n = ly->n_out;
+      if (l == 0) {
+        for (int a = 0; a < nbb; a++)
+          memcpy(X + (size_t)a * tot, z1 + (size_t)(a0 + a) * n1,
+                 (size_t)n1 * sizeof *X);
+      } else {
+        for (int a = 0; a < nbb; a++)
+          memcpy(X + (size_t)a * tot + off[l], ly->b, (size_t)n * sizeof *X);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nbb, n, ly->n_in,
+                    1.0, X + off[l - 1], tot, ly->W, ly->n_in, 1.0, X + off[l],
+                    tot);
+      }
+      for (int a = 0; a < nbb; a++) {
+        double *x = X + (size_t)a * tot + off[l];
+        double *jd = JD + (size_t)a * tot + off[l];
+        double *d2 = D2 + (size_t)a * tot + off[l];
+        if (ly->act == ENG_ACT_SOFTMAX) {
+          eng_softmax(x, n, x);
+          memcpy(jd, x, (size_t)n * sizeof *jd);
         } else {
-          for (int a = 0; a < nbb; a++) {
-            w_times_j(prev->act, ly->W, n, n_prev, jd + (size_t)a * mu, ab,
-                      scratch);
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, c,
-                        n_prev, 1.0, ab, n_prev, tb[cur] + (size_t)a * n_prev * c,
-                        c, 0.0, tb[nxt] + (size_t)a * blk, c);
-          }
+          void (*ev)(double, double *, double *, double *) =
+              eng_act_info(ly->act)->eval;
+          for (int j = 0; j < n; j++)
+            ev(x[j], &x[j], &jd[j], &d2[j]);
         }
       }
-      /* values and Q: Z = X W^T + b, Qz = Q W^T (nbb rows, stride mu) */
+    }
+    /* B. tangents, chunk by chunk */
+    for (size_t t = 0; t < vsz; t++)
+      EE[t] = 0.0;
+    for (int c0 = 0; c0 < c; c0 += cols) {
+      int cc = c - c0 < cols ? c - c0 : cols;
+      const struct eng_layer *ly = &m->net.layers[0];
       for (int a = 0; a < nbb; a++)
-        memcpy(zb + (size_t)a * mu, ly->b, (size_t)n * sizeof *zb);
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nbb, n, n_prev, 1.0,
-                  xb[cur], mu, ly->W, n_prev, 1.0, zb, mu);
-      double *qz = xb[cur]; /* X is no longer needed: reuse for Qz */
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nbb, n, n_prev, 1.0,
-                  qb[cur], mu, ly->W, n_prev, 0.0, qb[nxt], mu);
-      memcpy(qz, qb[nxt], (size_t)nbb * mu * sizeof *qz);
-      for (int a = 0; a < nbb; a++)
-        act_one(ly->act, n, c, zb + (size_t)a * mu, qz + (size_t)a * mu,
-                tb[nxt] + (size_t)a * blk, c, NULL, xb[nxt] + (size_t)a * mu,
-                qb[nxt] + (size_t)a * mu, jd + (size_t)a * mu,
-                eb + (size_t)a * mu, scratch);
-      cur = nxt;
-      n_prev = n;
+        accum_e(ly->act, n1, cc, tz1 + c0, c, JD + (size_t)a * tot,
+                EE + (size_t)a * tot, scratch);
+      int cur = 0;
+      for (int l = 1; l < nl; l++) {
+        const struct eng_layer *prev = ly;
+        ly = &m->net.layers[l];
+        int n = ly->n_out, np = ly->n_in, nxt = cur ^ 1;
+        size_t blk = (size_t)n * cc;
+        if (l == 1) {
+          for (int a = 0; a < nbb; a++)
+            w_times_j(prev->act, ly->W, n, np, JD + (size_t)a * tot + off[0],
+                      ab + (size_t)a * n * np, scratch);
+          cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nbb * n, cc,
+                      np, 1.0, ab, np, tz1 + c0, c, 0.0, tb[nxt], cc);
+        } else {
+          for (int a = 0; a < nbb; a++) {
+            w_times_j(prev->act, ly->W, n, np, JD + (size_t)a * tot + off[l - 1],
+                      ab, scratch);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cc, np,
+                        1.0, ab, np, tb[cur] + (size_t)a * np * cc, cc, 0.0,
+                        tb[nxt] + (size_t)a * blk, cc);
+          }
+        }
+        for (int a = 0; a < nbb; a++)
+          accum_e(ly->act, n, cc, tb[nxt] + (size_t)a * blk, cc,
+                  JD + (size_t)a * tot + off[l], EE + (size_t)a * tot + off[l],
+                  scratch);
+        cur = nxt;
+      }
+    }
+    /* C. second directional derivatives */
+    for (int l = 0; l < nl; l++) {
+      const struct eng_layer *ly = &m->net.layers[l];
+      int n = ly->n_out;
+      if (l == 0) {
+        for (int a = 0; a < nbb; a++)
+          for (int j = 0; j < n; j++)
+            QQ[(size_t)a * tot + j] = 0.0;
+      } else {
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nbb, n, ly->n_in,
+                    1.0, QQ + off[l - 1], tot, ly->W, ly->n_in, 0.0, QQ + off[l],
+                    tot);
+      }
+      for (int a = 0; a < nbb; a++) {
+        double *qv = QQ + (size_t)a * tot + off[l];
+        const double *jd = JD + (size_t)a * tot + off[l];
+        const double *d2 = D2 + (size_t)a * tot + off[l];
+        double *e = EE + (size_t)a * tot + off[l];
+        if (ly->act == ENG_ACT_SOFTMAX) {
+          double sq = 0.0, se = 0.0;
+          for (int j = 0; j < n; j++) {
+            if (e[j] < 0.0) /* rounding in rs - 2 tst + |st|^2 */
+              e[j] = 0.0;
+            sq += jd[j] * qv[j];
+            se += jd[j] * e[j];
+          }
+          for (int j = 0; j < n; j++)
+            qv[j] = jd[j] * (qv[j] - sq) + jd[j] * (e[j] - se);
+        } else {
+          for (int j = 0; j < n; j++)
+            qv[j] = jd[j] * qv[j] + d2[j] * e[j];
+        }
+      }
     }
     for (int a = 0; a < nbb; a++)
       for (int o = 0; o < no; o++) {
-        val[(size_t)(a0 + a) * no + o] = xb[cur][(size_t)a * mu + o];
-        q[(size_t)(a0 + a) * no + o] = qb[cur][(size_t)a * mu + o];
+        val[(size_t)(a0 + a) * no + o] = X[(size_t)a * tot + off[nl - 1] + o];
+        q[(size_t)(a0 + a) * no + o] = QQ[(size_t)a * tot + off[nl - 1] + o];
       }
     if (jl)
-      for (int o = 0; o < no; o++)
-        jl[o] = jd[o] * jd[o] * eb[o];
+      for (int o = 0; o < no; o++) {
+        double d = JD[off[nl - 1] + o];
+        jl[o] = d * d * EE[off[nl - 1] + o];
+      }
   }
   free(mem);
   return 0;
