@@ -5,6 +5,7 @@
  * networks, low-rank mode, montecarlo without samples, the diagnosis.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -486,6 +487,56 @@ static void test_compressed(void)
   free_net(net);
 }
 
+/* A prepared model is shared read-only by worker threads: four threads
+ * running taylor (compressed path), montecarlo and finite differences at
+ * once must give what one thread gives. */
+struct thr {
+  const struct eng_model *m;
+  double E[8 * 16 * 3], M[8 * 16 * 3];
+};
+
+static void *thr_run(void *p)
+{
+  struct thr *t = p;
+  double alpha[16];
+  eng_grid(-1, 1, 16, alpha);
+  for (int f = 0; f < 8; f++) {
+    eng_taylor(t->m, f, alpha, 16, t->E + f * 48, NULL);
+    eng_montecarlo(t->m, f, alpha, 16, t->M + f * 48, NULL);
+  }
+  return NULL;
+}
+
+static void test_threads(void)
+{
+  enum { K = 8, NS = 100 };
+  double mu[K], S[K * K], xs[NS * K];
+  make_data(K, mu, S, 0.1);
+  for (int i = 0; i < NS * K; i++)
+    xs[i] = urand();
+  int sizes[] = {K, 3, 5, 3};
+  enum eng_act acts[] = {ENG_ACT_GELU, ENG_ACT_TANH, ENG_ACT_SOFTMAX};
+  struct eng_net *net = make_net(3, sizes, acts, 1.2);
+  struct eng_model *m = prep(net, K, mu, S, NS, xs, 0);
+  static struct thr ref, th[4];
+  ref.m = m;
+  thr_run(&ref);
+  pthread_t id[4];
+  for (int i = 0; i < 4; i++) {
+    th[i].m = m;
+    pthread_create(&id[i], NULL, thr_run, &th[i]);
+  }
+  int same = 1;
+  for (int i = 0; i < 4; i++) {
+    pthread_join(id[i], NULL);
+    same &= memcmp(th[i].E, ref.E, sizeof ref.E) == 0 &&
+            memcmp(th[i].M, ref.M, sizeof ref.M) == 0;
+  }
+  tap_ok(same, "4 threads on one model give the single-thread results");
+  eng_model_free(m);
+  free_net(net);
+}
+
 int main(void)
 {
   eng_init();
@@ -496,5 +547,6 @@ int main(void)
   test_lowrank();
   test_compressed();
   test_diagnose();
+  test_threads();
   return tap_done();
 }
