@@ -13,6 +13,5 @@ check_PROGRAMS += tests/unit/test_engine_fixture tests/unit/test_engine_cases \
 	tests/unit/test_engine_regressor tests/unit/test_engine_sharp
 TESTS += tests/unit/test_engine_fixture tests/unit/test_engine_cases \
 	tests/unit/test_engine_regressor tests/unit/test_engine_sharp
-EXTRA_DIST += src/engine/test_load.h tests/data/sharp_classifier.json \
-	tools/gen_sharp_classifier.py \
+EXTRA_DIST += tests/data/sharp_classifier.json tools/gen_sharp_classifier.py \
 	src/engine/test_load.h
