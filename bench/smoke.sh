@@ -1,0 +1,88 @@
+#!/bin/sh
+# bench/smoke.sh -- keeps the benchmarks working: every part of `make bench`
+# on tiny workloads, in seconds, printing TAP.  Needs neither PyTorch nor
+# wrk (the torch peer runs when /usr/bin/python3 has torch, else is
+# skipped).  Run by `make check` and `make bench-smoke`.
+set -u
+srcdir=${ACED_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+builddir=${ACED_BUILDDIR:-$srcdir}
+shared=${ACED_SHARED:-$srcdir/../shared}
+py=${PYTHON3:-python3}
+torch_py=${TORCH_PYTHON:-/usr/bin/python3}
+if [ ! -f "$shared/fixtures/small_mlp.json" ]; then
+  echo "1..0 # SKIP shared fixtures not found in $shared (set ACED_SHARED)"
+  exit 0
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/aced-bench-smoke.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+n=0
+ok() { # ok STATUS DESCRIPTION
+  n=$((n + 1))
+  if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi
+}
+skip() {
+  n=$((n + 1))
+  echo "ok $n - $1 # SKIP $2"
+}
+show() { # the tail of a log as TAP comments
+  sed -e 's/^/# /' "$1" | tail -n 15
+}
+
+"$builddir/bench/bench_engine" --smoke --fixture "$shared/fixtures/small_mlp.json" \
+  --json "$tmp/engine.json" --dump "$tmp/model.bin" >"$tmp/engine.log" 2>&1
+rc=$?
+ok $rc "bench_engine --smoke runs and its sanity checks pass (fixture to 1e-10, finite values, finite differences near taylor)"
+[ $rc -eq 0 ] || show "$tmp/engine.log"
+
+$py - "$tmp/engine.json" >"$tmp/check.log" 2>&1 <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+f = d["full"]
+assert f["taylor_seconds_per_eval"] > 0 and f["floor_seconds_per_eval"] > 0, f
+assert len(d["lowrank"]) == 3 and all(r["max_abs_err_vs_full"] is not None for r in d["lowrank"]), d["lowrank"]
+assert d["finite_difference"]["seconds_per_eval"] > 0
+assert len(d["check"]) == 9 and all(len(c["taylor"]) == d["workload"]["dims"][-1] for c in d["check"])
+EOF
+rc=$?
+ok $rc "bench_engine writes every figure the report needs"
+[ $rc -eq 0 ] || show "$tmp/check.log"
+
+if $torch_py -c 'import torch' 2>/dev/null; then
+  $torch_py "$srcdir/bench/peer_torch.py" "$tmp/model.bin" --json "$tmp/torch.json" \
+    --a5-features 1 --a5-alphas 2 --exact-pairs 2 >"$tmp/torch.log" 2>&1
+  rc=$?
+  ok $rc "peer_torch.py reads the dump and runs A.5 and the exact Hessian"
+  [ $rc -eq 0 ] || show "$tmp/torch.log"
+else
+  skip "peer_torch.py" "PyTorch not available for $torch_py"
+fi
+
+$py "$srcdir/bench/http_bench.py" --smoke --builddir "$builddir" --shared "$shared" \
+  --json "$tmp/http.json" >"$tmp/http.log" 2>&1
+rc=$?
+ok $rc "http_bench.py --smoke: aced and mhd_fixed answer, models register, the job completes"
+[ $rc -eq 0 ] || show "$tmp/http.log"
+
+$py - "$tmp/http.json" >"$tmp/hcheck.log" 2>&1 <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = d["cached"]
+assert c["aced"]["rps"] > 0 and c["mhd"]["rps"] > 0 and c["aced"]["non_2xx"] == 0, c
+assert d["big"]["status"] in (200, 201) and d["big"]["first_query_status"] == 200, d["big"]
+assert d["mnist_job"]["state"] == "done", d["mnist_job"]
+assert d["k4096"]["status"] in (200, 201) and d["k4096"]["first_query_status"] == 200, d["k4096"]
+EOF
+rc=$?
+ok $rc "http_bench.py: cached answers are all 200, registration, job and queries succeed"
+[ $rc -eq 0 ] || show "$tmp/hcheck.log"
+
+torch_arg=""
+[ -f "$tmp/torch.json" ] && torch_arg="--torch $tmp/torch.json"
+# shellcheck disable=SC2086
+$py "$srcdir/bench/report.py" --engine "$tmp/engine.json" $torch_arg --http "$tmp/http.json" \
+  --out "$tmp/BENCHMARKS.md" >"$tmp/report.log" 2>&1 && grep -q '^## Targets' "$tmp/BENCHMARKS.md"
+rc=$?
+ok $rc "report.py renders the report with its targets table"
+[ $rc -eq 0 ] || show "$tmp/report.log"
+
+echo "1..$n"
