@@ -1,0 +1,52 @@
+/*
+ * config.h -- aced's configuration: one table drives the defaults, the
+ * config file parser, the command-line flags, validation and --help.
+ */
+#ifndef ACED_CONFIG_H
+#define ACED_CONFIG_H
+
+#include <stddef.h>
+
+struct aced_config {
+  char listen_address[128];
+  long port;
+  char database[1024];
+  long http_threads;
+  long workers;
+  long queue_max;
+  long max_body_bytes;
+  long connection_limit;
+  long connection_timeout;   /* seconds */
+  long connection_memory;    /* bytes per connection (MHD pool) */
+  long sync_wait_ms;
+  long job_timeout;          /* seconds a job may run before it is failed */
+  long max_order;
+  char token_file[1024];     /* empty: no auth, loopback only */
+  char trusted_proxies[1024];/* comma-separated addresses */
+  char log_level[16];        /* error, warn, info, debug */
+  long model_cache;          /* prepared models kept in memory */
+};
+
+/* Fill with the embedded defaults. */
+void config_defaults(struct aced_config *c);
+
+/* Read "key = value" lines from path into c.  Returns 0, or -1 with a
+ * message "path:line: ..." in errbuf. */
+int config_load_file(struct aced_config *c, const char *path, char *errbuf,
+                     size_t errlen);
+
+/* Set one key from a string (used by the file parser and --key=value
+ * flags).  Returns 0 or -1 with a message. */
+int config_set(struct aced_config *c, const char *key, const char *value,
+               char *errbuf, size_t errlen);
+
+/* Cross-field checks (e.g. no token file -> loopback only). */
+int config_validate(const struct aced_config *c, char *errbuf, size_t errlen);
+
+/* Print every key with its default and a one-line description. */
+void config_print_help(void *stream);
+
+/* Is the address a loopback address (127.0.0.0/8, ::1, localhost)? */
+int config_is_loopback(const char *addr);
+
+#endif
