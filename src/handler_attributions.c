@@ -35,21 +35,12 @@ MHD_RESULT handler_attributions_post(struct request *rq)
     return ret;
   struct aced_error err;
   json_t *reply = fast_attributions(rq->srv, row.digest, rq->body, &err);
-  if (reply != NULL || err.code != ACED_OK) {
+  if (handler_reply_fast(rq, reply, &err, &ret)) {
     store_model_row_clear(&row);
-    if (reply == NULL)
-      return reply_aced_error(rq, &err);
-    handler_set_elapsed(rq, reply);
-    return reply_json(rq, 200, reply);
+    return ret;
   }
   struct job_request req;
-  memset(&req, 0, sizeof req);
-  req.kind = JOB_ATTRIBUTIONS;
-  snprintf(req.model, sizeof req.model, "%s", row.name);
-  snprintf(req.digest, sizeof req.digest, "%s", row.digest);
-  req.version = row.version;
-  req.params = rq->body;
+  handler_job_for_row(&req, JOB_ATTRIBUTIONS, &row, rq->body);
   handler_dedupe_key(&req, "att", rq->body);
-  store_model_row_clear(&row);
   return handler_run_job(rq, &req, 0);
 }

@@ -36,6 +36,33 @@ int handler_model_row(struct request *rq, const char *name, struct store_model_r
   return 0;
 }
 
+void handler_job_for_row(struct job_request *req, enum job_kind kind,
+                         struct store_model_row *row, json_t *params)
+{
+  memset(req, 0, sizeof *req);
+  req->kind = kind;
+  snprintf(req->model, sizeof req->model, "%s", row->name);
+  snprintf(req->digest, sizeof req->digest, "%s", row->digest);
+  req->version = row->version;
+  req->params = params;
+  store_model_row_clear(row);
+}
+
+int handler_reply_fast(struct request *rq, json_t *reply, const struct aced_error *err,
+                       MHD_RESULT *ret)
+{
+  if (reply != NULL) {
+    handler_set_elapsed(rq, reply);
+    *ret = reply_json(rq, 200, reply);
+    return 1;
+  }
+  if (err->code != ACED_OK) {
+    *ret = reply_aced_error(rq, err);
+    return 1;
+  }
+  return 0;
+}
+
 void handler_set_elapsed(struct request *rq, json_t *reply)
 {
   json_t *meta = json_object_get(reply, "meta");

@@ -20,13 +20,7 @@ MHD_RESULT handler_interventions_post(struct request *rq)
   if (handler_model_row(rq, rq->arg[0], &row, &ret) != 0)
     return ret;
   struct job_request req;
-  memset(&req, 0, sizeof req);
-  req.kind = JOB_INTERVENTIONS;
-  snprintf(req.model, sizeof req.model, "%s", row.name);
-  snprintf(req.digest, sizeof req.digest, "%s", row.digest);
-  req.version = row.version;
-  req.params = rq->body;
+  handler_job_for_row(&req, JOB_INTERVENTIONS, &row, rq->body);
   handler_dedupe_key(&req, "int", rq->body);
-  store_model_row_clear(&row);
   return handler_run_job(rq, &req, 0);
 }

@@ -49,12 +49,7 @@ MHD_RESULT handler_model_get(struct request *rq)
     return reply_json(rq, 200, md);
   }
   struct job_request req;
-  memset(&req, 0, sizeof req);
-  req.kind = JOB_METADATA;
-  snprintf(req.model, sizeof req.model, "%s", row.name);
-  snprintf(req.digest, sizeof req.digest, "%s", row.digest);
-  req.version = row.version;
-  snprintf(req.dedupe, sizeof req.dedupe, "meta|%s", row.digest);
-  store_model_row_clear(&row);
+  handler_job_for_row(&req, JOB_METADATA, &row, NULL);
+  snprintf(req.dedupe, sizeof req.dedupe, "meta|%s|%s|%d", req.digest, req.model, req.version);
   return handler_run_job(rq, &req, 0);
 }

@@ -32,25 +32,19 @@ MHD_RESULT handler_regressor_get(struct request *rq)
     return ret;
   const char *output = rq->arg[1], *feature = rq->arg[2];
   json_t *reply = fast_regressor(rq->srv, row.digest, output, feature, &q, &err);
-  if (reply != NULL || err.code != ACED_OK) {
+  if (handler_reply_fast(rq, reply, &err, &ret)) {
     store_model_row_clear(&row);
-    if (reply == NULL)
-      return reply_aced_error(rq, &err);
-    handler_set_elapsed(rq, reply);
-    return reply_json(rq, 200, reply);
+    return ret;
   }
+  char digest[sizeof row.digest];
+  snprintf(digest, sizeof digest, "%s", row.digest);
   struct job_request req;
-  memset(&req, 0, sizeof req);
-  req.kind = JOB_REGRESSOR;
-  snprintf(req.model, sizeof req.model, "%s", row.name);
-  snprintf(req.digest, sizeof req.digest, "%s", row.digest);
-  req.version = row.version;
+  handler_job_for_row(&req, JOB_REGRESSOR, &row, NULL);
   req.params = json_pack("{s:s,s:s,s:s,s:i,s:i,s:f}", "output", output, "feature", feature,
                          "estimator", estimator_name(q.estimator), "num", q.num, "max_order",
                          q.max_order, "epsilon", q.epsilon);
-  snprintf(req.dedupe, sizeof req.dedupe, "reg|%s|%.60s|%.60s|%s|%d|%d|%.17g", row.digest,
+  snprintf(req.dedupe, sizeof req.dedupe, "reg|%s|%.60s|%.60s|%s|%d|%d|%.17g", digest,
            output, feature, estimator_name(q.estimator), q.num, q.max_order, q.epsilon);
-  store_model_row_clear(&row);
   ret = handler_run_job(rq, &req, 0);
   json_decref(req.params);
   return ret;

@@ -30,6 +30,16 @@ MHD_RESULT handler_job_delete(struct request *rq);
 int handler_model_row(struct request *rq, const char *name,
                       struct store_model_row *row, MHD_RESULT *ret);
 
+/* Fill *req for a job of `kind` on the model version in *row (which is
+ * then cleared); params is borrowed (the job takes its own reference). */
+void handler_job_for_row(struct job_request *req, enum job_kind kind,
+                         struct store_model_row *row, json_t *params);
+
+/* Answer a fast-path result: the reply (200), or the error it produced.
+ * Returns 0 when there is neither (the request must go to a worker). */
+int handler_reply_fast(struct request *rq, json_t *reply, const struct aced_error *err,
+                       MHD_RESULT *ret);
+
 /* Submit a job and answer with it.  async: 202 at once with the job.
  * Otherwise wait up to sync_wait_ms: the job's result (status ok_status,
  * or 201/200 for registrations), its error, or 202 if it takes longer. */
