@@ -59,11 +59,12 @@ fuzz_fuzz_config_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 fuzz_fuzz_auth_SOURCES = fuzz/fuzz_auth.c fuzz/fuzz.h
 fuzz_fuzz_auth_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 
-# One target after the other, FUZZ_SECONDS each; stops at the first crash
-# (the reproducer is in fuzz/artifacts/).  The seed folder comes second so
-# libFuzzer writes new inputs to the build tree, never to the sources.
+# One target after the other, FUZZ_SECONDS each.  The seed folder comes
+# second so libFuzzer writes new inputs to the build tree, never to the
+# sources.  A target that crashes does not stop the others; the make fails
+# at the end, naming them (reproducers are in fuzz/artifacts/).
 fuzz: $(FUZZ_PROGS)
-	@set -e; $(MKDIR_P) fuzz/artifacts; \
+	@$(MKDIR_P) fuzz/artifacts; failed=; \
 	for t in $(FUZZ_TARGETS); do \
 	  $(MKDIR_P) fuzz/work/$$t; \
 	  echo "fuzz: fuzz_$$t for $(FUZZ_SECONDS) s"; \
@@ -72,8 +73,11 @@ fuzz: $(FUZZ_PROGS)
 	    -rss_limit_mb=2048 -print_final_stats=1 \
 	    -dict=$(srcdir)/fuzz/dict/$$t.dict \
 	    -artifact_prefix=fuzz/artifacts/$$t- $(FUZZ_FLAGS) \
-	    fuzz/work/$$t $(srcdir)/fuzz/corpus/$$t; \
-	done
+	    fuzz/work/$$t $(srcdir)/fuzz/corpus/$$t || failed="$$failed $$t"; \
+	done; \
+	if test -n "$$failed"; then \
+	  echo "fuzz: FAILED:$$failed (see fuzz/artifacts/)" >&2; exit 1; \
+	fi
 else
 fuzz:
 	@echo "make fuzz: configure with --enable-fuzzing CC=clang first" >&2; exit 1
