@@ -24,6 +24,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "aced/http.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
@@ -87,29 +89,11 @@ static inline const char *fuzz_tmp_write(const uint8_t *data, size_t n)
   return fuzz_tmp_path;
 }
 
-/* Deepest nesting of [ and { outside strings: the same check src/http.c
- * (json_depth) makes before it lets jansson parse a body, copied here
- * because it is static there.  Deeper input never reaches the parsers. */
+/* The nesting check src/http.c makes before jansson sees a body; deeper
+ * input never reaches the parsers. */
 static inline int fuzz_json_depth(const uint8_t *s, size_t n)
 {
-  int depth = 0, max = 0, in_str = 0;
-  for (size_t i = 0; i < n; i++) {
-    char c = (char)s[i];
-    if (in_str) {
-      if (c == '\\')
-        i++;
-      else if (c == '"')
-        in_str = 0;
-    } else if (c == '"') {
-      in_str = 1;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max)
-        max = depth;
-    } else if (c == ']' || c == '}') {
-      depth--;
-    }
-  }
-  return max;
+  return http_json_depth((const char *)s, n);
 }
 
 #endif

@@ -20,7 +20,7 @@ FUZZ_TARGETS = $(FUZZ_NAMES)
 # Extra libFuzzer flags, e.g. FUZZ_FLAGS='-jobs=2 -workers=2'.
 FUZZ_FLAGS =
 
-EXTRA_DIST += fuzz/corpus fuzz/findings fuzz/dict fuzz/lsan.supp fuzz/README
+EXTRA_DIST += fuzz/corpus fuzz/dict fuzz/lsan.supp fuzz/README
 
 # ---- replay in make check (every build, any compiler) ----
 FUZZ_REPLAY = fuzz/replay_model fuzz/replay_query fuzz/replay_router \

@@ -80,6 +80,21 @@ static const struct key *find_key(const char *name)
   return NULL;
 }
 
+/* Is value exactly one of the space-separated words in choices? */
+static int is_choice(const char *choices, const char *value)
+{
+  size_t n = strlen(value);
+  for (const char *w = choices; *w != '\0';) {
+    size_t len = strcspn(w, " ");
+    if (len == n && n > 0 && strncmp(w, value, n) == 0)
+      return 1;
+    w += len;
+    while (*w == ' ')
+      w++;
+  }
+  return 0;
+}
+
 int config_set(struct aced_config *c, const char *name, const char *value,
                char *errbuf, size_t errlen)
 {
@@ -95,11 +110,8 @@ int config_set(struct aced_config *c, const char *name, const char *value,
                k->size - 1);
       return -1;
     }
-    if (k->choices != NULL) {
-      size_t n = strlen(value);
-      const char *hit = strstr(k->choices, value);
-      if (n == 0 || hit == NULL || (hit != k->choices && hit[-1] != ' ') ||
-          (hit[n] != '\0' && hit[n] != ' ')) {
+    if (k->choices != NULL && !is_choice(k->choices, value)) {
+      {
         snprintf(errbuf, errlen, "%s: '%s' is not one of: %s", name, value, k->choices);
         return -1;
       }

@@ -295,8 +295,7 @@ int http_route_find(const char *method, const char *url, char *argbuf,
   return path_seen ? -2 : -1;
 }
 
-/* Deepest nesting of [ and { outside strings. */
-static int json_depth(const char *s, size_t n)
+int http_json_depth(const char *s, size_t n)
 {
   int depth = 0, max = 0, in_str = 0;
   for (size_t i = 0; i < n; i++) {
@@ -379,7 +378,7 @@ static MHD_RESULT dispatch(struct request *rq)
     struct request_priv *p = rq->priv;
     if (p->len == 0)
       return reply_error(rq, ACED_E_BAD_JSON, "", "request body is empty");
-    int depth = json_depth(p->buf, p->len);
+    int depth = http_json_depth(p->buf, p->len);
     if (depth > ACED_JSON_DEPTH_MAX)
       return reply_error(rq, ACED_E_BAD_JSON, "",
                          "JSON nested %d levels deep; at most %d allowed", depth,

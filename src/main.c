@@ -175,8 +175,12 @@ int main(int argc, char **argv)
   int rc = parse_args(argc, argv, &srv.cfg, &opt);
   if (rc != 0)
     return rc;
-  enum log_level lvl;
-  log_level_parse(srv.cfg.log_level, &lvl);
+  enum log_level lvl = LOG_L_INFO;
+  if (log_level_parse(srv.cfg.log_level, &lvl) != 0) {
+    fprintf(stderr, "aced: log_level: '%s' is not error, warn, info or debug\n",
+            srv.cfg.log_level);
+    return 2;
+  }
   log_set_level(lvl);
 
   struct auth *auth = NULL;

@@ -56,6 +56,10 @@ extern const int aced_n_routes;
 
 #define REQUEST_MAX_ARGS 4
 
+/* Deepest nesting of [ and { outside JSON strings in s[0..n): bodies
+ * deeper than ACED_JSON_DEPTH_MAX are refused before jansson sees them. */
+int http_json_depth(const char *s, size_t n);
+
 /* Find the route for method + url.  Returns its index into aced_routes,
  * -1 for no such path, -2 when the path exists under other methods (allow
  * then lists them).  Path arguments point into argbuf, which must hold
