@@ -689,6 +689,12 @@ static enum aced_err fit_feature(struct server *srv, const struct loaded *L, int
     free(r);
     return rc;
   }
+  /* Fit every output, then store them all in one transaction. */
+  char **texts = calloc((size_t)m, sizeof *texts);
+  struct store_cache_key *keys = calloc((size_t)m, sizeof *keys);
+  char pbuf[128];
+  if (texts == NULL || keys == NULL)
+    rc = aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
   for (int o = 0; o < m && rc == ACED_OK; o++) {
     for (int a = 0; a < q->num; a++)
       col[a] = p.E[(size_t)a * m + o];
@@ -697,21 +703,27 @@ static enum aced_err fit_feature(struct server *srv, const struct loaded *L, int
       break;
     }
     json_t *v = regressor_json(L, o, f, q, &p, grid, r);
-    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
-    if (text == NULL) {
+    texts[o] = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    if (texts[o] == NULL) {
       json_decref(v);
       rc = aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
       break;
     }
-    char pbuf[128];
-    struct store_cache_key k;
-    cache_key(L, o, f, q, pbuf, sizeof pbuf, &k);
-    rc = srv->store->ops->cache_put(srv->store, &k, text, err);
-    free(text);
+    cache_key(L, o, f, q, pbuf, sizeof pbuf, &keys[o]);
     if (o == want && out)
       *out = v;
     else
       json_decref(v);
+  }
+  if (rc == ACED_OK)
+    rc = srv->store->ops->cache_put(srv->store, keys, (const char *const *)texts, m, err);
+  for (int o = 0; texts && o < m; o++)
+    free(texts[o]);
+  free(texts);
+  free(keys);
+  if (rc != ACED_OK && out && *out) {
+    json_decref(*out);
+    *out = NULL;
   }
   phase1_free(&p);
   free(grid);

@@ -494,10 +494,13 @@ static void *worker_main(void *arg)
         j->n_tasks = n;
         j->units_total = units;
       }
-      if (j->cancel || n == 0)
+      if (j->cancel || n == 0) {
         complete(js, j);
-      else
+      } else {
         queue_push(js, j);
+        /* its tasks are for every idle worker, not just this one */
+        pthread_cond_broadcast(&js->work_cv);
+      }
     } else {
       int i = j->next_task++;
       if (j->next_task == j->n_tasks)

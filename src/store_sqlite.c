@@ -965,27 +965,44 @@ out:
 }
 
 static enum aced_err sq_cache_put(struct store *s, const struct store_cache_key *k,
-                                  const char *value, struct aced_error *err)
+                                  const char *const *values, int n,
+                                  struct aced_error *err)
 {
   struct sq_store *q = sq_of(s);
-  if (k == NULL || value == NULL)
+  if (k == NULL || values == NULL || n < 0)
     return aced_error_set(err, ACED_E_INTERNAL, NULL,
-                          "cache_put: key and value are required");
+                          "cache_put: keys and values are required");
+  for (int i = 0; i < n; i++)
+    if (values[i] == NULL)
+      return aced_error_set(err, ACED_E_INTERNAL, NULL, "cache_put: value %d missing", i);
   char now[32];
   sq_now(now, sizeof now);
   struct sq_conn *c = sq_writer_get(q);
-  enum aced_err e = ACED_OK;
-  sqlite3_stmt *st = sq_stmt(c, SQ_CACHE_PUT, err);
-  if (st == NULL) {
-    e = ACED_E_STORE;
-  } else {
-    sq_bind_key(st, k);
-    sqlite3_bind_text64(st, 6, value, strlen(value), SQLITE_STATIC, SQLITE_UTF8);
+  /* synchronous=NORMAL for this commit only: in WAL mode that skips the
+   * fsync but keeps the database consistent; registrations switch back to
+   * FULL and their fsync covers these frames too. */
+  sq_pragma(c->db, "PRAGMA synchronous=NORMAL");
+  sqlite3_stmt *st = NULL;
+  enum aced_err e = sq_exec(c, SQ_BEGIN, err, "begin");
+  for (int i = 0; i < n && e == ACED_OK; i++) {
+    st = sq_stmt(c, SQ_CACHE_PUT, err);
+    if (st == NULL) {
+      e = ACED_E_STORE;
+      break;
+    }
+    sq_bind_key(st, &k[i]);
+    sqlite3_bind_text64(st, 6, values[i], strlen(values[i]), SQLITE_STATIC, SQLITE_UTF8);
     sq_bind_text(st, 7, now);
     if (sqlite3_step(st) != SQLITE_DONE)
       e = sq_fail(c, err, "cache put");
+    sq_done(st);
+    st = NULL;
   }
-  sq_done(st);
+  if (e == ACED_OK)
+    e = sq_exec(c, SQ_COMMIT, err, "commit");
+  else
+    sq_rollback(c);
+  sq_pragma(c->db, "PRAGMA synchronous=FULL");
   sq_writer_put(q);
   return e;
 }

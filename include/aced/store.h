@@ -71,8 +71,13 @@ struct store_ops {
   /* Cache: *value is malloc'ed JSON text, or NULL on a miss (ACED_OK). */
   enum aced_err (*cache_get)(struct store *s, const struct store_cache_key *k,
                              char **value, struct aced_error *err);
+  /* Store n entries in one transaction (a feature's regressors for every
+   * output at once).  Cache rows can always be recomputed, so they are
+   * committed without waiting for the disk; a later durable commit (a
+   * registration) or a checkpoint flushes them.  Keys whose digest no
+   * model has are skipped. */
   enum aced_err (*cache_put)(struct store *s, const struct store_cache_key *k,
-                             const char *value, struct aced_error *err);
+                             const char *const *values, int n, struct aced_error *err);
   enum aced_err (*cache_count)(struct store *s, long *n, struct aced_error *err);
 };
 

@@ -27,6 +27,13 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
+/* One cache entry through the batch interface. */
+static enum aced_err cache_put1(struct store *s, const struct store_cache_key *k,
+                                const char *v, struct aced_error *err)
+{
+  return s->ops->cache_put(s, k, &v, 1, err);
+}
+
 static char *tmp_dir(void)
 {
   const char *base = getenv("TMPDIR");
@@ -299,7 +306,7 @@ static void test_registry(const char *dir)
   char *val = (char *)"sentinel";
   e = s->ops->cache_get(s, &k, &val, &err);
   tap_ok(e == ACED_OK && val == NULL, "cache miss: ACED_OK and NULL");
-  tap_ok(s->ops->cache_put(s, &k, "{\"curve\":[1,2]}", &err) == ACED_OK,
+  tap_ok(cache_put1(s, &k, "{\"curve\":[1,2]}", &err) == ACED_OK,
          "cache put");
   e = s->ops->cache_get(s, &k, &val, &err);
   tap_ok(e == ACED_OK && val && strcmp(val, "{\"curve\":[1,2]}") == 0,
@@ -315,7 +322,7 @@ static void test_registry(const char *dir)
   e = s->ops->cache_get(s, &k2, &val, &err);
   tap_ok(e == ACED_OK && val == NULL, "cache: other feature misses");
   free(val);
-  tap_ok(s->ops->cache_put(s, &k, "{\"curve\":[3]}", &err) == ACED_OK,
+  tap_ok(cache_put1(s, &k, "{\"curve\":[3]}", &err) == ACED_OK,
          "cache put again replaces");
   e = s->ops->cache_get(s, &k, &val, &err);
   tap_ok(e == ACED_OK && val && strcmp(val, "{\"curve\":[3]}") == 0,
@@ -325,10 +332,25 @@ static void test_registry(const char *dir)
   e = s->ops->cache_count(s, &n, &err);
   tap_ok(e == ACED_OK && n == 1,
          "cache_count is 1 after a replace (%ld)", n);
+  /* A batch: three outputs of one feature in one call. */
+  {
+    struct store_cache_key kb[3];
+    const char *vb[3] = {"[b0]", "[b1]", "[b2]"};
+    for (int i = 0; i < 3; i++)
+      key(&kb[i], dig_b, i, 7, "num=50");
+    tap_ok(s->ops->cache_put(s, kb, vb, 3, &err) == ACED_OK &&
+               cache_has(s, dig_b, 0, 7, "num=50") == 1 &&
+               cache_has(s, dig_b, 1, 7, "num=50") == 1 &&
+               cache_has(s, dig_b, 2, 7, "num=50") == 1,
+           "cache_put stores a batch of entries");
+    n = -1;
+    s->ops->cache_count(s, &n, &err);
+    tap_ok(n == 4, "cache_count counts the batch (%ld)", n);
+  }
   /* A digest no model has (its model was deleted while a worker fitted):
    * the put is accepted and stores nothing. */
   key(&k2, "sha256:nobody", 0, 0, "num=100");
-  tap_ok(s->ops->cache_put(s, &k2, "[orphan]", &err) == ACED_OK &&
+  tap_ok(cache_put1(s, &k2, "[orphan]", &err) == ACED_OK &&
              cache_has(s, "sha256:nobody", 0, 0, "num=100") == 0,
          "cache_put for a digest no model has stores nothing");
 
@@ -337,11 +359,11 @@ static void test_registry(const char *dir)
   put(s, "shared1", "sha256:only1", NULL, "{}", &created, &v, &err);
   put(s, "shared2", "sha256:s", NULL, "{}", &created, &v, &err);
   key(&k, "sha256:s", 0, 0, "num=100");
-  s->ops->cache_put(s, &k, "[s]", &err);
+  cache_put1(s, &k, "[s]", &err);
   key(&k, "sha256:only1", 0, 0, "num=100");
-  s->ops->cache_put(s, &k, "[only1]", &err);
+  cache_put1(s, &k, "[only1]", &err);
   key(&k, "sha256:only1", 1, 0, "num=100");
-  s->ops->cache_put(s, &k, "[only1b]", &err);
+  cache_put1(s, &k, "[only1b]", &err);
   tap_ok(cache_has(s, "sha256:s", 0, 0, "num=100") == 1 &&
              cache_has(s, "sha256:only1", 0, 0, "num=100") == 1 &&
              cache_has(s, "sha256:only1", 1, 0, "num=100") == 1,
@@ -587,7 +609,7 @@ static void *conc_thread(void *p)
     snprintf(digest, sizeof digest, "sha256:t%d-%d", a->id, i);
     key(&k, digest, i, a->id, "num=100");
     snprintf(val, sizeof val, "[%d,%d]", a->id, i);
-    if (s->ops->cache_put(s, &k, val, &err) != ACED_OK)
+    if (cache_put1(s, &k, val, &err) != ACED_OK)
       conc_fail(a, &err);
     char *got = NULL;
     if (s->ops->cache_get(s, &k, &got, &err) != ACED_OK || got == NULL ||
