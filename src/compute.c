@@ -105,8 +105,12 @@ static void unlink_locked(struct loaded **pp, struct loaded **drop)
   }
 }
 
+static void hot_purge(const char *digest);
+static void hot_clear(void);
+
 void loaded_evict(const char *digest)
 {
+  hot_purge(digest);
   struct loaded *drop = NULL;
   pthread_mutex_lock(&loaded_lock);
   for (struct loaded **pp = &loaded_list; *pp;) {
@@ -125,6 +129,7 @@ void loaded_evict(const char *digest)
 
 void loaded_clear(void)
 {
+  hot_clear();
   struct loaded *drop = NULL;
   pthread_mutex_lock(&loaded_lock);
   while (loaded_list)
@@ -597,7 +602,10 @@ static json_t *regressor_json(const struct loaded *L, int o, int feature,
  * field is checked: a damaged cache row is an error, not a crash. */
 int compute_regressor_decode(const json_t *v, struct eng_regressor *r)
 {
-  memset(r, 0, sizeof *r);
+  /* Only what the predictive mean needs is set; the posterior covariance
+   * (r->cov, 13 KB) is left alone, and zeroing it was most of the time of
+   * a cached attribution. */
+  r->alpha = 0;
   json_t *coef = json_object_get(v, "coefficients");
   json_t *dom = json_object_get(v, "domain");
   json_t *order = json_object_get(v, "order");
@@ -661,6 +669,149 @@ static json_t *cache_lookup(struct server *srv, const struct loaded *L, int o, i
   }
   metrics_cache(1);
   return j;
+}
+
+/* ------------------------------------------------------------------ */
+/* hot summaries: what attributions need, kept decoded in memory        */
+
+/* A cached regressor is a few tens of kilobytes of JSON (grid points,
+ * curve, posterior covariance); an attribution needs only its order,
+ * coefficients, domain, estimator and warnings.  Parsing the full text on
+ * every cached attribution made it cost milliseconds, so those few fields
+ * are kept here, per cache key, as small immutable JSON objects shared by
+ * reference (jansson's reference counts are atomic).  Entries are
+ * dropped with their model (hot_purge) and otherwise replaced oldest
+ * first within a small probe window. */
+#define HOT_SLOTS 8192 /* a power of two */
+#define HOT_PROBE 8
+struct hot_entry {
+  char *key;
+  json_t *summary;
+  unsigned long tick;
+};
+static struct hot_entry hot_tab[HOT_SLOTS];
+static pthread_mutex_t hot_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long hot_clock;
+
+static unsigned long hot_hash(const char *s)
+{
+  unsigned long h = 1469598103934665603UL; /* FNV-1a */
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211UL;
+  return h;
+}
+
+static void hot_keystr(const struct loaded *L, int o, int f, const struct query_params *q,
+                       char *buf, size_t n)
+{
+  char pbuf[128];
+  params_key(q, pbuf, sizeof pbuf);
+  snprintf(buf, n, "%s|%d|%d|%s|%s", L->digest, o, f, estimator_name(q->estimator), pbuf);
+}
+
+static json_t *hot_get(const char *key)
+{
+  json_t *v = NULL;
+  unsigned long h = hot_hash(key);
+  pthread_mutex_lock(&hot_lock);
+  for (int i = 0; i < HOT_PROBE; i++) {
+    struct hot_entry *e = &hot_tab[(h + (unsigned long)i) & (HOT_SLOTS - 1)];
+    if (e->key && strcmp(e->key, key) == 0) {
+      e->tick = ++hot_clock;
+      v = json_incref(e->summary);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&hot_lock);
+  return v;
+}
+
+static void hot_put(const char *key, json_t *summary)
+{
+  char *k = strdup(key);
+  if (k == NULL)
+    return;
+  unsigned long h = hot_hash(key);
+  char *old_key = NULL;
+  json_t *old = NULL;
+  pthread_mutex_lock(&hot_lock);
+  struct hot_entry *victim = NULL;
+  for (int i = 0; i < HOT_PROBE; i++) {
+    struct hot_entry *e = &hot_tab[(h + (unsigned long)i) & (HOT_SLOTS - 1)];
+    if (e->key == NULL || strcmp(e->key, key) == 0) {
+      victim = e;
+      break;
+    }
+    if (victim == NULL || e->tick < victim->tick)
+      victim = e;
+  }
+  old_key = victim->key;
+  old = victim->summary;
+  victim->key = k;
+  victim->summary = json_incref(summary);
+  victim->tick = ++hot_clock;
+  pthread_mutex_unlock(&hot_lock);
+  free(old_key);
+  json_decref(old);
+}
+
+/* Drop every entry of a digest (its model was deleted). */
+static void hot_purge(const char *digest)
+{
+  size_t n = strlen(digest);
+  for (int i = 0; i < HOT_SLOTS; i++) {
+    char *k = NULL;
+    json_t *v = NULL;
+    pthread_mutex_lock(&hot_lock);
+    struct hot_entry *e = &hot_tab[i];
+    if (e->key && strncmp(e->key, digest, n) == 0 && e->key[n] == '|') {
+      k = e->key;
+      v = e->summary;
+      e->key = NULL;
+      e->summary = NULL;
+    }
+    pthread_mutex_unlock(&hot_lock);
+    free(k);
+    json_decref(v);
+  }
+}
+
+static void hot_clear(void)
+{
+  pthread_mutex_lock(&hot_lock);
+  for (int i = 0; i < HOT_SLOTS; i++) {
+    free(hot_tab[i].key);
+    json_decref(hot_tab[i].summary);
+    hot_tab[i].key = NULL;
+    hot_tab[i].summary = NULL;
+  }
+  pthread_mutex_unlock(&hot_lock);
+}
+
+/* The summary of regressor (o, f): from memory, else from the cache (and
+ * then kept in memory); NULL on a miss. */
+static json_t *summary_lookup(struct server *srv, const struct loaded *L, int o, int f,
+                              const struct query_params *q)
+{
+  char key[256];
+  hot_keystr(L, o, f, q, key, sizeof key);
+  json_t *s = hot_get(key);
+  if (s != NULL) {
+    metrics_cache(1);
+    return s;
+  }
+  json_t *full = cache_lookup(srv, L, o, f, q);
+  if (full == NULL)
+    return NULL;
+  s = json_pack("{s:O,s:O,s:O,s:O,s:O}", "order", json_object_get(full, "order"),
+                "coefficients", json_object_get(full, "coefficients"), "domain",
+                json_object_get(full, "domain"), "estimator",
+                json_object_get(full, "estimator"), "warnings",
+                json_object_get(full, "warnings"));
+  json_decref(full);
+  if (s != NULL)
+    hot_put(key, s);
+  return s;
 }
 
 /* Compute one feature's grid and fit + cache every output's regressor.
@@ -998,18 +1149,19 @@ static json_t *attributions_reply(const struct loaded *L, int o, const int *feat
                                   json_t *const *regs, const json_t *inputs, const char *cache,
                                   struct aced_error *err)
 {
-  struct eng_regressor *r = malloc(sizeof *r * (size_t)nf);
-  if (r == NULL) {
-    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
-    return NULL;
-  }
+  /* One regressor at a time, in a per-thread buffer: struct eng_regressor
+   * carries a 13 KB covariance that attributions never read, and heap
+   * blocks that size cost more than the arithmetic on a cached query. */
+  static _Thread_local struct eng_regressor r;
+  size_t nrows = json_array_size(inputs);
+  double *ace = malloc(sizeof(double) * (nrows * (size_t)nf + 1));
   json_t *names = json_array(), *baselines = json_array(), *ests = json_array();
   json_t *warnings = json_array();
   const char *est0 = NULL;
   int mixed = 0;
-  for (int i = 0; i < nf; i++) {
-    if (compute_regressor_decode(regs[i], &r[i]) != 0) {
-      free(r);
+  for (int i = 0; i < nf && ace != NULL; i++) {
+    if (compute_regressor_decode(regs[i], &r) != 0) {
+      free(ace);
       json_decref(names);
       json_decref(baselines);
       json_decref(ests);
@@ -1017,8 +1169,13 @@ static json_t *attributions_reply(const struct loaded *L, int o, const int *feat
       aced_error_set(err, ACED_E_INTERNAL, "", "cached regressor unreadable");
       return NULL;
     }
+    double base = eng_regressor_baseline(&r);
+    for (size_t row = 0; row < nrows; row++) {
+      double a = json_number_value(json_array_get(json_array_get(inputs, row), (size_t)feats[i]));
+      ace[row * (size_t)nf + (size_t)i] = eng_regressor_mean(&r, a) - base;
+    }
     json_array_append_new(names, json_string(L->m->features[feats[i]].name));
-    json_array_append_new(baselines, json_real(eng_regressor_baseline(&r[i])));
+    json_array_append_new(baselines, json_real(base));
     const char *e = json_string_value(json_object_get(regs[i], "estimator"));
     json_array_append_new(ests, json_string(e ? e : "?"));
     if (est0 == NULL)
@@ -1027,19 +1184,18 @@ static json_t *attributions_reply(const struct loaded *L, int o, const int *feat
       mixed = 1;
     json_array_extend(warnings, json_object_get(regs[i], "warnings"));
   }
-  json_t *rows = json_array();
-  size_t nrows = json_array_size(inputs);
-  for (size_t row = 0; row < nrows; row++) {
-    json_t *x = json_array_get(inputs, row);
-    json_t *ace = json_array();
-    for (int i = 0; i < nf; i++) {
-      double a = json_number_value(json_array_get(x, (size_t)feats[i]));
-      json_array_append_new(ace, json_real(eng_regressor_mean(&r[i], a) -
-                                           eng_regressor_baseline(&r[i])));
-    }
-    json_array_append_new(rows, ace);
+  if (ace == NULL) {
+    json_decref(names);
+    json_decref(baselines);
+    json_decref(ests);
+    json_decref(warnings);
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+    return NULL;
   }
-  free(r);
+  json_t *rows = json_array();
+  for (size_t row = 0; row < nrows; row++)
+    json_array_append_new(rows, dbl_array(ace + row * (size_t)nf, nf, 1));
+  free(ace);
   json_t *res = json_pack("{s:s,s:o,s:o,s:o,s:o}", "output", L->m->outputs[o], "features",
                           names, "attributions", rows, "baselines", baselines, "estimators",
                           ests);
@@ -1167,7 +1323,7 @@ struct work *work_plan(struct server *srv, struct job *job, const struct job_req
       goto fail;
     }
     for (int i = 0; i < w->n_feats; i++) {
-      w->regs[i] = cache_lookup(srv, w->L, w->output, w->feats[i], &w->q);
+      w->regs[i] = summary_lookup(srv, w->L, w->output, w->feats[i], &w->q);
       if (w->regs[i])
         w->cached++;
     }
@@ -1330,7 +1486,7 @@ json_t *fast_attributions(struct server *srv, const char *digest, const json_t *
     json_t **regs = calloc((size_t)nf, sizeof *regs);
     int all = regs != NULL;
     for (int i = 0; i < nf && all; i++)
-      all = (regs[i] = cache_lookup(srv, L, o, feats[i], &q)) != NULL;
+      all = (regs[i] = summary_lookup(srv, L, o, feats[i], &q)) != NULL;
     if (all)
       reply = attributions_reply(L, o, feats, nf, regs, json_object_get(body, "inputs"), "hit",
                                  err);

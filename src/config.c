@@ -55,7 +55,7 @@ static const struct key keys[] = {
       "simultaneous connections"),
     L(connection_timeout, 1, 3600, STR(ACED_CONN_TIMEOUT_DEFAULT),
       "seconds an idle or slow connection is kept"),
-    L(connection_memory, 32768, 16777216, "262144",
+    L(connection_memory, 16384, 16777216, "32768",
       "bytes of per-connection buffer memory (headers, replies)"),
     L(sync_wait_ms, 0, 3600000, STR(ACED_SYNC_WAIT_MS_DEFAULT),
       "longest a synchronous query waits before answering 202 with its job"),

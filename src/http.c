@@ -7,13 +7,14 @@
  *   first call      match the route (404/405), check the URL length,
  *                   authenticate (401/403); for routes with a body check
  *                   Content-Type (415) and Content-Length (413) before a
- *                   byte of the body is read.  Routes without a body are
- *                   dispatched right away.
+ *                   byte of the body is read.  A refusal is queued at once
+ *                   (the connection then closes); otherwise nothing is
+ *                   answered yet, which keeps the connection alive.
  *   upload calls    append to a buffer capped at max_body_bytes; past the
  *                   cap the rest is discarded and 413 answered at the end
  *                   (libmicrohttpd 0.9.75 cannot queue a reply mid-upload).
- *   final call      check nesting depth, parse JSON (duplicate keys are an
- *                   error), call the handler.
+ *   final call      for routes with a body check nesting depth and parse
+ *                   JSON (duplicate keys are an error); call the handler.
  *   resumed call    a handler that suspended the connection has had its
  *                   reply stored by request_complete(): queue it.
  *
@@ -460,8 +461,13 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn,
                            rq->route->scope == AUTH_WRITE ? "write" : "read");
     }
 
-    if (!rq->route->takes_body)
-      return dispatch(rq);
+    /* Accepted: the reply comes on the final call.  Queueing it now,
+     * before libmicrohttpd has seen the end of the request, would make it
+     * close the connection (no keep-alive). */
+    if (!rq->route->takes_body) {
+      rq->priv->phase = PH_BODY;
+      return MHD_YES;
+    }
 
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_TYPE);

@@ -189,6 +189,8 @@ struct sq_conn {
   sqlite3_stmt *stmt[SQ_STMT__COUNT]; /* prepared on first use */
 };
 
+#define SQ_LATEST_SLOTS 1024 /* a power of two */
+
 struct sq_store {
   struct store base;                /* first: a struct store * is ours */
   pthread_mutex_t write_lock;       /* guards `writer` */
@@ -199,6 +201,19 @@ struct sq_store {
   struct sq_conn readers[SQ_READERS];
   int a_free[SQ_READERS];           /* indices of idle readers */
   int n_free;
+  /* Latest-version rows by name (no body), so that the lookup every query
+   * starts with needs no SQLite read transaction (each costs several
+   * system calls: locks and stat of the WAL index).  Every write through
+   * this store empties it and bumps `generation`; a reader only files a
+   * row it read under the generation it started with, so a row read
+   * before a write never lands after it.  This assumes, as aced does, one
+   * process writing the database file. */
+  pthread_mutex_t latest_lock;
+  unsigned long generation;
+  struct sq_latest {
+    int used;
+    struct store_model_row row;   /* description owned; body always NULL */
+  } latest[SQ_LATEST_SLOTS];
 };
 
 static struct sq_store *sq_of(struct store *s)
@@ -559,6 +574,71 @@ static void sq_sync_dir(const char *path)
   free(dir);
 }
 
+/* ---- latest-row cache (see struct sq_store) ----------------------------- */
+
+static unsigned sq_latest_slot(const char *name)
+{
+  unsigned h = 2166136261u; /* FNV-1a */
+  for (; *name; name++)
+    h = (h ^ (unsigned char)*name) * 16777619u;
+  return h & (SQ_LATEST_SLOTS - 1);
+}
+
+/* Copy the cached row of name into *row; 1 on a hit. */
+static int sq_latest_get(struct sq_store *q, const char *name, struct store_model_row *row,
+                         unsigned long *gen)
+{
+  int hit = 0;
+  pthread_mutex_lock(&q->latest_lock);
+  *gen = q->generation;
+  struct sq_latest *l = &q->latest[sq_latest_slot(name)];
+  if (l->used && strcmp(l->row.name, name) == 0) {
+    *row = l->row;
+    row->body = NULL;
+    row->description = NULL;
+    if (l->row.description != NULL && (row->description = strdup(l->row.description)) == NULL)
+      hit = 0;
+    else
+      hit = 1;
+  }
+  pthread_mutex_unlock(&q->latest_lock);
+  return hit;
+}
+
+static void sq_latest_put(struct sq_store *q, const struct store_model_row *row,
+                          unsigned long gen)
+{
+  char *desc = row->description ? strdup(row->description) : NULL;
+  if (row->description != NULL && desc == NULL)
+    return;
+  pthread_mutex_lock(&q->latest_lock);
+  if (gen == q->generation) {
+    struct sq_latest *l = &q->latest[sq_latest_slot(row->name)];
+    char *old = l->used ? l->row.description : NULL;
+    l->row = *row;
+    l->row.body = NULL;
+    l->row.description = desc;
+    l->used = 1;
+    desc = old;
+  }
+  pthread_mutex_unlock(&q->latest_lock);
+  free(desc);
+}
+
+/* After any write: forget every cached row. */
+static void sq_latest_clear(struct sq_store *q)
+{
+  pthread_mutex_lock(&q->latest_lock);
+  q->generation++;
+  for (int i = 0; i < SQ_LATEST_SLOTS; i++) {
+    if (q->latest[i].used)
+      free(q->latest[i].row.description);
+    q->latest[i].used = 0;
+    q->latest[i].row.description = NULL;
+  }
+  pthread_mutex_unlock(&q->latest_lock);
+}
+
 /* ---- operations -------------------------------------------------------- */
 
 static void sq_close(struct store *s)
@@ -571,6 +651,8 @@ static void sq_close(struct store *s)
   for (int i = 0; i < q->n_readers; i++)
     sq_conn_close(&q->readers[i]);
   sq_conn_close(&q->writer);
+  sq_latest_clear(q);
+  pthread_mutex_destroy(&q->latest_lock);
   pthread_cond_destroy(&q->pool_cond);
   pthread_mutex_destroy(&q->pool_lock);
   pthread_mutex_destroy(&q->write_lock);
@@ -692,6 +774,7 @@ out:
   sq_done(st);
   if (e != ACED_OK)
     sq_rollback(c);
+  sq_latest_clear(q);
   sq_writer_put(q);
   return e;
 }
@@ -708,6 +791,10 @@ static enum aced_err sq_model_get(struct store *s, const char *name, int version
   if (version < 0)
     return aced_error_set(err, ACED_E_MODEL_NOT_FOUND, NULL,
                           "model %s has no version %d", name, version);
+  unsigned long gen = 0;
+  int cacheable = version == 0 && !with_body;
+  if (cacheable && sq_latest_get(q, name, row, &gen))
+    return ACED_OK;
 
   struct sq_conn *c = sq_reader_get(q);
   enum aced_err e = ACED_OK;
@@ -742,6 +829,8 @@ static enum aced_err sq_model_get(struct store *s, const char *name, int version
     e = aced_error_set(err, ACED_E_STORE, NULL,
                        "model %s version %d has no stored body", row->name,
                        row->version);
+  if (e == ACED_OK && cacheable)
+    sq_latest_put(q, row, gen);
 
 out:
   sq_done(st);
@@ -887,6 +976,7 @@ out:
   sq_done(st);
   if (e != ACED_OK)
     sq_rollback(c);
+  sq_latest_clear(q);
   sq_writer_put(q);
   return e;
 }
@@ -1040,6 +1130,7 @@ struct store *store_sqlite_open(const char *path, struct aced_error *err)
   q->base.ops = &sq_ops;
   pthread_mutex_init(&q->write_lock, NULL);
   pthread_mutex_init(&q->pool_lock, NULL);
+  pthread_mutex_init(&q->latest_lock, NULL);
   pthread_cond_init(&q->pool_cond, NULL);
 
   int memory = strcmp(path, ":memory:") == 0;

@@ -72,7 +72,9 @@ json_t *fast_attributions(struct server *srv, const char *digest,
 json_t *fast_metadata(struct server *srv, const char *digest, const char *name, int version);
 
 /* Decode the parts of a cached regressor that attributions use (order,
- * coefficients, domain); 0 or -1 when any of it is missing or malformed. */
+ * coefficients, domain); 0 or -1 when any of it is missing or malformed.
+ * r->cov and log_evidence are not filled: use eng_regressor_mean and
+ * eng_regressor_baseline on the result, not eng_regressor_std. */
 struct eng_regressor;
 int compute_regressor_decode(const json_t *v, struct eng_regressor *r);
 
