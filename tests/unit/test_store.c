@@ -151,6 +151,40 @@ static int rfc3339_utc(const char *z)
   return 1;
 }
 
+/* ---- the latest-row cache follows every write ------------------------- */
+
+static void test_latest_cache(const char *dir)
+{
+  char path[1024];
+  db_path(path, sizeof path, dir, "latest.db");
+  struct aced_error err = {0};
+  struct store *s = store_sqlite_open(path, &err);
+  if (!tap_ok(s != NULL, "open a database for the latest-row cache"))
+    return;
+  int created, v;
+  struct store_model_row row;
+  put(s, "m", "sha256:one", "first", "{}", &created, &v, &err);
+  /* twice: the second read is served from memory */
+  s->ops->model_get(s, "m", 0, 0, &row, &err);
+  store_model_row_clear(&row);
+  enum aced_err e = s->ops->model_get(s, "m", 0, 0, &row, &err);
+  tap_ok(e == ACED_OK && row.version == 1 && strcmp(row.digest, "sha256:one") == 0 &&
+             row.description && strcmp(row.description, "first") == 0,
+         "latest row read twice: version 1 with its description");
+  store_model_row_clear(&row);
+  put(s, "m", "sha256:two", "second", "{}", &created, &v, &err);
+  e = s->ops->model_get(s, "m", 0, 0, &row, &err);
+  tap_ok(e == ACED_OK && row.version == 2 && strcmp(row.digest, "sha256:two") == 0,
+         "after a new version the latest row is version 2, not the remembered 1");
+  store_model_row_clear(&row);
+  int deleted = 0;
+  s->ops->model_delete(s, "m", &deleted, &err);
+  e = s->ops->model_get(s, "m", 0, 0, &row, &err);
+  tap_ok(e == ACED_E_MODEL_NOT_FOUND, "after DELETE the remembered row is gone (%d)", (int)e);
+  store_model_row_clear(&row);
+  s->ops->close(s);
+}
+
 /* ---- registry ---------------------------------------------------------- */
 
 static const char *DESC = "it's a \"test\"'); DROP TABLE models; --";
@@ -856,6 +890,7 @@ int main(void)
 {
   char *dir = tmp_dir();
   test_registry(dir);
+  test_latest_cache(dir);
   test_bad_files(dir);
   test_concurrency(dir);
   test_crash(dir);
