@@ -902,38 +902,36 @@ static enum aced_err check_fields(const json_t *body, const char *const *allowed
   return ACED_OK;
 }
 
-static enum aced_err need_output(const struct loaded *L, const json_t *v, const char *field,
-                                 int *o, struct aced_error *err)
+/* Resolve an output (outputs = 1) or a feature given as a name or an
+ * index into *idx; the error names `field`. */
+static enum aced_err need_index(const struct loaded *L, const json_t *v, const char *field,
+                                int outputs, int *idx, struct aced_error *err)
 {
+  const char *what = outputs ? "output" : "feature";
   if (v == NULL)
     return aced_error_set(err, ACED_E_MISSING_FIELD, field, "'%s' is required", field);
   if (!json_is_string(v) && !json_is_integer(v))
-    return aced_error_set(err, ACED_E_BAD_TYPE, field,
-                          "'%s' must be an output name or index", field);
-  *o = model_output_index(L->m, v);
-  if (*o < 0)
-    return aced_error_set(err, ACED_E_UNKNOWN_OUTPUT, field, "the model has no output %s%s%s",
-                          json_is_string(v) ? "'" : "",
+    return aced_error_set(err, ACED_E_BAD_TYPE, field, "'%s' must be an %s name or index",
+                          field, what);
+  *idx = outputs ? model_output_index(L->m, v) : model_feature_index(L->m, v);
+  if (*idx < 0)
+    return aced_error_set(err, outputs ? ACED_E_UNKNOWN_OUTPUT : ACED_E_UNKNOWN_FEATURE, field,
+                          "the model has no %s %s%s%s", what, json_is_string(v) ? "'" : "",
                           json_is_string(v) ? json_string_value(v) : "with that index",
                           json_is_string(v) ? "'" : "");
   return ACED_OK;
 }
 
+static enum aced_err need_output(const struct loaded *L, const json_t *v, const char *field,
+                                 int *o, struct aced_error *err)
+{
+  return need_index(L, v, field, 1, o, err);
+}
+
 static enum aced_err need_feature(const struct loaded *L, const json_t *v,
                                   const char *field, int *f, struct aced_error *err)
 {
-  if (v == NULL)
-    return aced_error_set(err, ACED_E_MISSING_FIELD, field, "'%s' is required", field);
-  if (!json_is_string(v) && !json_is_integer(v))
-    return aced_error_set(err, ACED_E_BAD_TYPE, field,
-                          "'%s' must be a feature name or index", field);
-  *f = model_feature_index(L->m, v);
-  if (*f < 0)
-    return aced_error_set(err, ACED_E_UNKNOWN_FEATURE, field, "the model has no feature %s%s%s",
-                          json_is_string(v) ? "'" : "",
-                          json_is_string(v) ? json_string_value(v) : "with that index",
-                          json_is_string(v) ? "'" : "");
-  return ACED_OK;
+  return need_index(L, v, field, 0, f, err);
 }
 
 /* A JSON array of indices from an optional list of names/indices. */
@@ -962,8 +960,7 @@ static enum aced_err index_list(const struct loaded *L, const json_t *v, const c
   for (int i = 0; i < *n; i++) {
     char path[64];
     snprintf(path, sizeof path, "%s[%d]", field, i);
-    enum aced_err rc = outputs ? need_output(L, json_array_get(v, (size_t)i), path, &(*idx)[i], err)
-                               : need_feature(L, json_array_get(v, (size_t)i), path, &(*idx)[i], err);
+    enum aced_err rc = need_index(L, json_array_get(v, (size_t)i), path, outputs, &(*idx)[i], err);
     if (rc != ACED_OK) {
       free(*idx);
       *idx = NULL;
