@@ -15,6 +15,9 @@ E2E_TESTS = \
 	tests/e2e/test_errors.py \
 	tests/e2e/test_auth.py \
 	tests/e2e/test_attribution.py \
-	tests/e2e/test_systemd.py
+	tests/e2e/test_systemd.py \
+	tests/e2e/test_crash.py \
+	tests/e2e/test_load.py \
+	tests/e2e/test_hostile.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)
