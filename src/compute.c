@@ -541,11 +541,16 @@ oom:
 /* ------------------------------------------------------------------ */
 /* regressors: build, encode, decode                                   */
 
+/* A JSON array of n numbers; JSON has no NaN or infinity, so a
+ * non-finite value becomes null (callers that can produce one check for
+ * it first and answer 422 instead). */
 static json_t *dbl_array(const double *a, int n, int stride)
 {
   json_t *arr = json_array();
-  for (int i = 0; i < n; i++)
-    json_array_append_new(arr, json_real(a[(size_t)i * stride]));
+  for (int i = 0; i < n; i++) {
+    double v = a[(size_t)i * stride];
+    json_array_append_new(arr, isfinite(v) ? json_real(v) : json_null());
+  }
   return arr;
 }
 
@@ -1115,6 +1120,18 @@ static json_t *do_interventions(struct work *w, struct aced_error *err)
     return NULL;
   }
   int m = w->L->m->n_outputs;
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(p.E[i * (size_t)m + (size_t)o])) {
+      char field[48];
+      snprintf(field, sizeof field, "values[%zu]", i);
+      aced_error_set(err, ACED_E_NOT_FINITE, field,
+                     "the expectation at %g overflows (not a finite number); use values "
+                     "nearer the feature's domain [%g, %g]",
+                     alpha[i], w->L->m->features[f].low, w->L->m->features[f].high);
+      phase1_free(&p);
+      free(alpha);
+      return NULL;
+    }
   json_t *res = json_pack("{s:s,s:s,s:o,s:o,s:s,s:s,s:o}", "output", w->L->m->outputs[o],
                           "feature", w->L->m->features[f].name, "values",
                           dbl_array(alpha, (int)n, 1), "expectations",
@@ -1169,7 +1186,21 @@ static json_t *attributions_reply(const struct loaded *L, int o, const int *feat
     double base = eng_regressor_baseline(&r);
     for (size_t row = 0; row < nrows; row++) {
       double a = json_number_value(json_array_get(json_array_get(inputs, row), (size_t)feats[i]));
-      ace[row * (size_t)nf + (size_t)i] = eng_regressor_mean(&r, a) - base;
+      double v = eng_regressor_mean(&r, a) - base;
+      if (!isfinite(v)) {
+        char field[64];
+        snprintf(field, sizeof field, "inputs[%zu][%d]", row, feats[i]);
+        aced_error_set(err, ACED_E_NOT_FINITE, field,
+                       "the regressor overflows at %g (far outside the domain [%g, %g])", a,
+                       r.low, r.high);
+        free(ace);
+        json_decref(names);
+        json_decref(baselines);
+        json_decref(ests);
+        json_decref(warnings);
+        return NULL;
+      }
+      ace[row * (size_t)nf + (size_t)i] = v;
     }
     json_array_append_new(names, json_string(L->m->features[feats[i]].name));
     json_array_append_new(baselines, json_real(base));
@@ -1348,8 +1379,11 @@ struct work *work_plan(struct server *srv, struct job *job, const struct job_req
     goto fail;
   }
 single:
-  if (w->result == NULL)
+  if (w->result == NULL) {
+    if (err->code == ACED_OK)
+      aced_error_set(err, ACED_E_INTERNAL, "", "could not build the reply");
     goto fail;
+  }
   *n_tasks = 0;
   return w;
 fail:

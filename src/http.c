@@ -141,11 +141,37 @@ MHD_RESULT reply_json(struct request *rq, unsigned status, json_t *j)
   return reply_json_h(rq, status, j, hn, hv);
 }
 
+/* Replace every byte of an invalid UTF-8 sequence with '?': messages and
+ * field paths can echo client bytes (a URL with %ff), and jansson refuses
+ * invalid UTF-8, which would turn a 4xx into a failure to answer. */
+static void utf8_sanitize(char *s)
+{
+  unsigned char *p = (unsigned char *)s;
+  while (*p) {
+    int len = *p < 0x80 ? 1 : (*p >> 5) == 0x6 ? 2 : (*p >> 4) == 0xe ? 3 : (*p >> 3) == 0x1e ? 4 : 0;
+    int good = len > 0;
+    for (int i = 1; good && i < len; i++)
+      good = (p[i] & 0xc0) == 0x80;
+    if (good && len > 1) {
+      json_t *t = json_stringn((const char *)p, (size_t)len); /* overlongs, surrogates */
+      good = t != NULL;
+      json_decref(t);
+    }
+    if (!good) {
+      *p++ = '?';
+      continue;
+    }
+    p += len;
+  }
+}
+
 json_t *error_json(const struct aced_error *err)
 {
-  return json_pack("{s:{s:s,s:s,s:s}}", "error", "code",
-                   aced_err_code(err->code), "message", err->message, "field",
-                   err->field);
+  struct aced_error e = *err;
+  utf8_sanitize(e.message);
+  utf8_sanitize(e.field);
+  return json_pack("{s:{s:s,s:s,s:s}}", "error", "code", aced_err_code(e.code), "message",
+                   e.message, "field", e.field);
 }
 
 MHD_RESULT reply_aced_error(struct request *rq, const struct aced_error *err)

@@ -49,6 +49,8 @@ struct job {
   enum job_state state;
   int planned;            /* plan step taken */
   int cancel;             /* cancellation asked (or a task failed) */
+  int active;             /* workers inside its plan, a task or finish */
+  int waited_out;         /* some waiter got 202 (timed out) */
   struct work *work;
   int n_tasks, next_task, tasks_running, tasks_done;
   long units_total, units_done;
@@ -122,6 +124,20 @@ static int finished(enum job_state s)
   return s == JOB_DONE || s == JOB_FAILED || s == JOB_CANCELLED;
 }
 
+/* A finished job no worker is using keeps only what GET /v1/jobs shows:
+ * its request (for a registration, the whole model) and its work (which
+ * pins a prepared model) are let go at once, so that the table of
+ * remembered jobs holds little memory. */
+static void release_inputs_locked(struct job *j)
+{
+  if (j->active > 0)
+    return;
+  json_decref(j->req.params);
+  j->req.params = NULL;
+  work_free(j->work);
+  j->work = NULL;
+}
+
 /* Mark j finished; returns its waiters, detached, for the caller to call
  * after unlocking. */
 static struct waiter *finish_locked(struct jobs *js, struct job *j,
@@ -137,6 +153,7 @@ static struct waiter *finish_locked(struct jobs *js, struct job *j,
   j->finished_us = http_now_us();
   if (in_queue(js, j))
     queue_remove(js, j);
+  release_inputs_locked(j);
   metrics_job_finished(job_state_name(s));
   /* detach this job's waiters from the global list */
   struct waiter *mine = NULL;
@@ -439,22 +456,36 @@ static void complete(struct jobs *js, struct job *j)
     w = finish_locked(js, j, JOB_FAILED);
   } else {
     js->busy++;
+      j->active++;
     pthread_mutex_unlock(&js->lock);
     struct aced_error err = {0};
     json_t *res = work_finish(j->work, &err);
     pthread_mutex_lock(&js->lock);
     js->busy--;
+      j->active--;
     if (res) {
       j->result = res;
       w = finish_locked(js, j, JOB_DONE);
     } else {
+      if (err.code == ACED_OK)
+        aced_error_set(&err, ACED_E_INTERNAL, "", "job produced no result");
       j->err = err;
       w = finish_locked(js, j, JOB_FAILED);
     }
   }
+  int served = 0;
+  for (struct waiter *x = w; x; x = x->next)
+    served++;
   pthread_mutex_unlock(&js->lock);
   call_waiters(w, 0);
   pthread_mutex_lock(&js->lock);
+  /* A synchronous result that every waiter has received is not kept:
+   * nobody can ask for it again (they never saw the job id), and results
+   * can be megabytes.  Results of 202'd and background jobs stay for GET. */
+  if (served > 0 && !j->waited_out && j->req.kind != JOB_REGRESSORS && j->result) {
+    json_decref(j->result);
+    j->result = NULL;
+  }
 }
 
 static void *worker_main(void *arg)
@@ -478,6 +509,7 @@ static void *worker_main(void *arg)
       j->state = JOB_RUNNING;
       j->started_us = http_now_us();
       js->busy++;
+      j->active++;
       pthread_mutex_unlock(&js->lock);
       struct aced_error err = {0};
       int n = 0;
@@ -485,8 +517,11 @@ static void *worker_main(void *arg)
       struct work *w = work_plan(js->srv, j, &j->req, &n, &units, &err);
       pthread_mutex_lock(&js->lock);
       js->busy--;
+      j->active--;
       j->work = w;
       if (w == NULL && !j->cancel) {
+        if (err.code == ACED_OK) /* a failure must never read as success */
+          aced_error_set(&err, ACED_E_INTERNAL, "", "job failed");
         j->err = err;
         j->cancel = 1;
       }
@@ -507,6 +542,7 @@ static void *worker_main(void *arg)
         queue_remove(js, j);
       j->tasks_running++;
       js->busy++;
+      j->active++;
       pthread_mutex_unlock(&js->lock);
       struct aced_error err = {0};
       long done = -1;
@@ -517,6 +553,7 @@ static void *worker_main(void *arg)
                        "job stopped (cancelled, timed out or shutting down)");
       pthread_mutex_lock(&js->lock);
       js->busy--;
+      j->active--;
       j->tasks_running--;
       j->tasks_done++;
       if (done < 0 && !j->cancel) {
@@ -531,6 +568,8 @@ static void *worker_main(void *arg)
           (j->tasks_done == j->n_tasks || j->cancel) && !finished(j->state))
         complete(js, j);
     }
+    if (finished(j->state))
+      release_inputs_locked(j);
     pthread_mutex_unlock(&js->lock);
     job_unref(j);
     pthread_mutex_lock(&js->lock);
@@ -553,6 +592,7 @@ static void *timer_main(void *arg)
         *pp = w->next;
         w->next = due;
         due = w;
+        w->job->waited_out = 1;
       } else {
         if (w->deadline_us < next)
           next = w->deadline_us;
