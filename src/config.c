@@ -54,7 +54,7 @@ static const struct key keys[] = {
     L(connection_limit, 4, 100000, STR(ACED_CONN_LIMIT_DEFAULT),
       "simultaneous connections"),
     L(connection_timeout, 1, 3600, STR(ACED_CONN_TIMEOUT_DEFAULT),
-      "seconds an idle or slow connection is kept"),
+      "seconds an idle connection is kept; also the deadline for request headers"),
     L(connection_memory, 16384, 16777216, "32768",
       "bytes of per-connection buffer memory (headers, replies)"),
     L(sync_wait_ms, 0, 3600000, STR(ACED_SYNC_WAIT_MS_DEFAULT),

@@ -25,6 +25,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -59,9 +60,32 @@ struct request_priv {
   char url[160];                 /* for the access log, truncated */
 };
 
+/* ---- header deadline ----
+ * libmicrohttpd's connection timeout is an *idle* timeout: a client that
+ * sends its request headers one byte a second never looks idle and would
+ * hold its connection (and a connection_limit slot) for ever.  Every
+ * connection is therefore tracked from accept (NOTIFY_CONNECTION); while
+ * it has no request whose headers are complete, a watchdog thread shuts
+ * the socket down once connection_timeout seconds have passed since the
+ * connection opened or its last request ended.  libmicrohttpd then sees
+ * the end of the stream and closes the connection itself.  A request in
+ * progress (body upload, or waiting for a worker) is not touched. */
+struct conn_track {
+  struct conn_track *prev, *next;
+  MHD_socket fd;
+  int64_t since_us;   /* opened, or last request finished */
+  int in_request;     /* headers of the current request are complete */
+  int shut;           /* the watchdog already shut it down */
+};
+
 struct http {
   struct MHD_Daemon *d;
   struct server *srv;
+  pthread_mutex_t track_lock;
+  struct conn_track *tracked;
+  pthread_t watchdog;
+  int stop;
+  pthread_cond_t stop_cv;
 };
 
 static pthread_rwlock_t auth_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -399,6 +423,88 @@ static void client_address(struct request *rq)
   snprintf(rq->client, sizeof rq->client, "%s via %s", first, peer);
 }
 
+static struct http *the_http; /* for conn_mark: one listener per process */
+
+/* Note that conn's request headers are complete (1) or its request ended
+ * (0). */
+static void conn_mark(struct MHD_Connection *conn, int in_request)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  struct http *h = the_http;
+  if (ci == NULL || ci->socket_context == NULL || h == NULL)
+    return;
+  struct conn_track *t = ci->socket_context;
+  pthread_mutex_lock(&h->track_lock);
+  t->in_request = in_request;
+  t->since_us = http_now_us();
+  pthread_mutex_unlock(&h->track_lock);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+  struct http *h = cls;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    struct conn_track *t = calloc(1, sizeof *t);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *socket_context = t;
+    if (t == NULL || ci == NULL) {
+      free(t);
+      *socket_context = NULL;
+      return;
+    }
+    t->fd = ci->connect_fd;
+    t->since_us = http_now_us();
+    pthread_mutex_lock(&h->track_lock);
+    t->next = h->tracked;
+    if (h->tracked)
+      h->tracked->prev = t;
+    h->tracked = t;
+    pthread_mutex_unlock(&h->track_lock);
+  } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL) {
+    /* Called before libmicrohttpd closes the socket, so the watchdog never
+     * touches a descriptor number that has been reused. */
+    struct conn_track *t = *socket_context;
+    pthread_mutex_lock(&h->track_lock);
+    if (t->prev)
+      t->prev->next = t->next;
+    else
+      h->tracked = t->next;
+    if (t->next)
+      t->next->prev = t->prev;
+    pthread_mutex_unlock(&h->track_lock);
+    free(t);
+    *socket_context = NULL;
+  }
+}
+
+static void *watchdog_main(void *arg)
+{
+  struct http *h = arg;
+  int64_t limit = h->srv->cfg.connection_timeout * 1000000L;
+  pthread_mutex_lock(&h->track_lock);
+  while (!h->stop) {
+    int64_t now = http_now_us();
+    for (struct conn_track *t = h->tracked; t; t = t->next)
+      if (!t->in_request && !t->shut && now - t->since_us > limit) {
+        shutdown(t->fd, SHUT_RDWR);
+        t->shut = 1;
+      }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 250 * 1000 * 1000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&h->stop_cv, &h->track_lock, &ts);
+  }
+  pthread_mutex_unlock(&h->track_lock);
+  return NULL;
+}
+
 static MHD_RESULT dispatch(struct request *rq)
 {
   if (rq->route->takes_body) {
@@ -448,6 +554,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn,
     snprintf(rq->priv->url, sizeof rq->priv->url, "%s", url);
     *con_cls = rq;
     client_address(rq);
+    conn_mark(conn, 1);
 
     if (strlen(url) > ACED_URL_MAX)
       return reply_error(rq, ACED_E_BAD_REQUEST, "url", "URL longer than %d bytes",
@@ -597,6 +704,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   if (log_enabled(LOG_L_INFO))
     log_info("http", "%s %s %s %u %.1fms who=%s", rq->client, rq->priv->method,
              rq->priv->url, status, secs * 1e3, rq->who);
+  conn_mark(conn, 0);
   if (rq->hstate_free != NULL)
     rq->hstate_free(rq->hstate);
   json_decref(rq->body);
@@ -605,6 +713,26 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   pthread_mutex_destroy(&rq->priv->lock);
   free(rq);
   *con_cls = NULL;
+}
+
+/* Percent-decoding of the URL and query arguments, as libmicrohttpd's
+ * own, except that %00 stays as it is: decoded, it would end the C string
+ * early and /v1/models/a%00b would be served as model "a". */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+  char *w = s;
+  for (const char *r = s; *r != '\0'; r++) {
+    unsigned v;
+    if (r[0] == '%' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2]) &&
+        sscanf(r + 1, "%2x", &v) == 1 && v != 0) {
+      *w++ = (char)v;
+      r += 2;
+    } else {
+      *w++ = *r;
+    }
+  }
+  *w = '\0';
+  return (size_t)(w - s);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -645,6 +773,9 @@ struct http *http_start(struct server *srv, char *errbuf, size_t errlen)
     return NULL;
   }
   h->srv = srv;
+  pthread_mutex_init(&h->track_lock, NULL);
+  pthread_cond_init(&h->stop_cv, NULL);
+  the_http = h;
   /* Metric labels are "METHOD pattern": bounded, whatever the URLs. */
   static char labels[64][96];
   static const char *label_ptrs[64];
@@ -662,15 +793,19 @@ struct http *http_start(struct server *srv, char *errbuf, size_t errlen)
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->connection_timeout,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)c->connection_memory,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+      MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
       MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
       MHD_OPTION_END);
   if (h->d == NULL) {
     snprintf(errbuf, errlen, "cannot listen on %s port %ld (address in use?)",
              c->listen_address, c->port);
+    the_http = NULL;
     free(h);
     return NULL;
   }
+  pthread_create(&h->watchdog, NULL, watchdog_main, h);
   return h;
 }
 
@@ -696,6 +831,14 @@ void http_stop(struct http *h)
 {
   if (h == NULL)
     return;
+  pthread_mutex_lock(&h->track_lock);
+  h->stop = 1;
+  pthread_cond_signal(&h->stop_cv);
+  pthread_mutex_unlock(&h->track_lock);
+  pthread_join(h->watchdog, NULL);
   MHD_stop_daemon(h->d);
+  the_http = NULL;
+  pthread_mutex_destroy(&h->track_lock);
+  pthread_cond_destroy(&h->stop_cv);
   free(h);
 }

@@ -313,12 +313,10 @@ LIMIT = CONN_TIMEOUT + 3
 ok(all(c is not None and c <= LIMIT + 1 for c in stalls),  # +1: the sender stalls after ~0.5 s of headers
    "stalled header connections closed by the daemon within %d s (connection_timeout %d s)" % (LIMIT + 1, CONN_TIMEOUT),
    sorted(stalls, key=lambda x: x or 1e9))
-# Known limitation (reported): connection_timeout is libmicrohttpd's *idle* timeout, so a client sending
-# one byte a second never looks idle and keeps its connection (and a connection_limit slot) as long as it
-# likes.  Marked TODO so that make check stays green until the daemon gets a header deadline.
-todo(all(c is not None and c <= LIMIT + 1 for c in drips),
-     "one-byte-a-second header connections closed within %d s" % (LIMIT + 1),
-     "header deadline: connection_timeout is an idle timeout")
+# connection_timeout is also a deadline for a request's headers (src/http.c's watchdog), so a client
+# sending one byte a second does not keep its connection either.
+ok(all(c is not None and c <= LIMIT + 1 for c in drips),
+   "one-byte-a-second header connections closed within %d s" % (LIMIT + 1), sorted(drips, key=lambda x: x or 1e9))
 fd_after_slow = settle_fds(fd_base)
 ok(fd_after_slow <= fd_base, "fds back to baseline after the slow clients left (%d -> %d)" % (fd_base, fd_after_slow))
 
@@ -390,18 +388,14 @@ diag("probe: 8 registrations of %.1f MB bodies: VmRSS %+.1f MB; 8 num=10000 regr
      % (sizes / 8 / 1e6, reg_growth, fit_growth))
 reg_ok = reg_growth < 25
 fit_ok = fit_growth < 25
-todo(reg_ok, "finished registration jobs do not keep their parsed bodies (%+.1f MB after 8 x %.1f MB)"
-     % (reg_growth, sizes / 8 / 1e6), "jobs.c keeps req.params and work of finished jobs until trimmed")
-todo(fit_ok, "finished regressor jobs do not pin their results in memory (%+.1f MB after 8 num=10000 fits)"
-     % fit_growth, "job table bounded by count (4096), not bytes")
+ok(reg_ok, "finished registration jobs do not keep their parsed bodies (%+.1f MB after 8 x %.1f MB)"
+   % (reg_growth, sizes / 8 / 1e6))
+ok(fit_ok, "finished regressor jobs do not pin their results in memory (%+.1f MB after 8 num=10000 fits)"
+   % fit_growth)
 ok(p.stop() == 0, "probe daemon: clean shutdown")
 p.cleanup()
-# The load's memory verdict: a hard check once the retention is fixed; until then the load's growth
-# depends on how many jobs the machine got through, so it is reported (above) but not judged.
-if reg_ok and fit_ok:
-    ok(load_flat, load_flat_what)
-else:
-    diag("not judged while finished jobs retain memory: " + load_flat_what)
+# The load's memory verdict.
+ok(load_flat, load_flat_what)
 
 diag("%.1f s" % (time.time() - T0))
 done()
