@@ -67,14 +67,18 @@ struct request_priv {
  * connection is therefore tracked from accept (NOTIFY_CONNECTION); while
  * it has no request whose headers are complete, a watchdog thread shuts
  * the socket down once connection_timeout seconds have passed since the
- * connection opened or its last request ended.  libmicrohttpd then sees
- * the end of the stream and closes the connection itself.  A request in
- * progress (body upload, or waiting for a worker) is not touched. */
+ * connection opened or its last request ended.  A body upload gets the
+ * same time and must then keep up an average of ACED_BODY_MIN_RATE.
+ * libmicrohttpd then sees the end of the stream and closes the connection
+ * itself.  A request being handled (or waiting for a worker) is not
+ * touched. */
+enum conn_state { CS_IDLE, CS_BODY, CS_BUSY };
 struct conn_track {
   struct conn_track *prev, *next;
   MHD_socket fd;
-  int64_t since_us;   /* opened, or last request finished */
-  int in_request;     /* headers of the current request are complete */
+  enum conn_state state;
+  int64_t since_us;   /* state entered */
+  size_t body_bytes;  /* received in CS_BODY */
   int shut;           /* the watchdog already shut it down */
 };
 
@@ -425,9 +429,9 @@ static void client_address(struct request *rq)
 
 static struct http *the_http; /* for conn_mark: one listener per process */
 
-/* Note that conn's request headers are complete (1) or its request ended
- * (0). */
-static void conn_mark(struct MHD_Connection *conn, int in_request)
+/* Move conn's tracking to `state` (a new state restarts its clock), or
+ * count `bytes` more of body in the current one. */
+static void conn_mark(struct MHD_Connection *conn, enum conn_state state, size_t bytes)
 {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -436,8 +440,12 @@ static void conn_mark(struct MHD_Connection *conn, int in_request)
     return;
   struct conn_track *t = ci->socket_context;
   pthread_mutex_lock(&h->track_lock);
-  t->in_request = in_request;
-  t->since_us = http_now_us();
+  if (t->state != state) {
+    t->state = state;
+    t->since_us = http_now_us();
+    t->body_bytes = 0;
+  }
+  t->body_bytes += bytes;
   pthread_mutex_unlock(&h->track_lock);
 }
 
@@ -487,11 +495,16 @@ static void *watchdog_main(void *arg)
   pthread_mutex_lock(&h->track_lock);
   while (!h->stop) {
     int64_t now = http_now_us();
-    for (struct conn_track *t = h->tracked; t; t = t->next)
-      if (!t->in_request && !t->shut && now - t->since_us > limit) {
+    for (struct conn_track *t = h->tracked; t; t = t->next) {
+      int64_t age = now - t->since_us;
+      int late = t->state == CS_IDLE && age > limit;
+      int slow = t->state == CS_BODY && age > limit &&
+                 (double)t->body_bytes < ACED_BODY_MIN_RATE * (age / 1e6);
+      if ((late || slow) && !t->shut) {
         shutdown(t->fd, SHUT_RDWR);
         t->shut = 1;
       }
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_nsec += 250 * 1000 * 1000;
@@ -554,7 +567,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn,
     snprintf(rq->priv->url, sizeof rq->priv->url, "%s", url);
     *con_cls = rq;
     client_address(rq);
-    conn_mark(conn, 1);
+    conn_mark(conn, CS_BUSY, 0);
 
     if (strlen(url) > ACED_URL_MAX)
       return reply_error(rq, ACED_E_BAD_REQUEST, "url", "URL longer than %d bytes",
@@ -627,6 +640,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn,
       }
     }
     rq->priv->phase = PH_BODY;
+    conn_mark(conn, CS_BODY, 0);
     return MHD_YES;
   }
 
@@ -634,6 +648,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn,
   if (*upload_data_size > 0) {
     size_t n = *upload_data_size;
     *upload_data_size = 0;
+    conn_mark(conn, CS_BODY, n);
     if (p->phase == PH_DISCARD) {
       /* Past the cap: swallow up to one more cap's worth so that the 413
        * can be delivered, then give up on the connection. */
@@ -669,6 +684,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn,
     return reply_error(rq, ACED_E_TOO_LARGE, "body",
                        "body is over the limit of %ld bytes", srv->cfg.max_body_bytes);
   case PH_BODY:
+    conn_mark(conn, CS_BUSY, 0);
     return dispatch(rq);
   case PH_RESUMED: {
     pthread_mutex_lock(&p->lock);
@@ -704,7 +720,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   if (log_enabled(LOG_L_INFO))
     log_info("http", "%s %s %s %u %.1fms who=%s", rq->client, rq->priv->method,
              rq->priv->url, status, secs * 1e3, rq->who);
-  conn_mark(conn, 0);
+  conn_mark(conn, CS_IDLE, 0);
   if (rq->hstate_free != NULL)
     rq->hstate_free(rq->hstate);
   json_decref(rq->body);

@@ -74,5 +74,10 @@
  * of it in chunks, so 32 KiB (libmicrohttpd's own default) is enough. */
 #define ACED_CONN_MEMORY_DEFAULT (32 * 1024)
 #define ACED_TOKENS_MAX 1024
+/* A request body must arrive at 1 KiB/s on average once connection_timeout
+ * has passed since its headers: slower is a "slow POST" attack holding a
+ * connection, not a client on any real network (a 64 MiB body at that
+ * rate would take 18 hours; let the proxy buffer bodies from slow links). */
+#define ACED_BODY_MIN_RATE 1024 /* bytes per second */
 
 #endif

@@ -317,6 +317,34 @@ ok(all(c is not None and c <= LIMIT + 1 for c in stalls),  # +1: the sender stal
 # sending one byte a second does not keep its connection either.
 ok(all(c is not None and c <= LIMIT + 1 for c in drips),
    "one-byte-a-second header connections closed within %d s" % (LIMIT + 1), sorted(drips, key=lambda x: x or 1e9))
+# A slow body ("slow POST"): complete headers, then one byte a second.  After connection_timeout the
+# body must keep up 1 KiB/s on average, so the daemon cuts it off soon after the timeout.
+def slow_body(horizon):
+    s = socket.create_connection(("127.0.0.1", d.port))
+    s.sendall(b"POST /v1/models HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 100000\r\n\r\n{")
+    t0 = time.time()
+    closed = None
+    try:
+        while time.time() - t0 < horizon:
+            time.sleep(1.0)
+            try:
+                s.send(b" ")
+            except OSError:
+                closed = time.time() - t0
+                break
+            if closed_by_peer(s):
+                closed = time.time() - t0
+                break
+    finally:
+        s.close()
+    return closed
+
+
+slow_closed = slow_body(HORIZON)
+diag("slow body: closed after %s s" % (("%.1f" % slow_closed) if slow_closed is not None else "never"))
+ok(slow_closed is not None and slow_closed <= LIMIT + 2,
+   "a body trickling at 1 byte/s is cut off within %d s of connection_timeout %d s" % (LIMIT + 2, CONN_TIMEOUT))
 fd_after_slow = settle_fds(fd_base)
 ok(fd_after_slow <= fd_base, "fds back to baseline after the slow clients left (%d -> %d)" % (fd_base, fd_after_slow))
 
