@@ -21,6 +21,19 @@ BUILDDIR = os.environ.get("ACED_BUILDDIR", SRCDIR)
 SHARED = os.environ.get("ACED_SHARED", os.path.join(SRCDIR, "..", "shared"))
 ACED = os.path.join(BUILDDIR, "aced")
 
+
+def _sanitized():
+    """Is the daemon an AddressSanitizer build?  Its quarantine keeps freed memory resident, so
+    resident-memory figures say nothing there (LeakSanitizer checks leaks instead)."""
+    try:
+        out = subprocess.run(["ldd", ACED], capture_output=True, timeout=10).stdout
+        return b"libasan" in out
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+SANITIZED = _sanitized()
+
 _n = 0
 _failed = 0
 
