@@ -115,14 +115,19 @@ int64_t http_now_us(void)
 
 /* ---- replies ---- */
 
+/* mode MHD_RESPMEM_MUST_FREE hands `body` (malloc'ed) to libmicrohttpd,
+ * saving a copy of every JSON reply; MUST_COPY copies it. */
 static MHD_RESULT queue_reply(struct request *rq, unsigned status,
                               const char *ctype, const char *body, size_t len,
+                              enum MHD_ResponseMemoryMode mode,
                               const char *extra_name, const char *extra_value)
 {
-  struct MHD_Response *r = MHD_create_response_from_buffer(
-      len, (void *)body, MHD_RESPMEM_MUST_COPY);
-  if (r == NULL)
+  struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, mode);
+  if (r == NULL) {
+    if (mode == MHD_RESPMEM_MUST_FREE)
+      free((void *)body);
     return MHD_NO;
+  }
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
   MHD_add_response_header(r, "Cache-Control", "no-store");
   MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
@@ -146,12 +151,11 @@ static MHD_RESULT reply_json_h(struct request *rq, unsigned status, json_t *j,
   if (s == NULL) {
     static const char oom[] =
         "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\",\"field\":\"\"}}";
-    return queue_reply(rq, 500, "application/json", oom, sizeof oom - 1, NULL, NULL);
+    return queue_reply(rq, 500, "application/json", oom, sizeof oom - 1,
+                       MHD_RESPMEM_PERSISTENT, NULL, NULL);
   }
-  MHD_RESULT ret = queue_reply(rq, status, "application/json", s, strlen(s),
-                               hname, hvalue);
-  free(s);
-  return ret;
+  return queue_reply(rq, status, "application/json", s, strlen(s), MHD_RESPMEM_MUST_FREE,
+                     hname, hvalue);
 }
 
 MHD_RESULT reply_json(struct request *rq, unsigned status, json_t *j)
@@ -232,7 +236,8 @@ MHD_RESULT reply_error(struct request *rq, enum aced_err e, const char *field,
 MHD_RESULT reply_text(struct request *rq, unsigned status, const char *ctype,
                       const char *text)
 {
-  return queue_reply(rq, status, ctype, text, strlen(text), NULL, NULL);
+  return queue_reply(rq, status, ctype, text, strlen(text), MHD_RESPMEM_MUST_COPY, NULL,
+                     NULL);
 }
 
 /* ---- asynchronous replies ---- */
