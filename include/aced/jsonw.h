@@ -1,0 +1,42 @@
+/*
+ * jsonw.h -- an append-only JSON text writer for hot replies.
+ *
+ * Building a jansson tree and dumping it costs more than everything else
+ * a cached attribution does (most of it printf and small allocations), so
+ * the replies on the cached path are written straight into one growing
+ * buffer.  The output is the same text json_dumps(JSON_COMPACT |
+ * JSON_REAL_PRECISION(17)) would give for the same values: strings
+ * escaped as jansson escapes them, reals as "%.17g" with ".0" added when
+ * that reads as an integer, non-finite reals as null.
+ *
+ * Errors are sticky: after a failed allocation every call is a no-op and
+ * jw_finish() returns NULL, so callers check once, at the end.
+ */
+#ifndef ACED_JSONW_H
+#define ACED_JSONW_H
+
+#include <stddef.h>
+
+struct jw {
+  char *buf;
+  size_t len, cap;
+  int oom;
+};
+
+/* Start with room for `hint` bytes (0: a default). */
+void jw_init(struct jw *w, size_t hint);
+void jw_raw(struct jw *w, const char *s, size_t n);
+void jw_lit(struct jw *w, const char *s); /* jw_raw of a C string */
+void jw_str(struct jw *w, const char *s); /* a quoted, escaped JSON string */
+void jw_real(struct jw *w, double v);
+void jw_int(struct jw *w, long long v);
+/* The NUL-terminated text (malloc'ed; the caller frees it) and its
+ * length, or NULL if memory ran out.  The writer is then empty. */
+char *jw_finish(struct jw *w, size_t *len);
+void jw_free(struct jw *w);
+
+/* Render one real as jw_real() does into buf (at least 32 bytes);
+ * returns its length. */
+size_t jw_format_real(char *buf, double v);
+
+#endif
