@@ -16,6 +16,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "aced/compute.h"
 #include "aced/engine.h"
 #include "aced/http.h"
+#include "aced/jsonw.h"
 #include "aced/jobs.h"
 #include "aced/limits.h"
 #include "aced/log.h"
@@ -681,49 +683,129 @@ static json_t *cache_lookup(struct server *srv, const struct loaded *L, int o, i
 
 /* A cached regressor is a few tens of kilobytes of JSON (grid points,
  * curve, posterior covariance); an attribution needs only its order,
- * coefficients, domain, estimator and warnings.  Parsing the full text on
- * every cached attribution made it cost milliseconds, so those few fields
- * are kept here, per cache key, as small immutable JSON objects shared by
- * reference (jansson's reference counts are atomic).  Entries are
- * dropped with their model (hot_purge) and otherwise replaced oldest
- * first within a small probe window. */
+ * coefficients, domain, estimator, baseline and warnings.  Those are kept
+ * here per cache key, decoded, with the parts of the reply that never
+ * change (baseline, warnings) already rendered as JSON text: a cached
+ * attribution then parses nothing and formats only its own values.
+ * Summaries are immutable once made and shared by reference count.
+ * Entries are dropped with their model (hot_purge) and otherwise replaced
+ * oldest first within a small probe window. */
+struct reg_summary {
+  atomic_int refs;
+  int order;
+  double coef[ENG_ORDER_CAP + 1];
+  double low, high;
+  char estimator[24];  /* the estimator that produced it */
+  char baseline[40];   /* coef[0] as a JSON real */
+  double base;         /* the ACE baseline: the curve's mean over the domain */
+  char *warnings;      /* its warnings as JSON strings joined by ',', or "" */
+  size_t warnings_len;
+};
+
+static void summary_unref(struct reg_summary *s)
+{
+  if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1) {
+    free(s->warnings);
+    free(s);
+  }
+}
+
+/* The summary of a full regressor (cached or just fitted); NULL if it is
+ * unreadable or memory ran out. */
+static struct reg_summary *summary_of(const json_t *full)
+{
+  /* per thread: struct eng_regressor carries a 13 KB covariance */
+  static _Thread_local struct eng_regressor r;
+  if (compute_regressor_decode(full, &r) != 0)
+    return NULL;
+  struct reg_summary *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return NULL;
+  atomic_init(&s->refs, 1);
+  s->order = r.order;
+  memcpy(s->coef, r.coef, sizeof(double) * (size_t)(r.order + 1));
+  s->low = r.low;
+  s->high = r.high;
+  const char *e = json_string_value(json_object_get(full, "estimator"));
+  snprintf(s->estimator, sizeof s->estimator, "%s", e ? e : "?");
+  s->base = eng_regressor_baseline(&r);
+  jw_format_real(s->baseline, s->base);
+  struct jw w;
+  jw_init(&w, 256);
+  json_t *warn = json_object_get(full, "warnings");
+  for (size_t i = 0; i < json_array_size(warn); i++) {
+    const char *t = json_string_value(json_array_get(warn, i));
+    if (t == NULL)
+      continue;
+    if (w.len > 0)
+      jw_raw(&w, ",", 1);
+    jw_str(&w, t);
+  }
+  s->warnings = jw_finish(&w, &s->warnings_len);
+  if (s->warnings == NULL) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+/* Everything that selects a cached regressor, as plain data: zeroed
+ * first, so that padding compares equal too. */
+struct hot_key {
+  char digest[72];
+  int output, feature, estimator, num, max_order;
+  double epsilon; /* as in the store's key: 0 unless it changes the result */
+};
+
+static void hot_key_make(const struct loaded *L, int o, int f, const struct query_params *q,
+                         struct hot_key *k)
+{
+  memset(k, 0, sizeof *k);
+  memcpy(k->digest, L->digest, sizeof k->digest);
+  k->output = o;
+  k->feature = f;
+  k->estimator = (int)q->estimator;
+  k->num = q->num;
+  k->max_order = q->max_order;
+  k->epsilon = q->estimator == EST_FD ? q->epsilon : 0.0;
+}
+
 #define HOT_SLOTS 8192 /* a power of two */
 #define HOT_PROBE 8
 struct hot_entry {
-  char *key;
-  json_t *summary;
+  int used;
+  struct hot_key key;
+  struct reg_summary *summary;
   unsigned long tick;
 };
 static struct hot_entry hot_tab[HOT_SLOTS];
 static pthread_mutex_t hot_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long hot_clock;
 
-static unsigned long hot_hash(const char *s)
+static unsigned long hot_hash(const struct hot_key *k)
 {
-  unsigned long h = 1469598103934665603UL; /* FNV-1a */
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211UL;
+  /* FNV-1a over the digest's first 16 hex digits (64 bits of SHA-256)
+   * and the integers; the full key is compared on a match */
+  unsigned long h = 1469598103934665603UL;
+  for (int i = 0; i < 16 && k->digest[i]; i++)
+    h = (h ^ (unsigned char)k->digest[i]) * 1099511628211UL;
+  const int v[] = {k->output, k->feature, k->estimator, k->num, k->max_order};
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+    h = (h ^ (unsigned long)(unsigned)v[i]) * 1099511628211UL;
   return h;
 }
 
-static void hot_keystr(const struct loaded *L, int o, int f, const struct query_params *q,
-                       char *buf, size_t n)
+static struct reg_summary *hot_get(const struct hot_key *key)
 {
-  char pbuf[128];
-  params_key(q, pbuf, sizeof pbuf);
-  snprintf(buf, n, "%s|%d|%d|%s|%s", L->digest, o, f, estimator_name(q->estimator), pbuf);
-}
-
-static json_t *hot_get(const char *key)
-{
-  json_t *v = NULL;
+  struct reg_summary *v = NULL;
   unsigned long h = hot_hash(key);
   pthread_mutex_lock(&hot_lock);
   for (int i = 0; i < HOT_PROBE; i++) {
     struct hot_entry *e = &hot_tab[(h + (unsigned long)i) & (HOT_SLOTS - 1)];
-    if (e->key && strcmp(e->key, key) == 0) {
+    if (e->used && memcmp(&e->key, key, sizeof *key) == 0) {
       e->tick = ++hot_clock;
-      v = json_incref(e->summary);
+      v = e->summary;
+      atomic_fetch_add(&v->refs, 1);
       break;
     }
   }
@@ -731,53 +813,45 @@ static json_t *hot_get(const char *key)
   return v;
 }
 
-static void hot_put(const char *key, json_t *summary)
+static void hot_put(const struct hot_key *key, struct reg_summary *summary)
 {
-  char *k = strdup(key);
-  if (k == NULL)
-    return;
   unsigned long h = hot_hash(key);
-  char *old_key = NULL;
-  json_t *old = NULL;
+  struct reg_summary *old = NULL;
+  atomic_fetch_add(&summary->refs, 1);
   pthread_mutex_lock(&hot_lock);
   struct hot_entry *victim = NULL;
   for (int i = 0; i < HOT_PROBE; i++) {
     struct hot_entry *e = &hot_tab[(h + (unsigned long)i) & (HOT_SLOTS - 1)];
-    if (e->key == NULL || strcmp(e->key, key) == 0) {
+    if (!e->used || memcmp(&e->key, key, sizeof *key) == 0) {
       victim = e;
       break;
     }
     if (victim == NULL || e->tick < victim->tick)
       victim = e;
   }
-  old_key = victim->key;
-  old = victim->summary;
-  victim->key = k;
-  victim->summary = json_incref(summary);
+  old = victim->used ? victim->summary : NULL;
+  victim->used = 1;
+  victim->key = *key;
+  victim->summary = summary;
   victim->tick = ++hot_clock;
   pthread_mutex_unlock(&hot_lock);
-  free(old_key);
-  json_decref(old);
+  summary_unref(old);
 }
 
 /* Drop every entry of a digest (its model was deleted). */
 static void hot_purge(const char *digest)
 {
-  size_t n = strlen(digest);
   for (int i = 0; i < HOT_SLOTS; i++) {
-    char *k = NULL;
-    json_t *v = NULL;
+    struct reg_summary *v = NULL;
     pthread_mutex_lock(&hot_lock);
     struct hot_entry *e = &hot_tab[i];
-    if (e->key && strncmp(e->key, digest, n) == 0 && e->key[n] == '|') {
-      k = e->key;
+    if (e->used && strcmp(e->key.digest, digest) == 0) {
       v = e->summary;
-      e->key = NULL;
+      e->used = 0;
       e->summary = NULL;
     }
     pthread_mutex_unlock(&hot_lock);
-    free(k);
-    json_decref(v);
+    summary_unref(v);
   }
 }
 
@@ -785,22 +859,21 @@ static void hot_clear(void)
 {
   pthread_mutex_lock(&hot_lock);
   for (int i = 0; i < HOT_SLOTS; i++) {
-    free(hot_tab[i].key);
-    json_decref(hot_tab[i].summary);
-    hot_tab[i].key = NULL;
+    summary_unref(hot_tab[i].summary);
+    hot_tab[i].used = 0;
     hot_tab[i].summary = NULL;
   }
   pthread_mutex_unlock(&hot_lock);
 }
 
 /* The summary of regressor (o, f): from memory, else from the cache (and
- * then kept in memory); NULL on a miss. */
-static json_t *summary_lookup(struct server *srv, const struct loaded *L, int o, int f,
-                              const struct query_params *q)
+ * then kept in memory); NULL on a miss.  A new reference. */
+static struct reg_summary *summary_lookup(struct server *srv, const struct loaded *L, int o,
+                                          int f, const struct query_params *q)
 {
-  char key[256];
-  hot_keystr(L, o, f, q, key, sizeof key);
-  json_t *s = hot_get(key);
+  struct hot_key key;
+  hot_key_make(L, o, f, q, &key);
+  struct reg_summary *s = hot_get(&key);
   if (s != NULL) {
     metrics_cache(1);
     return s;
@@ -808,14 +881,10 @@ static json_t *summary_lookup(struct server *srv, const struct loaded *L, int o,
   json_t *full = cache_lookup(srv, L, o, f, q);
   if (full == NULL)
     return NULL;
-  s = json_pack("{s:O,s:O,s:O,s:O,s:O}", "order", json_object_get(full, "order"),
-                "coefficients", json_object_get(full, "coefficients"), "domain",
-                json_object_get(full, "domain"), "estimator",
-                json_object_get(full, "estimator"), "warnings",
-                json_object_get(full, "warnings"));
+  s = summary_of(full);
   json_decref(full);
   if (s != NULL)
-    hot_put(key, s);
+    hot_put(&key, s);
   return s;
 }
 
@@ -1003,7 +1072,7 @@ struct work {
   int feature;           /* JOB_REGRESSOR */
   int *outs, n_outs;     /* JOB_REGRESSORS */
   int *feats, n_feats;   /* JOB_ATTRIBUTIONS, JOB_REGRESSORS */
-  json_t **regs;         /* per feats entry: regressor of `output` */
+  struct reg_summary **regs; /* per feats entry: regressor of `output` */
   int computed, cached;
   pthread_mutex_t lock;
   json_t *result;        /* kinds that finish in the plan step */
@@ -1019,7 +1088,7 @@ void work_free(struct work *w)
   json_decref(w->result);
   if (w->regs)
     for (int i = 0; i < w->n_feats; i++)
-      json_decref(w->regs[i]);
+      summary_unref(w->regs[i]);
   free(w->regs);
   free(w->outs);
   free(w->feats);
@@ -1158,78 +1227,100 @@ static json_t *regressor_reply(json_t *v, const char *cache)
   return reply;
 }
 
-/* Attributions from regressors regs[i] (for feats[i]) and the input rows. */
-static json_t *attributions_reply(const struct loaded *L, int o, const int *feats, int nf,
-                                  json_t *const *regs, const json_t *inputs, const char *cache,
-                                  struct aced_error *err)
+/* The attributions reply as JSON text (written directly: see jsonw.h):
+ * regressor regs[i] (for feats[i]) evaluated at every input row, less its
+ * baseline.  start_us is the request's arrival (http_now_us) for
+ * meta.elapsed_ms, or negative to write 0 (a job's reply gets its figure
+ * when it is served). */
+static char *attributions_text(const struct loaded *L, int o, const int *feats, int nf,
+                               struct reg_summary *const *regs, const json_t *inputs,
+                               const char *cache, int64_t start_us, size_t *len,
+                               struct aced_error *err)
 {
-  /* One regressor at a time, in a per-thread buffer: struct eng_regressor
-   * carries a 13 KB covariance that attributions never read, and heap
-   * blocks that size cost more than the arithmetic on a cached query. */
-  static _Thread_local struct eng_regressor r;
-  size_t nrows = json_array_size(inputs);
-  double *ace = malloc(sizeof(double) * (nrows * (size_t)nf + 1));
-  json_t *names = json_array(), *baselines = json_array(), *ests = json_array();
-  json_t *warnings = json_array();
-  const char *est0 = NULL;
-  int mixed = 0;
-  for (int i = 0; i < nf && ace != NULL; i++) {
-    if (compute_regressor_decode(regs[i], &r) != 0) {
-      free(ace);
-      json_decref(names);
-      json_decref(baselines);
-      json_decref(ests);
-      json_decref(warnings);
-      aced_error_set(err, ACED_E_INTERNAL, "", "cached regressor unreadable");
-      return NULL;
-    }
-    double base = eng_regressor_baseline(&r);
-    for (size_t row = 0; row < nrows; row++) {
-      double a = json_number_value(json_array_get(json_array_get(inputs, row), (size_t)feats[i]));
-      double v = eng_regressor_mean(&r, a) - base;
+  size_t nrows = json_array_size(inputs), nv = nrows * (size_t)nf;
+  double small[256];
+  double *ace = nv <= sizeof small / sizeof small[0] ? small : malloc(sizeof(double) * nv);
+  if (ace == NULL) {
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+    return NULL;
+  }
+  for (size_t row = 0; row < nrows; row++) {
+    const json_t *in = json_array_get(inputs, row);
+    for (int i = 0; i < nf; i++) {
+      const struct reg_summary *s = regs[i];
+      double a = json_number_value(json_array_get(in, (size_t)feats[i]));
+      double v = eng_legendre_series(s->coef, s->order, s->low, s->high, a) - s->base;
       if (!isfinite(v)) {
         char field[64];
         snprintf(field, sizeof field, "inputs[%zu][%d]", row, feats[i]);
         aced_error_set(err, ACED_E_NOT_FINITE, field,
                        "the regressor overflows at %g (far outside the domain [%g, %g])", a,
-                       r.low, r.high);
-        free(ace);
-        json_decref(names);
-        json_decref(baselines);
-        json_decref(ests);
-        json_decref(warnings);
+                       s->low, s->high);
+        if (ace != small)
+          free(ace);
         return NULL;
       }
       ace[row * (size_t)nf + (size_t)i] = v;
     }
-    json_array_append_new(names, json_string(L->m->features[feats[i]].name));
-    json_array_append_new(baselines, json_real(base));
-    const char *e = json_string_value(json_object_get(regs[i], "estimator"));
-    json_array_append_new(ests, json_string(e ? e : "?"));
-    if (est0 == NULL)
-      est0 = e;
-    else if (e && strcmp(e, est0) != 0)
-      mixed = 1;
-    json_array_extend(warnings, json_object_get(regs[i], "warnings"));
   }
-  if (ace == NULL) {
-    json_decref(names);
-    json_decref(baselines);
-    json_decref(ests);
-    json_decref(warnings);
+
+  struct jw w;
+  jw_init(&w, 320 + 26 * nv + 96 * (size_t)nf);
+  jw_lit(&w, "{\"output\":");
+  jw_str(&w, L->m->outputs[o]);
+  jw_lit(&w, ",\"features\":[");
+  for (int i = 0; i < nf; i++) {
+    if (i)
+      jw_raw(&w, ",", 1);
+    jw_str(&w, L->m->features[feats[i]].name);
+  }
+  jw_lit(&w, "],\"attributions\":[");
+  for (size_t row = 0; row < nrows; row++) {
+    jw_raw(&w, row ? ",[" : "[", row ? 2 : 1);
+    for (int i = 0; i < nf; i++) {
+      if (i)
+        jw_raw(&w, ",", 1);
+      jw_real(&w, ace[row * (size_t)nf + (size_t)i]);
+    }
+    jw_raw(&w, "]", 1);
+  }
+  if (ace != small)
+    free(ace);
+  jw_lit(&w, "],\"baselines\":[");
+  for (int i = 0; i < nf; i++) {
+    if (i)
+      jw_raw(&w, ",", 1);
+    jw_lit(&w, regs[i]->baseline);
+  }
+  jw_lit(&w, "],\"estimators\":[");
+  int mixed = 0;
+  for (int i = 0; i < nf; i++) {
+    if (i)
+      jw_raw(&w, ",", 1);
+    jw_str(&w, regs[i]->estimator);
+    mixed |= strcmp(regs[i]->estimator, regs[0]->estimator) != 0;
+  }
+  jw_lit(&w, "],\"meta\":{\"estimator\":");
+  jw_str(&w, mixed ? "mixed" : nf > 0 ? regs[0]->estimator : "none");
+  jw_lit(&w, ",\"cache\":");
+  jw_str(&w, cache);
+  jw_lit(&w, ",\"elapsed_ms\":");
+  jw_real(&w, start_us >= 0 ? (double)(http_now_us() - start_us) / 1e3 : 0.0);
+  jw_lit(&w, ",\"warnings\":[");
+  int first = 1;
+  for (int i = 0; i < nf; i++) {
+    if (regs[i]->warnings_len == 0)
+      continue;
+    if (!first)
+      jw_raw(&w, ",", 1);
+    jw_raw(&w, regs[i]->warnings, regs[i]->warnings_len);
+    first = 0;
+  }
+  jw_lit(&w, "]}}");
+  char *text = jw_finish(&w, len);
+  if (text == NULL)
     aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
-    return NULL;
-  }
-  json_t *rows = json_array();
-  for (size_t row = 0; row < nrows; row++)
-    json_array_append_new(rows, dbl_array(ace + row * (size_t)nf, nf, 1));
-  free(ace);
-  json_t *res = json_pack("{s:s,s:o,s:o,s:o,s:o}", "output", L->m->outputs[o], "features",
-                          names, "attributions", rows, "baselines", baselines, "estimators",
-                          ests);
-  json_object_set_new(res, "meta",
-                      meta_json(mixed ? "mixed" : (est0 ? est0 : "none"), cache, warnings));
-  return res;
+  return text;
 }
 
 /* Checks of an attributions body that need the model. */
@@ -1345,7 +1436,7 @@ struct work *work_plan(struct server *srv, struct job *job, const struct job_req
     if (attributions_resolve(srv, w->L, w->params, &w->output, &w->feats, &w->n_feats, &w->q,
                              err) != ACED_OK)
       goto fail;
-    w->regs = calloc((size_t)w->n_feats, sizeof(json_t *));
+    w->regs = calloc((size_t)w->n_feats, sizeof *w->regs);
     if (w->regs == NULL) {
       aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
       goto fail;
@@ -1408,7 +1499,12 @@ long work_task(struct work *w, int i, struct aced_error *err)
     json_t *v = NULL;
     if (fit_feature(w->srv, w->L, w->feats[i], &w->q, w->output, &v, err) != ACED_OK)
       return -1;
-    w->regs[i] = v;
+    w->regs[i] = summary_of(v);
+    json_decref(v);
+    if (w->regs[i] == NULL) {
+      aced_error_set(err, ACED_E_INTERNAL, "", "fitted regressor unreadable");
+      return -1;
+    }
     return 1;
   }
   case JOB_REGRESSORS: {
@@ -1440,9 +1536,19 @@ long work_task(struct work *w, int i, struct aced_error *err)
 json_t *work_finish(struct work *w, struct aced_error *err)
 {
   switch (w->kind) {
-  case JOB_ATTRIBUTIONS:
-    return attributions_reply(w->L, w->output, w->feats, w->n_feats, w->regs,
-                              json_object_get(w->params, "inputs"), w->cache_state, err);
+  case JOB_ATTRIBUTIONS: {
+    /* the same text as the fast path's, parsed: a job's result is a tree */
+    char *text = attributions_text(w->L, w->output, w->feats, w->n_feats, w->regs,
+                                   json_object_get(w->params, "inputs"), w->cache_state, -1,
+                                   NULL, err);
+    if (text == NULL)
+      return NULL;
+    json_t *res = json_loads(text, 0, NULL);
+    free(text);
+    if (res == NULL)
+      aced_error_set(err, ACED_E_INTERNAL, "", "could not build the reply");
+    return res;
+  }
   case JOB_REGRESSORS: {
     json_t *outs = json_array(), *feats = json_array();
     for (int k = 0; k < w->n_outs; k++)
@@ -1503,8 +1609,8 @@ json_t *fast_regressor(struct server *srv, const char *digest, const char *outpu
   return reply;
 }
 
-json_t *fast_attributions(struct server *srv, const char *digest, const json_t *body,
-                          struct aced_error *err)
+char *fast_attributions(struct server *srv, const char *digest, const json_t *body,
+                        int64_t start_us, size_t *len, struct aced_error *err)
 {
   err->code = ACED_OK;
   struct loaded *L = loaded_peek(digest);
@@ -1512,18 +1618,24 @@ json_t *fast_attributions(struct server *srv, const char *digest, const json_t *
     return NULL;
   int o, nf = 0, *feats = NULL;
   struct query_params q;
-  json_t *reply = NULL;
+  char *reply = NULL;
   if (attributions_resolve(srv, L, body, &o, &feats, &nf, &q, err) == ACED_OK) {
-    json_t **regs = calloc((size_t)nf, sizeof *regs);
-    int all = regs != NULL;
-    for (int i = 0; i < nf && all; i++)
-      all = (regs[i] = summary_lookup(srv, L, o, feats[i], &q)) != NULL;
-    if (all)
-      reply = attributions_reply(L, o, feats, nf, regs, json_object_get(body, "inputs"), "hit",
-                                 err);
-    for (int i = 0; regs && i < nf; i++)
-      json_decref(regs[i]);
-    free(regs);
+    struct reg_summary *small[64];
+    struct reg_summary **regs =
+        (size_t)nf <= sizeof small / sizeof small[0] ? small : calloc((size_t)nf, sizeof *regs);
+    int got = 0;
+    if (regs == NULL)
+      aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+    else
+      while (got < nf && (regs[got] = summary_lookup(srv, L, o, feats[got], &q)) != NULL)
+        got++;
+    if (regs != NULL && got == nf)
+      reply = attributions_text(L, o, feats, nf, regs, json_object_get(body, "inputs"), "hit",
+                                start_us, len, err);
+    for (int i = 0; i < got; i++)
+      summary_unref(regs[i]);
+    if (regs != small)
+      free(regs);
   }
   free(feats);
   loaded_release(L);

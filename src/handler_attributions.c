@@ -34,10 +34,11 @@ MHD_RESULT handler_attributions_post(struct request *rq)
   if (handler_model_row(rq, rq->arg[0], &row, &ret) != 0)
     return ret;
   struct aced_error err;
-  json_t *reply = fast_attributions(rq->srv, row.digest, rq->body, &err);
-  if (handler_reply_fast(rq, reply, &err, &ret)) {
+  size_t len = 0;
+  char *text = fast_attributions(rq->srv, row.digest, rq->body, rq->start_us, &len, &err);
+  if (text != NULL || err.code != ACED_OK) {
     store_model_row_clear(&row);
-    return ret;
+    return text ? reply_json_text(rq, 200, text, len) : reply_aced_error(rq, &err);
   }
   struct job_request req;
   handler_job_for_row(&req, JOB_ATTRIBUTIONS, &row, rq->body);

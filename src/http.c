@@ -158,6 +158,12 @@ static MHD_RESULT reply_json_h(struct request *rq, unsigned status, json_t *j,
                      hname, hvalue);
 }
 
+MHD_RESULT reply_json_text(struct request *rq, unsigned status, char *text, size_t len)
+{
+  return queue_reply(rq, status, "application/json", text, len, MHD_RESPMEM_MUST_FREE, NULL,
+                     NULL);
+}
+
 MHD_RESULT reply_json(struct request *rq, unsigned status, json_t *j)
 {
   const char *hn = NULL, *hv = NULL;

@@ -15,6 +15,9 @@
 #ifndef ACED_COMPUTE_H
 #define ACED_COMPUTE_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <jansson.h>
 
 #include "aced/errors.h"
@@ -65,8 +68,10 @@ enum aced_err compute_check_regressors_body(struct server *srv, const json_t *bo
 json_t *fast_regressor(struct server *srv, const char *digest,
                        const char *output, const char *feature,
                        const struct query_params *q, struct aced_error *err);
-json_t *fast_attributions(struct server *srv, const char *digest,
-                          const json_t *body, struct aced_error *err);
+/* fast_attributions returns the reply as JSON text (malloc'ed, *len
+ * bytes) with meta.elapsed_ms counted from start_us (http_now_us()). */
+char *fast_attributions(struct server *srv, const char *digest, const json_t *body,
+                        int64_t start_us, size_t *len, struct aced_error *err);
 /* Metadata of a loaded model under `name` and `version`, or NULL if the
  * content is not loaded. */
 json_t *fast_metadata(struct server *srv, const char *digest, const char *name, int version);

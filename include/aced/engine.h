@@ -148,6 +148,11 @@ struct eng_regressor {
 int eng_regressor_fit(const double *x, const double *t, int n, double low,
                       double high, int max_order, struct eng_regressor *r);
 double eng_regressor_mean(const struct eng_regressor *r, double x);
+/* The same mean from its parts alone: sum_j coef[j] P_j(t(x)), order
+ * 0..ENG_ORDER_CAP.  Lets a cache keep a regressor's 100-odd bytes that
+ * the mean needs instead of the whole struct. */
+double eng_legendre_series(const double *coef, int order, double low, double high,
+                           double x);
 /* Predictive standard deviation sqrt(1/beta + phi^T A^-1 phi). */
 double eng_regressor_std(const struct eng_regressor *r, double x);
 /* Average of the predictive mean over [low, high]: the ACE baseline.

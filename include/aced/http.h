@@ -96,6 +96,8 @@ int request_query_check(struct request *rq, const char *const *allowed,
 
 /* Replies.  reply_json steals the reference to `j`. */
 MHD_RESULT reply_json(struct request *rq, unsigned status, json_t *j);
+/* A reply already written as JSON text (malloc'ed; taken over). */
+MHD_RESULT reply_json_text(struct request *rq, unsigned status, char *text, size_t len);
 MHD_RESULT reply_error(struct request *rq, enum aced_err e, const char *field,
                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 MHD_RESULT reply_aced_error(struct request *rq, const struct aced_error *err);

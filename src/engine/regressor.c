@@ -220,13 +220,19 @@ done:
   return rc;
 }
 
-double eng_regressor_mean(const struct eng_regressor *r, double x)
+double eng_legendre_series(const double *coef, int order, double low, double high,
+                           double x)
 {
   double p[ENG_ORDER_CAP + 1], y = 0.0;
-  legendre(to_t(r->low, r->high, x), r->order, p);
-  for (int j = 0; j <= r->order; j++)
-    y += r->coef[j] * p[j];
+  legendre(to_t(low, high, x), order, p);
+  for (int j = 0; j <= order; j++)
+    y += coef[j] * p[j];
   return y;
+}
+
+double eng_regressor_mean(const struct eng_regressor *r, double x)
+{
+  return eng_legendre_series(r->coef, r->order, r->low, r->high, x);
 }
 
 double eng_regressor_std(const struct eng_regressor *r, double x)
