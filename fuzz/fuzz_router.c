@@ -40,7 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     goto out;
   /* exactly strlen + 1 bytes, as MHD's copy would be */
   char *u = fuzz_strndup((const uint8_t *)url, ulen);
-  char *argbuf = malloc(ACED_URL_MAX + 1);
+  /* exactly what http_route_find promises to need: ASan catches more */
+  char *argbuf = malloc(ulen + 1);
   const char *args[REQUEST_MAX_ARGS] = {NULL};
   char allow[64];
   FUZZ_ASSERT(argbuf != NULL);
@@ -59,9 +60,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       }
       /* each argument is one non-empty segment inside argbuf */
       FUZZ_ASSERT(args[k] != NULL);
-      FUZZ_ASSERT(args[k] >= argbuf && args[k] < argbuf + ACED_URL_MAX + 1);
+      FUZZ_ASSERT(args[k] >= argbuf && args[k] < argbuf + ulen + 1);
       FUZZ_ASSERT(args[k][0] != '\0' && strchr(args[k], '/') == NULL);
-      FUZZ_ASSERT(args[k] + strlen(args[k]) < argbuf + ACED_URL_MAX + 1);
+      FUZZ_ASSERT(args[k] + strlen(args[k]) < argbuf + ulen + 1);
+      /* and it is a whole segment of the URL */
+      size_t alen = strlen(args[k]);
+      int seg = 0;
+      for (const char *at = strstr(u, args[k]); at != NULL && !seg; at = strstr(at + 1, args[k]))
+        seg = at > u && at[-1] == '/' && (at[alen] == '/' || at[alen] == '\0');
+      FUZZ_ASSERT(seg);
     }
   } else if (ri == -2) {
     /* the path exists under other methods: they are listed, and the

@@ -166,7 +166,7 @@ static void on_job(void *cls, struct job *j, int timed_out)
 MHD_RESULT handler_run_job(struct request *rq, struct job_request *req, int async)
 {
   snprintf(req->who, sizeof req->who, "%s", rq->who);
-  snprintf(req->client, sizeof req->client, "%s", rq->client);
+  snprintf(req->client, sizeof req->client, "%s", request_client(rq));
   struct job *j = NULL;
   int shared = 0;
   struct aced_error err;

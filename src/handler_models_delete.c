@@ -41,6 +41,6 @@ MHD_RESULT handler_model_delete(struct request *rq)
   if (deleted == 0)
     return reply_error(rq, ACED_E_MODEL_NOT_FOUND, "name", "no model named '%s'", name);
   log_info("audit", "model deleted name=%s versions=%d by=%s from=%s", name, deleted, rq->who,
-           rq->client);
+           request_client(rq));
   return reply_json(rq, 200, json_pack("{s:s,s:i}", "name", name, "deleted_versions", deleted));
 }

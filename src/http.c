@@ -74,12 +74,14 @@ struct request_priv {
  * touched. */
 enum conn_state { CS_IDLE, CS_BODY, CS_BUSY };
 struct conn_track {
-  struct conn_track *prev, *next;
+  struct conn_track *prev, *next;    /* under track_lock */
   MHD_socket fd;
-  enum conn_state state;
-  int64_t since_us;   /* state entered */
-  size_t body_bytes;  /* received in CS_BODY */
-  int shut;           /* the watchdog already shut it down */
+  /* Written only by the connection's own libmicrohttpd thread, read by the
+   * watchdog without the lock (see conn_mark). */
+  _Atomic int state;                 /* enum conn_state */
+  _Atomic int_least64_t since_us;    /* state entered */
+  _Atomic size_t body_bytes;         /* received in CS_BODY */
+  int shut;           /* the watchdog already shut it down (its own) */
 };
 
 struct http {
@@ -111,6 +113,14 @@ int64_t http_now_us(void)
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* s into dst[n], cut if longer (the access log's copy of method and URL). */
+static void copy_cut(char *dst, size_t n, const char *s)
+{
+  size_t k = strnlen(s, n - 1);
+  memcpy(dst, s, k);
+  dst[k] = '\0';
 }
 
 /* ---- replies ---- */
@@ -299,32 +309,32 @@ int request_query_check(struct request *rq, const char *const *allowed,
 
 /* ---- routing ---- */
 
-/* Match url against pattern; fill args (pointers into `copy`, which the
- * caller keeps alive).  Returns 1 on a match. */
-static int match(const char *pattern, char *copy, const char **args)
+/* Match the path u against pattern; on a match, record where each {x}
+ * segment starts and how long it is.  Returns 1 on a match.  Nothing is
+ * copied: this runs for every route on every request. */
+static int match(const char *pattern, const char *u, size_t *off, size_t *len)
 {
   int n = 0;
-  const char *p = pattern;
-  char *u = copy;
+  const char *p = pattern, *u0 = u;
   while (*p != '\0' || *u != '\0') {
     if (*p != '/' || *u != '/')
       return 0;
     p++;
     u++;
-    const char *pe = strchr(p, '/');
-    size_t plen = pe ? (size_t)(pe - p) : strlen(p);
-    char *ue = strchr(u, '/');
-    size_t ulen = ue ? (size_t)(ue - u) : strlen(u);
+    size_t plen = strcspn(p, "/"), ulen = strcspn(u, "/");
     if (plen > 0 && p[0] == '{') {
       if (ulen == 0 || n == REQUEST_MAX_ARGS)
         return 0;
-      args[n++] = u;
-    } else if (plen != ulen || strncmp(p, u, plen) != 0) {
+      off[n] = (size_t)(u - u0);
+      len[n++] = ulen;
+    } else if (plen != ulen || memcmp(p, u, plen) != 0) {
       return 0;
     }
     p += plen;
     u += ulen;
   }
+  while (n < REQUEST_MAX_ARGS)
+    len[n++] = 0;
   return 1;
 }
 
@@ -333,22 +343,33 @@ int http_route_find(const char *method, const char *url, char *argbuf,
 {
   int path_seen = 0;
   allow[0] = '\0';
+  /* a longer URL is matched as cut to ACED_URL_MAX bytes (on_request
+   * refuses it before it gets here) */
+  char cut[ACED_URL_MAX + 1];
+  size_t ulen = strnlen(url, ACED_URL_MAX + 1);
+  if (ulen > ACED_URL_MAX) {
+    memcpy(cut, url, ACED_URL_MAX);
+    cut[ACED_URL_MAX] = '\0';
+    url = cut;
+  }
   for (int i = 0; i < aced_n_routes; i++) {
-    char tmp[ACED_URL_MAX + 1];
-    const char *targs[REQUEST_MAX_ARGS];
-    snprintf(tmp, sizeof tmp, "%s", url);
-    if (!match(aced_routes[i].pattern, tmp, targs))
+    size_t off[REQUEST_MAX_ARGS], len[REQUEST_MAX_ARGS];
+    if (!match(aced_routes[i].pattern, url, off, len))
       continue;
     if (strcmp(aced_routes[i].method, method) == 0) {
-      snprintf(argbuf, ACED_URL_MAX + 1, "%s", url);
-      match(aced_routes[i].pattern, argbuf, args);
-      /* terminate each argument at its slash */
-      for (int k = 0; k < REQUEST_MAX_ARGS; k++)
-        if (args[k] != NULL) {
-          char *s = strchr(args[k], '/');
-          if (s != NULL)
-            *s = '\0';
+      /* each argument, NUL-terminated, into argbuf: they and their
+       * terminators fit in the URL's length, as each follows a '/' */
+      size_t pos = 0;
+      for (int k = 0; k < REQUEST_MAX_ARGS; k++) {
+        if (len[k] == 0) {
+          args[k] = NULL;
+          continue;
         }
+        memcpy(argbuf + pos, url + off[k], len[k]);
+        argbuf[pos + len[k]] = '\0';
+        args[k] = argbuf + pos;
+        pos += len[k] + 1;
+      }
       return i;
     }
     path_seen = 1;
@@ -396,7 +417,8 @@ static int is_json_type(const char *ct)
 }
 
 /* Client address for logs: the peer, or X-Forwarded-For's first entry when
- * the peer is a configured proxy. */
+ * the peer is a configured proxy.  Worked out on first use: most requests
+ * are never logged at a level that shows it. */
 static void client_address(struct request *rq)
 {
   const union MHD_ConnectionInfo *ci =
@@ -438,6 +460,14 @@ static void client_address(struct request *rq)
   snprintf(rq->client, sizeof rq->client, "%s via %s", first, peer);
 }
 
+const char *request_client(struct request *rq)
+{
+  if (rq->client[0] == '\0')
+    client_address(rq);
+  return rq->client;
+}
+
+
 static struct http *the_http; /* for conn_mark: one listener per process */
 
 /* Move conn's tracking to `state` (a new state restarts its clock), or
@@ -450,14 +480,18 @@ static void conn_mark(struct MHD_Connection *conn, enum conn_state state, size_t
   if (ci == NULL || ci->socket_context == NULL || h == NULL)
     return;
   struct conn_track *t = ci->socket_context;
-  pthread_mutex_lock(&h->track_lock);
-  if (t->state != state) {
-    t->state = state;
-    t->since_us = http_now_us();
-    t->body_bytes = 0;
+  /* No lock: this runs several times per request, and only this thread
+   * writes these fields.  The clock and count are stored before the state
+   * (release), so a watchdog that sees the new state (acquire) sees them
+   * too; one that still sees the old state at worst sees a younger clock,
+   * which only delays a shutdown. */
+  if (atomic_load_explicit(&t->state, memory_order_relaxed) != (int)state) {
+    atomic_store_explicit(&t->since_us, http_now_us(), memory_order_relaxed);
+    atomic_store_explicit(&t->body_bytes, bytes, memory_order_relaxed);
+    atomic_store_explicit(&t->state, (int)state, memory_order_release);
+  } else if (bytes != 0) {
+    atomic_fetch_add_explicit(&t->body_bytes, bytes, memory_order_relaxed);
   }
-  t->body_bytes += bytes;
-  pthread_mutex_unlock(&h->track_lock);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -475,7 +509,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
       return;
     }
     t->fd = ci->connect_fd;
-    t->since_us = http_now_us();
+    atomic_init(&t->state, CS_IDLE);
+    atomic_init(&t->since_us, http_now_us());
+    atomic_init(&t->body_bytes, 0);
     pthread_mutex_lock(&h->track_lock);
     t->next = h->tracked;
     if (h->tracked)
@@ -507,10 +543,12 @@ static void *watchdog_main(void *arg)
   while (!h->stop) {
     int64_t now = http_now_us();
     for (struct conn_track *t = h->tracked; t; t = t->next) {
-      int64_t age = now - t->since_us;
-      int late = t->state == CS_IDLE && age > limit;
-      int slow = t->state == CS_BODY && age > limit &&
-                 (double)t->body_bytes < ACED_BODY_MIN_RATE * (age / 1e6);
+      int st = atomic_load_explicit(&t->state, memory_order_acquire);
+      int64_t age = now - atomic_load_explicit(&t->since_us, memory_order_relaxed);
+      size_t bytes = atomic_load_explicit(&t->body_bytes, memory_order_relaxed);
+      int late = st == CS_IDLE && age > limit;
+      int slow = st == CS_BODY && age > limit &&
+                 (double)bytes < ACED_BODY_MIN_RATE * (age / 1e6);
       if ((late || slow) && !t->shut) {
         shutdown(t->fd, SHUT_RDWR);
         t->shut = 1;
@@ -563,7 +601,10 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn,
   struct request *rq = *con_cls;
 
   if (rq == NULL) {
-    rq = calloc(1, sizeof *rq + sizeof(struct request_priv) + ACED_URL_MAX + 1);
+    /* the path arguments need at most the URL's length (see
+     * http_route_find); longer URLs are refused below */
+    size_t ulen = strnlen(url, ACED_URL_MAX + 1);
+    rq = calloc(1, sizeof *rq + sizeof(struct request_priv) + ulen + 1);
     if (rq == NULL)
       return MHD_NO;
     rq->priv = (struct request_priv *)(rq + 1);
@@ -573,14 +614,13 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn,
     rq->srv = srv;
     rq->start_us = http_now_us();
     rq->route_index = -1;
-    snprintf(rq->who, sizeof rq->who, "-");
-    snprintf(rq->priv->method, sizeof rq->priv->method, "%s", method);
-    snprintf(rq->priv->url, sizeof rq->priv->url, "%s", url);
+    rq->who[0] = '-';
+    copy_cut(rq->priv->method, sizeof rq->priv->method, method);
+    copy_cut(rq->priv->url, sizeof rq->priv->url, url);
     *con_cls = rq;
-    client_address(rq);
     conn_mark(conn, CS_BUSY, 0);
 
-    if (strlen(url) > ACED_URL_MAX)
+    if (ulen > ACED_URL_MAX)
       return reply_error(rq, ACED_E_BAD_REQUEST, "url", "URL longer than %d bytes",
                          ACED_URL_MAX);
     char allow[64];
@@ -729,7 +769,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     metrics_request(rq->route_index, status, secs);
   }
   if (log_enabled(LOG_L_INFO))
-    log_info("http", "%s %s %s %u %.1fms who=%s", rq->client, rq->priv->method,
+    log_info("http", "%s %s %s %u %.1fms who=%s", request_client(rq), rq->priv->method,
              rq->priv->url, status, secs * 1e3, rq->who);
   conn_mark(conn, CS_IDLE, 0);
   if (rq->hstate_free != NULL)

@@ -63,7 +63,9 @@ int http_json_depth(const char *s, size_t n);
 /* Find the route for method + url.  Returns its index into aced_routes,
  * -1 for no such path, -2 when the path exists under other methods (allow
  * then lists them).  Path arguments point into argbuf, which must hold
- * ACED_URL_MAX + 1 bytes; args must hold REQUEST_MAX_ARGS entries. */
+ * strlen(url) + 1 bytes (at most ACED_URL_MAX + 1; a longer URL is
+ * matched as cut to ACED_URL_MAX); args must hold REQUEST_MAX_ARGS
+ * entries, and those a route does not use are set to NULL. */
 int http_route_find(const char *method, const char *url, char *argbuf,
                     const char **args, char *allow, size_t allowlen);
 
@@ -76,13 +78,17 @@ struct request {
   json_t *body;                      /* parsed body (routes with takes_body) */
   char who[64];                      /* token label, "-" without auth */
   int scopes;                        /* AUTH_READ | AUTH_WRITE granted */
-  char client[80];                   /* peer address (or X-Forwarded-For) */
+  char client[80];                   /* use request_client() */
   int64_t start_us;
   void *hstate;                      /* handler-private state across resumes */
   void (*hstate_free)(void *);
   /* private to http.c */
   struct request_priv *priv;
 };
+
+/* The peer's address, or X-Forwarded-For's first entry when the peer is
+ * one of trusted_proxies: for logs. */
+const char *request_client(struct request *rq);
 
 /* Monotonic microseconds. */
 int64_t http_now_us(void);
