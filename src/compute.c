@@ -40,14 +40,19 @@ struct loaded {
   char digest[72];
   struct aced_model *m;
   struct eng_model *em;
-  int refs;            /* users + 1 while in the list */
-  unsigned long tick;  /* last use, for LRU */
+  atomic_int refs;     /* users + 1 while in the list */
+  atomic_ulong tick;   /* last use, for LRU */
   struct loaded *next;
 };
 
-static pthread_mutex_t loaded_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Every cached query looks a model up here, from every HTTP thread: the
+ * list is read under a read lock (readers never wait for each other, and
+ * a reader descheduled while holding it stalls nobody), and references
+ * and use ticks are atomic.  Only loading and eviction take it for
+ * writing. */
+static pthread_rwlock_t loaded_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct loaded *loaded_list;
-static unsigned long loaded_tick;
+static atomic_ulong loaded_tick;
 static long loaded_n;
 
 static void loaded_destroy(struct loaded *l)
@@ -61,20 +66,20 @@ static void loaded_release(struct loaded *l)
 {
   if (l == NULL)
     return;
-  pthread_mutex_lock(&loaded_lock);
-  int gone = --l->refs == 0;
-  pthread_mutex_unlock(&loaded_lock);
-  if (gone)
+  /* the list's own reference is dropped only under the write lock, so a
+   * count reaching 0 here means nobody can find it any more */
+  if (atomic_fetch_sub(&l->refs, 1) == 1)
     loaded_destroy(l);
 }
 
-/* Find by digest (lock held); takes a reference. */
+/* Find by digest (lock held, for reading at least); takes a reference. */
 static struct loaded *loaded_find_locked(const char *digest)
 {
   for (struct loaded *l = loaded_list; l; l = l->next)
     if (strcmp(l->digest, digest) == 0) {
-      l->refs++;
-      l->tick = ++loaded_tick;
+      atomic_fetch_add(&l->refs, 1);
+      atomic_store_explicit(&l->tick, atomic_fetch_add(&loaded_tick, 1) + 1,
+                            memory_order_relaxed);
       return l;
     }
   return NULL;
@@ -82,17 +87,17 @@ static struct loaded *loaded_find_locked(const char *digest)
 
 static struct loaded *loaded_peek(const char *digest)
 {
-  pthread_mutex_lock(&loaded_lock);
+  pthread_rwlock_rdlock(&loaded_lock);
   struct loaded *l = loaded_find_locked(digest);
-  pthread_mutex_unlock(&loaded_lock);
+  pthread_rwlock_unlock(&loaded_lock);
   return l;
 }
 
 long loaded_count(void)
 {
-  pthread_mutex_lock(&loaded_lock);
+  pthread_rwlock_rdlock(&loaded_lock);
   long n = loaded_n;
-  pthread_mutex_unlock(&loaded_lock);
+  pthread_rwlock_unlock(&loaded_lock);
   return n;
 }
 
@@ -101,7 +106,7 @@ static void unlink_locked(struct loaded **pp, struct loaded **drop)
   struct loaded *l = *pp;
   *pp = l->next;
   loaded_n--;
-  if (--l->refs == 0) {
+  if (atomic_fetch_sub(&l->refs, 1) == 1) {
     l->next = *drop;
     *drop = l;
   }
@@ -114,14 +119,14 @@ void loaded_evict(const char *digest)
 {
   hot_purge(digest);
   struct loaded *drop = NULL;
-  pthread_mutex_lock(&loaded_lock);
+  pthread_rwlock_wrlock(&loaded_lock);
   for (struct loaded **pp = &loaded_list; *pp;) {
     if (strcmp((*pp)->digest, digest) == 0)
       unlink_locked(pp, &drop);
     else
       pp = &(*pp)->next;
   }
-  pthread_mutex_unlock(&loaded_lock);
+  pthread_rwlock_unlock(&loaded_lock);
   while (drop) {
     struct loaded *n = drop->next;
     loaded_destroy(drop);
@@ -133,10 +138,10 @@ void loaded_clear(void)
 {
   hot_clear();
   struct loaded *drop = NULL;
-  pthread_mutex_lock(&loaded_lock);
+  pthread_rwlock_wrlock(&loaded_lock);
   while (loaded_list)
     unlink_locked(&loaded_list, &drop);
-  pthread_mutex_unlock(&loaded_lock);
+  pthread_rwlock_unlock(&loaded_lock);
   while (drop) {
     struct loaded *n = drop->next;
     loaded_destroy(drop);
@@ -219,29 +224,29 @@ static struct loaded *loaded_acquire(struct server *srv, const char *name,
   l->m = m;
   l->em = em;
   struct loaded *drop = NULL;
-  pthread_mutex_lock(&loaded_lock);
+  pthread_rwlock_wrlock(&loaded_lock);
   struct loaded *other = loaded_find_locked(l->digest);
   if (other) {
     /* another worker won the race: use its copy */
-    pthread_mutex_unlock(&loaded_lock);
+    pthread_rwlock_unlock(&loaded_lock);
     loaded_destroy(l);
     return other;
   }
-  l->refs = 2;
-  l->tick = ++loaded_tick;
+  atomic_init(&l->refs, 2);
+  atomic_init(&l->tick, atomic_fetch_add(&loaded_tick, 1) + 1);
   l->next = loaded_list;
   loaded_list = l;
   loaded_n++;
   while (loaded_n > srv->cfg.model_cache) {
     struct loaded **oldest = NULL;
     for (struct loaded **pp = &loaded_list; *pp; pp = &(*pp)->next)
-      if (*pp != l && (oldest == NULL || (*pp)->tick < (*oldest)->tick))
+      if (*pp != l && (oldest == NULL || atomic_load(&(*pp)->tick) < atomic_load(&(*oldest)->tick)))
         oldest = pp;
     if (oldest == NULL)
       break;
     unlink_locked(oldest, &drop);
   }
-  pthread_mutex_unlock(&loaded_lock);
+  pthread_rwlock_unlock(&loaded_lock);
   while (drop) {
     struct loaded *n = drop->next;
     loaded_destroy(drop);
@@ -776,11 +781,13 @@ struct hot_entry {
   int used;
   struct hot_key key;
   struct reg_summary *summary;
-  unsigned long tick;
+  atomic_ulong tick;
 };
+/* Read under a read lock (see loaded_lock for why); replacing and
+ * purging entries take it for writing. */
 static struct hot_entry hot_tab[HOT_SLOTS];
-static pthread_mutex_t hot_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned long hot_clock;
+static pthread_rwlock_t hot_lock = PTHREAD_RWLOCK_INITIALIZER;
+static atomic_ulong hot_clock;
 
 static unsigned long hot_hash(const struct hot_key *k)
 {
@@ -799,18 +806,41 @@ static struct reg_summary *hot_get(const struct hot_key *key)
 {
   struct reg_summary *v = NULL;
   unsigned long h = hot_hash(key);
-  pthread_mutex_lock(&hot_lock);
+  pthread_rwlock_rdlock(&hot_lock);
   for (int i = 0; i < HOT_PROBE; i++) {
     struct hot_entry *e = &hot_tab[(h + (unsigned long)i) & (HOT_SLOTS - 1)];
     if (e->used && memcmp(&e->key, key, sizeof *key) == 0) {
-      e->tick = ++hot_clock;
+      atomic_store_explicit(&e->tick, atomic_fetch_add(&hot_clock, 1) + 1, memory_order_relaxed);
       v = e->summary;
       atomic_fetch_add(&v->refs, 1);
       break;
     }
   }
-  pthread_mutex_unlock(&hot_lock);
+  pthread_rwlock_unlock(&hot_lock);
   return v;
+}
+
+/* hot_get of n keys under one acquisition of the lock: a cached
+ * attribution needs one summary per feature.  out[i] is NULL on a miss. */
+static void hot_get_many(const struct hot_key *keys, int n, struct reg_summary **out)
+{
+  unsigned long h[64];
+  for (int k = 0; k < n; k++)
+    h[k] = hot_hash(&keys[k]);
+  pthread_rwlock_rdlock(&hot_lock);
+  for (int k = 0; k < n; k++) {
+    out[k] = NULL;
+    for (int i = 0; i < HOT_PROBE; i++) {
+      struct hot_entry *e = &hot_tab[(h[k] + (unsigned long)i) & (HOT_SLOTS - 1)];
+      if (e->used && memcmp(&e->key, &keys[k], sizeof keys[k]) == 0) {
+        atomic_store_explicit(&e->tick, atomic_fetch_add(&hot_clock, 1) + 1, memory_order_relaxed);
+        out[k] = e->summary;
+        atomic_fetch_add(&out[k]->refs, 1);
+        break;
+      }
+    }
+  }
+  pthread_rwlock_unlock(&hot_lock);
 }
 
 static void hot_put(const struct hot_key *key, struct reg_summary *summary)
@@ -818,7 +848,7 @@ static void hot_put(const struct hot_key *key, struct reg_summary *summary)
   unsigned long h = hot_hash(key);
   struct reg_summary *old = NULL;
   atomic_fetch_add(&summary->refs, 1);
-  pthread_mutex_lock(&hot_lock);
+  pthread_rwlock_wrlock(&hot_lock);
   struct hot_entry *victim = NULL;
   for (int i = 0; i < HOT_PROBE; i++) {
     struct hot_entry *e = &hot_tab[(h + (unsigned long)i) & (HOT_SLOTS - 1)];
@@ -826,44 +856,44 @@ static void hot_put(const struct hot_key *key, struct reg_summary *summary)
       victim = e;
       break;
     }
-    if (victim == NULL || e->tick < victim->tick)
+    if (victim == NULL || atomic_load(&e->tick) < atomic_load(&victim->tick))
       victim = e;
   }
   old = victim->used ? victim->summary : NULL;
   victim->used = 1;
   victim->key = *key;
   victim->summary = summary;
-  victim->tick = ++hot_clock;
-  pthread_mutex_unlock(&hot_lock);
+  atomic_store(&victim->tick, atomic_fetch_add(&hot_clock, 1) + 1);
+  pthread_rwlock_unlock(&hot_lock);
   summary_unref(old);
 }
 
-/* Drop every entry of a digest (its model was deleted). */
+/* Drop every entry of a digest (its model was deleted).  One write
+ * acquisition for the whole table (a few microseconds): taken per entry,
+ * a writer could wait behind a stream of readers thousands of times. */
 static void hot_purge(const char *digest)
 {
+  pthread_rwlock_wrlock(&hot_lock);
   for (int i = 0; i < HOT_SLOTS; i++) {
-    struct reg_summary *v = NULL;
-    pthread_mutex_lock(&hot_lock);
     struct hot_entry *e = &hot_tab[i];
     if (e->used && strcmp(e->key.digest, digest) == 0) {
-      v = e->summary;
+      summary_unref(e->summary);
       e->used = 0;
       e->summary = NULL;
     }
-    pthread_mutex_unlock(&hot_lock);
-    summary_unref(v);
   }
+  pthread_rwlock_unlock(&hot_lock);
 }
 
 static void hot_clear(void)
 {
-  pthread_mutex_lock(&hot_lock);
+  pthread_rwlock_wrlock(&hot_lock);
   for (int i = 0; i < HOT_SLOTS; i++) {
     summary_unref(hot_tab[i].summary);
     hot_tab[i].used = 0;
     hot_tab[i].summary = NULL;
   }
-  pthread_mutex_unlock(&hot_lock);
+  pthread_rwlock_unlock(&hot_lock);
 }
 
 /* The summary of regressor (o, f): from memory, else from the cache (and
@@ -1304,8 +1334,14 @@ static char *attributions_text(const struct loaded *L, int o, const int *feats, 
   jw_str(&w, mixed ? "mixed" : nf > 0 ? regs[0]->estimator : "none");
   jw_lit(&w, ",\"cache\":");
   jw_str(&w, cache);
+  /* milliseconds to the microsecond, written without printf ("0.072") */
+  int64_t us = start_us >= 0 ? http_now_us() - start_us : 0;
+  us = us < 0 ? 0 : us;
+  char frac[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+                  (char)('0' + us % 10)};
   jw_lit(&w, ",\"elapsed_ms\":");
-  jw_real(&w, start_us >= 0 ? (double)(http_now_us() - start_us) / 1e3 : 0.0);
+  jw_int(&w, us / 1000);
+  jw_raw(&w, frac, sizeof frac);
   jw_lit(&w, ",\"warnings\":[");
   int first = 1;
   for (int i = 0; i < nf; i++) {
@@ -1620,15 +1656,33 @@ char *fast_attributions(struct server *srv, const char *digest, const json_t *bo
   struct query_params q;
   char *reply = NULL;
   if (attributions_resolve(srv, L, body, &o, &feats, &nf, &q, err) == ACED_OK) {
+    /* up to 64 features: every summary from memory in one go; past that,
+     * or for any missing, one at a time (which also reads the cache) */
     struct reg_summary *small[64];
-    struct reg_summary **regs =
-        (size_t)nf <= sizeof small / sizeof small[0] ? small : calloc((size_t)nf, sizeof *regs);
+    struct hot_key keys[64];
+    int batch = nf <= 64;
+    struct reg_summary **regs = batch ? small : calloc((size_t)nf, sizeof *regs);
     int got = 0;
-    if (regs == NULL)
+    if (regs == NULL) {
       aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
-    else
-      while (got < nf && (regs[got] = summary_lookup(srv, L, o, feats[got], &q)) != NULL)
-        got++;
+    } else if (batch) {
+      for (int i = 0; i < nf; i++)
+        hot_key_make(L, o, feats[i], &q, &keys[i]);
+      hot_get_many(keys, nf, regs);
+      for (int i = 0; i < nf; i++)
+        if (regs[i] != NULL)
+          metrics_cache(1);
+    }
+    while (regs != NULL && got < nf) {
+      if (!batch || regs[got] == NULL)
+        regs[got] = summary_lookup(srv, L, o, feats[got], &q);
+      if (regs[got] == NULL)
+        break;
+      got++;
+    }
+    /* batch lookups past the first miss hold references too */
+    for (int i = got + 1; batch && i < nf; i++)
+      summary_unref(regs[i]);
     if (regs != NULL && got == nf)
       reply = attributions_text(L, o, feats, nf, regs, json_object_get(body, "inputs"), "hit",
                                 start_us, len, err);

@@ -321,7 +321,11 @@ static int match(const char *pattern, const char *u, size_t *off, size_t *len)
       return 0;
     p++;
     u++;
-    size_t plen = strcspn(p, "/"), ulen = strcspn(u, "/");
+    size_t plen = 0, ulen = 0;
+    while (p[plen] != '\0' && p[plen] != '/')
+      plen++;
+    while (u[ulen] != '\0' && u[ulen] != '/')
+      ulen++;
     if (plen > 0 && p[0] == '{') {
       if (ulen == 0 || n == REQUEST_MAX_ARGS)
         return 0;
@@ -470,9 +474,11 @@ const char *request_client(struct request *rq)
 
 static struct http *the_http; /* for conn_mark: one listener per process */
 
-/* Move conn's tracking to `state` (a new state restarts its clock), or
- * count `bytes` more of body in the current one. */
-static void conn_mark(struct MHD_Connection *conn, enum conn_state state, size_t bytes)
+/* Move conn's tracking to `state` (a new state restarts its clock, at
+ * now_us if the caller has the time, else read here), or count `bytes`
+ * more of body in the current one. */
+static void conn_mark(struct MHD_Connection *conn, enum conn_state state, size_t bytes,
+                      int64_t now_us)
 {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -486,7 +492,11 @@ static void conn_mark(struct MHD_Connection *conn, enum conn_state state, size_t
    * too; one that still sees the old state at worst sees a younger clock,
    * which only delays a shutdown. */
   if (atomic_load_explicit(&t->state, memory_order_relaxed) != (int)state) {
-    atomic_store_explicit(&t->since_us, http_now_us(), memory_order_relaxed);
+    /* a busy connection is never timed (the watchdog leaves it alone),
+     * so it needs no clock reading */
+    if (now_us == 0 && state != CS_BUSY)
+      now_us = http_now_us();
+    atomic_store_explicit(&t->since_us, now_us, memory_order_relaxed);
     atomic_store_explicit(&t->body_bytes, bytes, memory_order_relaxed);
     atomic_store_explicit(&t->state, (int)state, memory_order_release);
   } else if (bytes != 0) {
@@ -618,7 +628,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn,
     copy_cut(rq->priv->method, sizeof rq->priv->method, method);
     copy_cut(rq->priv->url, sizeof rq->priv->url, url);
     *con_cls = rq;
-    conn_mark(conn, CS_BUSY, 0);
+    conn_mark(conn, CS_BUSY, 0, 0);
 
     if (ulen > ACED_URL_MAX)
       return reply_error(rq, ACED_E_BAD_REQUEST, "url", "URL longer than %d bytes",
@@ -691,7 +701,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn,
       }
     }
     rq->priv->phase = PH_BODY;
-    conn_mark(conn, CS_BODY, 0);
+    conn_mark(conn, CS_BODY, 0, rq->start_us);
     return MHD_YES;
   }
 
@@ -699,7 +709,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn,
   if (*upload_data_size > 0) {
     size_t n = *upload_data_size;
     *upload_data_size = 0;
-    conn_mark(conn, CS_BODY, n);
+    conn_mark(conn, CS_BODY, n, 0);
     if (p->phase == PH_DISCARD) {
       /* Past the cap: swallow up to one more cap's worth so that the 413
        * can be delivered, then give up on the connection. */
@@ -735,7 +745,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn,
     return reply_error(rq, ACED_E_TOO_LARGE, "body",
                        "body is over the limit of %ld bytes", srv->cfg.max_body_bytes);
   case PH_BODY:
-    conn_mark(conn, CS_BUSY, 0);
+    conn_mark(conn, CS_BUSY, 0, 0);
     return dispatch(rq);
   case PH_RESUMED: {
     pthread_mutex_lock(&p->lock);
@@ -762,7 +772,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   struct request *rq = *con_cls;
   if (rq == NULL)
     return;
-  double secs = (http_now_us() - rq->start_us) / 1e6;
+  int64_t now = http_now_us();
+  double secs = (now - rq->start_us) / 1e6;
   unsigned status = rq->priv->status;
   if (status == 0) {
     status = 499; /* client went away or timed out before a reply */
@@ -771,7 +782,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   if (log_enabled(LOG_L_INFO))
     log_info("http", "%s %s %s %u %.1fms who=%s", request_client(rq), rq->priv->method,
              rq->priv->url, status, secs * 1e3, rq->who);
-  conn_mark(conn, CS_IDLE, 0);
+  conn_mark(conn, CS_IDLE, 0, now);
   if (rq->hstate_free != NULL)
     rq->hstate_free(rq->hstate);
   json_decref(rq->body);

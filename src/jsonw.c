@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,13 +101,135 @@ void jw_str(struct jw *w, const char *s)
   w->len = (size_t)(o - w->buf);
 }
 
+/* "%.17g" without printf, for the magnitudes replies are made of.
+ *
+ * glibc's printf converts a double exactly (multi-precision arithmetic);
+ * that is most of the cost of writing a cached attribution.  For 1e-6 <=
+ * |v| < 2^53 the same exact answer fits in 128-bit integers: with v =
+ * m / 2^s (m the 53-bit significand), the 17 significant digits are
+ * q = m 10^k / 2^s rounded half to even (as glibc rounds), where
+ * 10^k <= 10^22 keeps m 10^k below 2^127.  The layout then follows C's %g
+ * rule for precision 17: exponent X of the rounded value; fixed notation
+ * with 16 - X decimals when -4 <= X < 17, else d.ddde-XX; trailing zeros
+ * (and a bare '.') dropped.  Returns the length, or 0 outside the range
+ * (the caller then uses snprintf).  tests/unit/test_jsonw.c compares it
+ * with snprintf byte for byte. */
+static int fmt17(char *buf, double v)
+{
+  double a = fabs(v);
+  if (!(a >= 1e-6 && a < 9007199254740992.0))
+    return 0;
+  int e2;
+  double fr = frexp(a, &e2); /* a = fr 2^e2, fr in [0.5, 1) */
+  uint64_t m = (uint64_t)ldexp(fr, 53);
+  int s = 53 - e2; /* a = m / 2^s, 1 <= s <= 73 */
+  static const uint64_t p10[20] = {1ULL,
+                                   10ULL,
+                                   100ULL,
+                                   1000ULL,
+                                   10000ULL,
+                                   100000ULL,
+                                   1000000ULL,
+                                   10000000ULL,
+                                   100000000ULL,
+                                   1000000000ULL,
+                                   10000000000ULL,
+                                   100000000000ULL,
+                                   1000000000000ULL,
+                                   10000000000000ULL,
+                                   100000000000000ULL,
+                                   1000000000000000ULL,
+                                   10000000000000000ULL,
+                                   100000000000000000ULL,
+                                   1000000000000000000ULL,
+                                   10000000000000000000ULL};
+  /* decimal exponent: an estimate from the binary one, corrected below */
+  int x = (int)floor((e2 - 1) * 0.30102999566398120);
+  uint64_t q = 0;
+  int ok = 0;
+  for (int tries = 0; tries < 4 && !ok; tries++) {
+    int k = 16 - x;
+    if (k < 0 || k > 22)
+      return 0;
+    unsigned __int128 n = (unsigned __int128)m * p10[k < 19 ? k : 19];
+    if (k > 19)
+      n *= p10[k - 19];
+    unsigned __int128 qq = n >> s, r = n - (qq << s), half = (unsigned __int128)1 << (s - 1);
+    if (r > half || (r == half && (qq & 1)))
+      qq++;
+    if (qq >= p10[17])
+      x++;
+    else if (qq < p10[16])
+      x--;
+    else {
+      q = (uint64_t)qq;
+      ok = 1;
+    }
+  }
+  if (!ok)
+    return 0;
+  char d[17];
+  for (int i = 16; i >= 0; i--) {
+    d[i] = (char)('0' + q % 10);
+    q /= 10;
+  }
+  int nd = 17; /* significant digits left once trailing zeros go */
+  while (nd > 1 && d[nd - 1] == '0')
+    nd--;
+  char *o = buf;
+  if (v < 0)
+    *o++ = '-';
+  if (x < -4 || x >= 17) {
+    *o++ = d[0];
+    if (nd > 1) {
+      *o++ = '.';
+      memcpy(o, d + 1, (size_t)nd - 1);
+      o += nd - 1;
+    }
+    int ex = x < 0 ? -x : x;
+    *o++ = 'e';
+    *o++ = x < 0 ? '-' : '+';
+    if (ex >= 100)
+      *o++ = (char)('0' + ex / 100);
+    *o++ = (char)('0' + ex / 10 % 10);
+    *o++ = (char)('0' + ex % 10);
+  } else if (x >= 0) {
+    memcpy(o, d, (size_t)x + 1); /* integer part */
+    o += x + 1;
+    if (nd > x + 1) {
+      *o++ = '.';
+      memcpy(o, d + x + 1, (size_t)(nd - x - 1));
+      o += nd - x - 1;
+    }
+  } else {
+    *o++ = '0';
+    *o++ = '.';
+    for (int i = 0; i < -x - 1; i++)
+      *o++ = '0';
+    memcpy(o, d, (size_t)nd);
+    o += nd;
+  }
+  *o = '\0';
+  return (int)(o - buf);
+}
+
+size_t jw_format_g17(char *buf, double v)
+{
+  int n = fmt17(buf, v);
+  if (n == 0)
+    n = snprintf(buf, 32, "%.17g", v);
+  return n < 0 ? 0 : (size_t)n;
+}
+
 size_t jw_format_real(char *buf, double v)
 {
   if (!isfinite(v)) {
     memcpy(buf, "null", 5);
     return 4;
   }
-  int n = snprintf(buf, 32, "%.17g", v);
+  int n = fmt17(buf, v);
+  if (n == 0)
+    n = snprintf(buf, 32, "%.17g", v);
   if (n < 0 || n >= 32) { /* cannot happen for a double; be safe */
     memcpy(buf, "null", 5);
     return 4;

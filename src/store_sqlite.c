@@ -208,7 +208,7 @@ struct sq_store {
    * row it read under the generation it started with, so a row read
    * before a write never lands after it.  This assumes, as aced does, one
    * process writing the database file. */
-  pthread_mutex_t latest_lock;
+  pthread_rwlock_t latest_lock; /* read by every query: see sq_latest_get */
   unsigned long generation;
   struct sq_latest {
     int used;
@@ -589,7 +589,8 @@ static int sq_latest_get(struct sq_store *q, const char *name, struct store_mode
                          unsigned long *gen)
 {
   int hit = 0;
-  pthread_mutex_lock(&q->latest_lock);
+  /* a read lock: HTTP threads never wait for each other here */
+  pthread_rwlock_rdlock(&q->latest_lock);
   *gen = q->generation;
   struct sq_latest *l = &q->latest[sq_latest_slot(name)];
   if (l->used && strcmp(l->row.name, name) == 0) {
@@ -601,7 +602,7 @@ static int sq_latest_get(struct sq_store *q, const char *name, struct store_mode
     else
       hit = 1;
   }
-  pthread_mutex_unlock(&q->latest_lock);
+  pthread_rwlock_unlock(&q->latest_lock);
   return hit;
 }
 
@@ -611,7 +612,7 @@ static void sq_latest_put(struct sq_store *q, const struct store_model_row *row,
   char *desc = row->description ? strdup(row->description) : NULL;
   if (row->description != NULL && desc == NULL)
     return;
-  pthread_mutex_lock(&q->latest_lock);
+  pthread_rwlock_wrlock(&q->latest_lock);
   if (gen == q->generation) {
     struct sq_latest *l = &q->latest[sq_latest_slot(row->name)];
     char *old = l->used ? l->row.description : NULL;
@@ -621,14 +622,14 @@ static void sq_latest_put(struct sq_store *q, const struct store_model_row *row,
     l->used = 1;
     desc = old;
   }
-  pthread_mutex_unlock(&q->latest_lock);
+  pthread_rwlock_unlock(&q->latest_lock);
   free(desc);
 }
 
 /* After any write: forget every cached row. */
 static void sq_latest_clear(struct sq_store *q)
 {
-  pthread_mutex_lock(&q->latest_lock);
+  pthread_rwlock_wrlock(&q->latest_lock);
   q->generation++;
   for (int i = 0; i < SQ_LATEST_SLOTS; i++) {
     if (q->latest[i].used)
@@ -636,7 +637,7 @@ static void sq_latest_clear(struct sq_store *q)
     q->latest[i].used = 0;
     q->latest[i].row.description = NULL;
   }
-  pthread_mutex_unlock(&q->latest_lock);
+  pthread_rwlock_unlock(&q->latest_lock);
 }
 
 /* ---- operations -------------------------------------------------------- */
@@ -652,7 +653,7 @@ static void sq_close(struct store *s)
     sq_conn_close(&q->readers[i]);
   sq_conn_close(&q->writer);
   sq_latest_clear(q);
-  pthread_mutex_destroy(&q->latest_lock);
+  pthread_rwlock_destroy(&q->latest_lock);
   pthread_cond_destroy(&q->pool_cond);
   pthread_mutex_destroy(&q->pool_lock);
   pthread_mutex_destroy(&q->write_lock);
@@ -1130,7 +1131,7 @@ struct store *store_sqlite_open(const char *path, struct aced_error *err)
   q->base.ops = &sq_ops;
   pthread_mutex_init(&q->write_lock, NULL);
   pthread_mutex_init(&q->pool_lock, NULL);
-  pthread_mutex_init(&q->latest_lock, NULL);
+  pthread_rwlock_init(&q->latest_lock, NULL);
   pthread_cond_init(&q->pool_cond, NULL);
 
   int memory = strcmp(path, ":memory:") == 0;

@@ -38,5 +38,8 @@ void jw_free(struct jw *w);
 /* Render one real as jw_real() does into buf (at least 32 bytes);
  * returns its length. */
 size_t jw_format_real(char *buf, double v);
+/* The "%.17g" text of v as glibc's snprintf writes it (no jansson
+ * touches), into buf (at least 32 bytes); exported for its test. */
+size_t jw_format_g17(char *buf, double v);
 
 #endif

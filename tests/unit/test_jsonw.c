@@ -107,6 +107,69 @@ static void test_reals(void)
          "2^-17 is 7.62939453125e-6: no exponent padding");
 }
 
+/* The printf-free "%.17g" against glibc's, byte for byte. */
+static int same_as_printf(double v)
+{
+  char got[40], want[40];
+  jw_format_g17(got, v);
+  snprintf(want, sizeof want, "%.17g", v);
+  if (strcmp(got, want) != 0) {
+    tap_diag("%%.17g of %a: fast '%s', printf '%s'", v, got, want);
+    return 0;
+  }
+  return 1;
+}
+
+static void test_g17(void)
+{
+  int all = 1;
+  /* log-uniform over the fast range and past both of its ends */
+  for (int i = 0; i < 1000000 && all; i++) {
+    double u = (double)(next() >> 11) / 9007199254740992.0;
+    double v = pow(10.0, -8.0 + 26.0 * u);
+    all = same_as_printf(next() & 1 ? -v : v);
+  }
+  tap_ok(all, "1e6 log-uniform reals in [1e-8, 1e18]: as glibc prints them");
+
+  /* short significands: their exact decimal expansions end early, so
+   * ties (a digit 5 then zeros past the 17th) happen, and round half to
+   * even must agree */
+  all = 1;
+  int n = 0;
+  for (int bits = 1; bits <= 53 && all; bits++)
+    for (int i = 0; i < 4000 && all; i++) {
+      uint64_t m = (next() >> (64 - bits)) | 1;
+      int e = (int)(next() % 120) - 80;
+      double v = ldexp((double)m, e);
+      if (v < 1e-7 || v > 1e17)
+        continue;
+      n++;
+      all = same_as_printf(v);
+    }
+  tap_ok(all, "%d reals with 1- to 53-bit significands (ties included): as glibc prints them",
+         n);
+
+  /* around every power of ten in range, where the exponent and the
+   * notation change */
+  all = 1;
+  for (int p = -7; p <= 17 && all; p++) {
+    double t = pow(10.0, p);
+    double v = t;
+    for (int k = 0; k < 64 && all; k++, v = nextafter(v, 0.0))
+      all = same_as_printf(v);
+    v = t;
+    for (int k = 0; k < 64 && all; k++, v = nextafter(v, INFINITY))
+      all = same_as_printf(v);
+  }
+  tap_ok(all, "the 128 doubles around each power of ten from 1e-7 to 1e17: as glibc prints them");
+
+  all = same_as_printf(1e-6) && same_as_printf(9007199254740991.0) &&
+        same_as_printf(9007199254740992.0) && same_as_printf(0.5) && same_as_printf(-0.0) &&
+        same_as_printf(1.0 / 3.0) && same_as_printf(2.0 / 3.0) && same_as_printf(0.1) &&
+        same_as_printf(123.456) && same_as_printf(99999999999999999.0);
+  tap_ok(all, "edge values of the fast range: as glibc prints them");
+}
+
 static void test_strings(void)
 {
   static const char *const fixed[] = {"", "x0", "a\"b", "back\\slash", "slash/ok",
@@ -196,6 +259,7 @@ static void test_ints_and_composition(void)
 int main(void)
 {
   test_reals();
+  test_g17();
   test_strings();
   test_ints_and_composition();
   return tap_done();
