@@ -7,7 +7,11 @@ and bench/mhd_fixed, and measures:
   1. cached attributions: the shared fixture registered, the regressors of one output fitted through
      the job API, then bounded `wrk` runs (POST /v1/models/{name}/attributions, one input row,
      --latency, 64 connections, 2 threads) against aced and against mhd_fixed answering a fixed body
-     of the same size, alternating, several rounds: throughput ratio, p50/p99;
+     of the same size, alternating, several rounds: throughput ratio, p50/p99, server CPU per
+     request.  Twice: both servers with 2 HTTP threads (the daemon's default), then both with 1
+     (wrk keeps one of this machine's two cores busy).  With 2 threads a third server runs too:
+     mhd_fixed plus --spin-ns of busy work per request, a calibration of how p99 depends on the
+     server having idle time at all;
   2. registration of a ~1M-parameter model (784-1024-192-10, 2000 samples): time, the daemon's peak
      RSS (VmHWM), first and second interventions query;
   3. all 784 regressors of one output of the MNIST-scale model (784-512-256-128-64-10, num=100,
@@ -245,6 +249,111 @@ def register_big(port, pid, path, name, probe_port, query_feature):
     return res
 
 
+def cached_config(aced, mhd, shared, work, threads, args, use_wrk, spin_ns):
+    """Cached attributions on aced against bare libmicrohttpd, both with `threads` HTTP threads.
+
+    A fresh aced (its own database, 2 workers): the shared fixture registered, the regressors of one
+    output fitted through the job API, then alternating wrk rounds against aced, mhd_fixed and (if
+    spin_ns) mhd_fixed adding spin_ns of busy work per request.  Each run also records the server's
+    CPU time per request (from /proc)."""
+    out = {"threads": threads}
+    procs = []
+    try:
+        port = free_port()
+        alog = open(os.path.join(work, "aced-cached-%d.log" % threads), "wb")
+        pa = subprocess.Popen([aced, "--port=%d" % port,
+                               "--database=%s" % os.path.join(work, "cached-%d.db" % threads),
+                               "--workers=2", "--http_threads=%d" % threads, "--log_level=warn"],
+                              stdout=alog, stderr=alog)
+        procs.append(pa)
+        wait_port(port, pa)
+        deadline = time.time() + 20
+        while request(port, "GET", "/readyz")[0] != 200 and time.time() < deadline:
+            time.sleep(0.05)
+        with open(os.path.join(shared, "fixtures", "small_mlp.json")) as f:
+            fx = json.load(f)
+        fx.pop("reference", None)
+        fx["name"] = "fixture"
+        st, j, raw, _ = request(port, "POST", "/v1/models", fx)
+        if st not in (200, 201):
+            raise RuntimeError("fixture registration: HTTP %d %s" % (st, raw[:300]))
+        out_name = fx["outputs"][1]
+        fin, dt = run_job(port, "fixture", {"outputs": [out_name], "estimator": "taylor", "num": 100}, 120)
+        if fin["state"] != "done":
+            raise RuntimeError("warming job: %s" % fin)
+        out["warm_job_seconds"] = dt
+        row = [0.2, 0.7, 0.4, 0.9]
+        q = {"output": out_name, "inputs": [row], "estimator": "taylor", "num": 100}
+        st, j, raw, _ = request(port, "POST", "/v1/models/fixture/attributions", q)
+        if st != 200 or j["meta"].get("cache") != "hit":
+            raise RuntimeError("attributions after warm-up not a cache hit: HTTP %d %s" % (st, raw[:300]))
+        reply_bytes = len(raw)
+        out["reply_bytes"] = reply_bytes
+        body_file = os.path.join(work, "attr.json")
+        with open(body_file, "w") as f:
+            json.dump(q, f)
+        servers = [("aced", port, pa)]
+        for name, extra in (("mhd", []), ("spin", ["--spin-ns=%d" % spin_ns])):
+            if name == "spin" and not spin_ns:
+                continue
+            mport = free_port()
+            mlog = open(os.path.join(work, "%s-%d.log" % (name, threads)), "wb")
+            pm = subprocess.Popen([mhd, "--port=%d" % mport, "--size=%d" % reply_bytes,
+                                   "--threads=%d" % threads] + extra, stdout=mlog, stderr=mlog)
+            procs.append(pm)
+            wait_port(mport, pm)
+            servers.append((name, mport, pm))
+        st, _, mraw, _ = request(servers[1][1], "POST", "/v1/models/fixture/attributions", q)
+        out["baseline_reply_bytes"] = len(mraw)
+        path = "/v1/models/fixture/attributions"
+        runs = {name: [] for name, _, _ in servers}
+        if use_wrk:
+            for _, p, _ in servers:
+                run_wrk(p, path, body_file, 2, args.connections, args.threads)  # warm-up
+            for _ in range(args.rounds):
+                for name, p, proc in servers:
+                    cpu0 = proc_cpu_seconds(proc.pid)
+                    r = run_wrk(p, path, body_file, args.duration, args.connections, args.threads)
+                    cpu = proc_cpu_seconds(proc.pid) - cpu0
+                    r["server_cpu_us_per_request"] = 1e6 * cpu / r["requests"] if r["requests"] else None
+                    log("%d thread(s): wrk %-4s %10.0f req/s  p50 %.3f ms  p99 %.3f ms  %.1f us CPU/request  "
+                        "non-2xx %d" % (threads, name, r["rps"] or 0, 1e3 * (r["p50"] or 0), 1e3 * (r["p99"] or 0),
+                                        r["server_cpu_us_per_request"] or 0, r["non_2xx"]))
+                    runs[name].append(r)
+        else:
+            for name, p, _ in servers:
+                r = python_load(p, path, q, 0.5)
+                log("python %-4s %8.0f req/s  p50 %.3f ms  p99 %.3f ms" %
+                    (name, r["rps"], 1e3 * r["p50"], 1e3 * r["p99"]))
+                runs[name].append(r)
+        for name in runs:
+            rs = runs[name]
+            cpus = [r.get("server_cpu_us_per_request") for r in rs if r.get("server_cpu_us_per_request")]
+            out[name] = {"rps": sum(r["rps"] or 0 for r in rs) / len(rs),
+                         "p50": max(r["p50"] or 0 for r in rs), "p99": max(r["p99"] or 0 for r in rs),
+                         "non_2xx": sum(r["non_2xx"] for r in rs),
+                         "socket_errors": sum(r["socket_errors"] for r in rs),
+                         "server_cpu_us_per_request": sum(cpus) / len(cpus) if cpus else None,
+                         "runs": [{k: v for k, v in r.items() if k != "raw"} for r in rs]}
+        out["ratio"] = out["aced"]["rps"] / out["mhd"]["rps"] if out["mhd"]["rps"] else None
+        out["spin_ns"] = spin_ns if "spin" in out else 0
+        out["connections"] = args.connections if use_wrk else 1
+        out["duration"] = args.duration if use_wrk else 1
+        out["rounds"] = args.rounds if use_wrk else 1
+        if use_wrk:
+            out["wrk_sample"] = runs["aced"][-1]["raw"]
+        return out
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--builddir", default=os.environ.get("ACED_BUILDDIR", "."))
@@ -254,7 +363,9 @@ def main():
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=2, help="wrk runs per server, alternating")
     ap.add_argument("--connections", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--spin-ns", type=int, default=1000,
+                    help="busy work per request of the calibration server (mhd_fixed --spin-ns)")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: big,mnist,k4096")
     args = ap.parse_args()
     skip = set(s for s in args.skip.split(",") if s)
@@ -284,70 +395,15 @@ def main():
         res["vmhwm_start"] = proc_status(pa.pid)["VmHWM"]
 
         # ---- 1. cached attributions vs bare libmicrohttpd ----
-        with open(os.path.join(shared, "fixtures", "small_mlp.json")) as f:
-            fx = json.load(f)
-        fx.pop("reference", None)
-        fx["name"] = "fixture"
-        st, j, raw, _ = request(port, "POST", "/v1/models", fx)
-        if st not in (200, 201):
-            raise RuntimeError("fixture registration: HTTP %d %s" % (st, raw[:300]))
-        out_name = fx["outputs"][1]
-        fin, dt = run_job(port, "fixture", {"outputs": [out_name], "estimator": "taylor", "num": 100}, 120)
-        if fin["state"] != "done":
-            raise RuntimeError("warming job: %s" % fin)
-        res["warm_job_seconds"] = dt
-        row = [0.2, 0.7, 0.4, 0.9]
-        q = {"output": out_name, "inputs": [row], "estimator": "taylor", "num": 100}
-        st, j, raw, _ = request(port, "POST", "/v1/models/fixture/attributions", q)
-        if st != 200 or j["meta"].get("cache") != "hit":
-            raise RuntimeError("attributions after warm-up not a cache hit: HTTP %d %s" % (st, raw[:300]))
-        reply_bytes = len(raw)
-        res["reply_bytes"] = reply_bytes
-        body_file = os.path.join(work, "attr.json")
-        with open(body_file, "w") as f:
-            json.dump(q, f)
-        mport = free_port()
-        mlog = open(os.path.join(work, "mhd.log"), "wb")
-        pm = subprocess.Popen([mhd, "--port=%d" % mport, "--size=%d" % reply_bytes, "--threads=2"],
-                              stdout=mlog, stderr=mlog)
-        procs.append(pm)
-        wait_port(mport, pm)
-        st, _, mraw, _ = request(mport, "POST", "/v1/models/fixture/attributions", q)
-        res["baseline_reply_bytes"] = len(mraw)
-        path = "/v1/models/fixture/attributions"
-        runs = {"aced": [], "mhd": []}
-        if use_wrk:
-            run_wrk(port, path, body_file, 2, args.connections, args.threads)  # warm-up
-            run_wrk(mport, path, body_file, 2, args.connections, args.threads)
-            for _ in range(args.rounds):
-                for name, p in (("aced", port), ("mhd", mport)):
-                    r = run_wrk(p, path, body_file, args.duration, args.connections, args.threads)
-                    log("wrk %-4s %10.0f req/s  p50 %.3f ms  p99 %.3f ms  non-2xx %d" %
-                        (name, r["rps"] or 0, 1e3 * (r["p50"] or 0), 1e3 * (r["p99"] or 0), r["non_2xx"]))
-                    runs[name].append(r)
-        else:
-            for name, p in (("aced", port), ("mhd", mport)):
-                r = python_load(p, path, q, 0.5)
-                log("python %-4s %8.0f req/s  p50 %.3f ms  p99 %.3f ms" %
-                    (name, r["rps"], 1e3 * r["p50"], 1e3 * r["p99"]))
-                runs[name].append(r)
-        summ = {}
-        for name in runs:
-            rs = runs[name]
-            summ[name] = {"rps": sum(r["rps"] or 0 for r in rs) / len(rs),
-                          "p50": max(r["p50"] or 0 for r in rs), "p99": max(r["p99"] or 0 for r in rs),
-                          "non_2xx": sum(r["non_2xx"] for r in rs),
-                          "socket_errors": sum(r["socket_errors"] for r in rs),
-                          "runs": [{k: v for k, v in r.items() if k != "raw"} for r in rs]}
-        summ["ratio"] = summ["aced"]["rps"] / summ["mhd"]["rps"] if summ["mhd"]["rps"] else None
-        summ["connections"] = args.connections if use_wrk else 1
-        summ["duration"] = args.duration if use_wrk else 1
-        summ["rounds"] = args.rounds if use_wrk else 1
-        if use_wrk:
-            summ["wrk_sample"] = runs["aced"][-1]["raw"]
-        res["cached"] = summ
-        pm.terminate()
-        pm.wait(timeout=20)
+        # with 2 HTTP threads (the daemon's default; the spin calibration
+        # runs here) and with 1 (the core wrk leaves free)
+        for threads, key in ((2, "cached"), (1, "cached_1thread")):
+            res[key] = cached_config(aced, mhd, shared, work, threads, args, use_wrk,
+                                     spin_ns=args.spin_ns if threads == 2 and use_wrk else 0)
+            if "reply_bytes" not in res:
+                res["reply_bytes"] = res[key]["reply_bytes"]
+                res["baseline_reply_bytes"] = res[key]["baseline_reply_bytes"]
+                res["warm_job_seconds"] = res[key]["warm_job_seconds"]
 
         # ---- 2. a ~1M-parameter model ----
         if "big" not in skip:

@@ -9,7 +9,12 @@
  * JSON parsing, the cache lookup, the reply) is what the throughput ratio
  * measures.
  *
- *   mhd_fixed --port=N [--size=BYTES] [--threads=2]
+ *   mhd_fixed --port=N [--size=BYTES] [--threads=2] [--spin-ns=NS]
+ *
+ * --spin-ns adds NS nanoseconds of CPU work (a calibrated busy loop) to
+ * every request: a calibration, not a peer.  It shows how p99 latency on
+ * a machine shared with the load generator depends on the server having
+ * idle time at all, independently of what the extra work is.
  *
  * Runs until SIGINT or SIGTERM.  Benchmark code: not part of the daemon.
  */
@@ -21,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -34,6 +40,26 @@ typedef enum MHD_Result MHD_RESULT;
 #endif
 
 static volatile sig_atomic_t g_stop;
+static long spin_iters; /* busy-loop iterations per request (--spin-ns) */
+
+static void spin(long n)
+{
+  volatile long x = 0;
+  for (long k = 0; k < n; k++)
+    x += k;
+}
+
+/* Iterations of spin() per nanosecond of this process's CPU time. */
+static double spin_rate(void)
+{
+  struct timespec a, b;
+  long n = 20 * 1000 * 1000;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+  spin(n);
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+  double ns = (b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec);
+  return ns > 0 ? n / ns : 1.0;
+}
 
 static void on_signal(int sig)
 {
@@ -57,6 +83,8 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char 
     *upload_size = 0;
     return MHD_YES;
   }
+  if (spin_iters > 0)
+    spin(spin_iters);
   return MHD_queue_response(conn, MHD_HTTP_OK, resp);
 }
 
@@ -90,27 +118,31 @@ static char *fixed_body(size_t n)
 
 int main(int argc, char **argv)
 {
-  long port = 0, size = 600, threads = 2;
+  long port = 0, size = 600, threads = 2, spin_ns = 0;
   for (int i = 1; i < argc; i++) {
     if (strncmp(argv[i], "--port=", 7) == 0)
       port = strtol(argv[i] + 7, NULL, 10);
     else if (strncmp(argv[i], "--size=", 7) == 0)
       size = strtol(argv[i] + 7, NULL, 10);
+    else if (strncmp(argv[i], "--spin-ns=", 10) == 0)
+      spin_ns = strtol(argv[i] + 10, NULL, 10);
     else if (strncmp(argv[i], "--threads=", 10) == 0)
       threads = strtol(argv[i] + 10, NULL, 10);
     else {
-      fprintf(stderr, "usage: mhd_fixed --port=N [--size=BYTES] [--threads=N]\n");
+      fprintf(stderr, "usage: mhd_fixed --port=N [--size=BYTES] [--threads=N] [--spin-ns=NS]\n");
       return 2;
     }
   }
   if (port < 1 || port > 65535 || size < 1 || size > 16 * 1024 * 1024 || threads < 1 ||
-      threads > 64) {
+      threads > 64 || spin_ns < 0 || spin_ns > 1000000) {
     fprintf(stderr, "mhd_fixed: bad arguments\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
+  if (spin_ns > 0)
+    spin_iters = (long)(spin_ns * spin_rate());
   char *body = fixed_body((size_t)size);
   if (body == NULL)
     return 1;
@@ -138,8 +170,8 @@ int main(int argc, char **argv)
     fprintf(stderr, "mhd_fixed: cannot listen on port %ld\n", port);
     return 1;
   }
-  fprintf(stderr, "mhd_fixed: port %ld, %zu-byte body, %ld threads\n", port, strlen(body),
-          threads);
+  fprintf(stderr, "mhd_fixed: port %ld, %zu-byte body, %ld threads, %ld spin iterations\n",
+          port, strlen(body), threads, spin_iters);
   while (!g_stop)
     pause();
   MHD_stop_daemon(d);

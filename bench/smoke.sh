@@ -66,8 +66,10 @@ ok $rc "http_bench.py --smoke: aced and mhd_fixed answer, models register, the j
 $py - "$tmp/http.json" >"$tmp/hcheck.log" 2>&1 <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
-c = d["cached"]
-assert c["aced"]["rps"] > 0 and c["mhd"]["rps"] > 0 and c["aced"]["non_2xx"] == 0, c
+for key, threads in (("cached", 2), ("cached_1thread", 1)):
+    c = d[key]
+    assert c["threads"] == threads, c
+    assert c["aced"]["rps"] > 0 and c["mhd"]["rps"] > 0 and c["aced"]["non_2xx"] == 0, c
 assert d["big"]["status"] in (200, 201) and d["big"]["first_query_status"] == 200, d["big"]
 assert d["mnist_job"]["state"] == "done", d["mnist_job"]
 assert d["k4096"]["status"] in (200, 201) and d["k4096"]["first_query_status"] == 200, d["k4096"]

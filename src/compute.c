@@ -1294,8 +1294,11 @@ static char *attributions_text(const struct loaded *L, int o, const int *feats, 
     }
   }
 
+  size_t hint = 320 + 26 * nv;
+  for (int i = 0; i < nf; i++)
+    hint += 96 + regs[i]->warnings_len + strlen(L->m->features[feats[i]].name);
   struct jw w;
-  jw_init(&w, 320 + 26 * nv + 96 * (size_t)nf);
+  jw_init(&w, hint); /* one allocation: a realloc cost more than the rest */
   jw_lit(&w, "{\"output\":");
   jw_str(&w, L->m->outputs[o]);
   jw_lit(&w, ",\"features\":[");
