@@ -166,6 +166,31 @@ ok(jr.json["state"] in ("cancelled", "failed"), "its job is cancelled", jr)
 ok(d.post("/v1/models", slow).status == 201, "re-register the same content")
 r = d.get("/v1/models/slow/regressors/a/f2?estimator=taylor&num=50")
 ok(r.status == 200 and r.json["meta"]["cache"] == "miss", "after delete the cache entries are gone (miss)", r.json.get("meta") if r.json else r)
+
+# ---- names that need escaping: the job's reply (jansson) and the cached
+# reply (written as text by jsonw) must be the same JSON, byte for byte
+# apart from meta.cache and meta.elapsed_ms ----
+import re
+odd = fixture_body("oddnames")
+odd["features"][0]["name"] = 'x "quoted"'
+odd["features"][1]["name"] = "back\\slash"
+odd["features"][2]["name"] = "caf\u00e9 \u20ac/unit"
+odd["outputs"] = ['y "0"', "y\\1", "y\u00e92"]
+r = d.post("/v1/models", odd)
+ok(r.status == 201, "a model whose names need escaping registers", r)
+q = {"output": "y\\1", "inputs": [[0.2, 0.7, 0.4, 0.9], [0.9, 0.1, 0.5, 0.3]], "estimator": "taylor", "num": 40}
+first = d.post("/v1/models/oddnames/attributions", q)
+second = d.post("/v1/models/oddnames/attributions", q)
+ok(first.status == 200 and first.json["meta"]["cache"] == "miss" and second.status == 200
+   and second.json["meta"]["cache"] == "hit", "first answer from a job (miss), second from memory (hit)",
+   (first.raw[:200], second.raw[:200]))
+strip = lambda raw: re.sub(rb'"elapsed_ms":[^,}]*', b'', re.sub(rb'"cache":"[a-z]*"', b'', raw))
+ok(strip(first.raw) == strip(second.raw), "the cached reply is the job's reply, byte for byte",
+   (first.raw, second.raw))
+ok(second.json["output"] == "y\\1" and second.json["features"] == [f["name"] for f in odd["features"]],
+   "names with quotes, backslashes and UTF-8 come back exactly", second.json.get("features"))
+ok(isinstance(second.json["meta"]["elapsed_ms"], float) and second.json["meta"]["elapsed_ms"] >= 0,
+   "meta.elapsed_ms is a number of milliseconds", second.json["meta"])
 d.stop()
 
 # ---- sync wait exceeded -> 202 with the job; queue full -> 503 ----
