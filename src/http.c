@@ -471,7 +471,6 @@ const char *request_client(struct request *rq)
   return rq->client;
 }
 
-
 static struct http *the_http; /* for conn_mark: one listener per process */
 
 /* Move conn's tracking to `state` (a new state restarts its clock, at
@@ -487,21 +486,23 @@ static void conn_mark(struct MHD_Connection *conn, enum conn_state state, size_t
     return;
   struct conn_track *t = ci->socket_context;
   /* No lock: this runs several times per request, and only this thread
-   * writes these fields.  The clock and count are stored before the state
-   * (release), so a watchdog that sees the new state (acquire) sees them
-   * too; one that still sees the old state at worst sees a younger clock,
-   * which only delays a shutdown. */
-  if (atomic_load_explicit(&t->state, memory_order_relaxed) != (int)state) {
-    /* a busy connection is never timed (the watchdog leaves it alone),
-     * so it needs no clock reading */
-    if (now_us == 0 && state != CS_BUSY)
-      now_us = http_now_us();
-    atomic_store_explicit(&t->since_us, now_us, memory_order_relaxed);
-    atomic_store_explicit(&t->body_bytes, bytes, memory_order_relaxed);
-    atomic_store_explicit(&t->state, (int)state, memory_order_release);
-  } else if (bytes != 0) {
-    atomic_fetch_add_explicit(&t->body_bytes, bytes, memory_order_relaxed);
+   * writes these fields.  A timed state (IDLE, BODY) gets its clock and
+   * count before the state itself (release), so a watchdog that sees the
+   * new state (acquire) sees them too; one that still sees the old state
+   * may see the new clock, which is "now", younger than the old one: that
+   * can only delay a shutdown.  BUSY is never timed, so entering it leaves
+   * the clock and count alone (and saves a clock reading). */
+  if (atomic_load_explicit(&t->state, memory_order_relaxed) == (int)state) {
+    if (bytes != 0)
+      atomic_fetch_add_explicit(&t->body_bytes, bytes, memory_order_relaxed);
+    return;
   }
+  if (state != CS_BUSY) {
+    atomic_store_explicit(&t->since_us, now_us != 0 ? now_us : http_now_us(),
+                          memory_order_relaxed);
+    atomic_store_explicit(&t->body_bytes, bytes, memory_order_relaxed);
+  }
+  atomic_store_explicit(&t->state, (int)state, memory_order_release);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,

@@ -105,7 +105,7 @@ void jw_str(struct jw *w, const char *s)
  *
  * glibc's printf converts a double exactly (multi-precision arithmetic);
  * that is most of the cost of writing a cached attribution.  For 1e-6 <=
- * |v| < 2^53 the same exact answer fits in 128-bit integers: with v =
+ * |v| < 2^52 the same exact answer fits in 128-bit integers: with v =
  * m / 2^s (m the 53-bit significand), the 17 significant digits are
  * q = m 10^k / 2^s rounded half to even (as glibc rounds), where
  * 10^k <= 10^22 keeps m 10^k below 2^127.  The layout then follows C's %g
@@ -122,7 +122,9 @@ static int fmt17(char *buf, double v)
   int e2;
   double fr = frexp(a, &e2); /* a = fr 2^e2, fr in [0.5, 1) */
   uint64_t m = (uint64_t)ldexp(fr, 53);
-  int s = 53 - e2; /* a = m / 2^s, 1 <= s <= 73 */
+  int s = 53 - e2; /* a = m / 2^s */
+  if (s < 1 || s > 73)
+    return 0; /* 2^52 <= a < 2^53 has no fraction bits (s = 0): printf's */
   static const uint64_t p10[20] = {1ULL,
                                    10ULL,
                                    100ULL,
