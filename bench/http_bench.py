@@ -249,6 +249,21 @@ def register_big(port, pid, path, name, probe_port, query_feature):
     return res
 
 
+def start_aced(aced, work, tag, threads):
+    """./aced on a free port with database and log <work>/<tag>.db and .log, 2 workers and `threads` HTTP
+    threads, once /readyz answers: (process, port)."""
+    port = free_port()
+    alog = open(os.path.join(work, tag + ".log"), "wb")
+    p = subprocess.Popen([aced, "--port=%d" % port, "--database=%s" % os.path.join(work, tag + ".db"),
+                          "--workers=2", "--http_threads=%d" % threads, "--log_level=warn"],
+                         stdout=alog, stderr=alog)
+    wait_port(port, p)
+    deadline = time.time() + 20
+    while request(port, "GET", "/readyz")[0] != 200 and time.time() < deadline:
+        time.sleep(0.05)
+    return p, port
+
+
 def cached_config(aced, mhd, shared, work, threads, args, use_wrk, spin_ns):
     """Cached attributions on aced against bare libmicrohttpd, both with `threads` HTTP threads.
 
@@ -259,17 +274,8 @@ def cached_config(aced, mhd, shared, work, threads, args, use_wrk, spin_ns):
     out = {"threads": threads}
     procs = []
     try:
-        port = free_port()
-        alog = open(os.path.join(work, "aced-cached-%d.log" % threads), "wb")
-        pa = subprocess.Popen([aced, "--port=%d" % port,
-                               "--database=%s" % os.path.join(work, "cached-%d.db" % threads),
-                               "--workers=2", "--http_threads=%d" % threads, "--log_level=warn"],
-                              stdout=alog, stderr=alog)
+        pa, port = start_aced(aced, work, "cached-%d" % threads, threads)
         procs.append(pa)
-        wait_port(port, pa)
-        deadline = time.time() + 20
-        while request(port, "GET", "/readyz")[0] != 200 and time.time() < deadline:
-            time.sleep(0.05)
         with open(os.path.join(shared, "fixtures", "small_mlp.json")) as f:
             fx = json.load(f)
         fx.pop("reference", None)
@@ -382,16 +388,8 @@ def main():
     res = {"smoke": args.smoke, "workers": 2, "http_threads": 2, "client": "wrk" if use_wrk else "python"}
     procs = []
     try:
-        port = free_port()
-        alog = open(os.path.join(work, "aced.log"), "wb")
-        pa = subprocess.Popen([aced, "--port=%d" % port, "--database=%s" % os.path.join(work, "aced.db"),
-                               "--workers=2", "--http_threads=2", "--log_level=warn"],
-                              stdout=alog, stderr=alog)
+        pa, port = start_aced(aced, work, "aced", 2)
         procs.append(pa)
-        wait_port(port, pa)
-        deadline = time.time() + 20
-        while request(port, "GET", "/readyz")[0] != 200 and time.time() < deadline:
-            time.sleep(0.05)
         res["vmhwm_start"] = proc_status(pa.pid)["VmHWM"]
 
         # ---- 1. cached attributions vs bare libmicrohttpd ----

@@ -54,6 +54,16 @@ def maxdiff(a, b):
 MET, NOT, NA = "**met**", "**not met**", "not measured"
 
 
+def judged_by_config(confs, oks):
+    """Status of a target measured in several HTTP-thread configurations: met in all, in some, or none."""
+    if all(oks):
+        return MET
+    if not any(oks):
+        return NOT
+    return "**met with %s only**" % " and ".join(
+        "%d HTTP thread%s" % (c["threads"], "" if c["threads"] == 1 else "s") for c, ok in zip(confs, oks) if ok)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--info")
@@ -418,8 +428,7 @@ def main():
                          % (c["threads"], "" if c["threads"] == 1 else "s", "n/a" if r is None else "%.1f%%" % (100 * r), c["aced"]["rps"], c["mhd"]["rps"]))
             oks.append(r is not None and r >= 0.70)
         targets.append(("cached queries: throughput vs bare libmicrohttpd, same run", ">= 70%", "; ".join(parts),
-                        NA if not wrk_used else (MET if all(oks) else ("**met with %s only**" % " and ".join(
-                            "%d HTTP thread%s" % (c["threads"], "" if c["threads"] == 1 else "s") for c, ok in zip(confs, oks) if ok) if any(oks) else NOT))))
+                        NA if not wrk_used else judged_by_config(confs, oks)))
         parts, oks = [], []
         for c in confs:
             p99 = c["aced"]["p99"]
@@ -431,8 +440,7 @@ def main():
             oks.append(p99 is not None and p99 <= 5e-3)
         ok64 = wrk_used and all(c["connections"] == 64 for c in confs)
         targets.append(("cached queries: p99 at 64 connections", "<= 5 ms", "; ".join(parts),
-                        NA if not ok64 else (MET if all(oks) else ("**met with %s only**" % " and ".join(
-                            "%d HTTP thread%s" % (c["threads"], "" if c["threads"] == 1 else "s") for c, ok in zip(confs, oks) if ok) if any(oks) else NOT))))
+                        NA if not ok64 else judged_by_config(confs, oks)))
     else:
         targets.append(("cached queries: throughput ratio and p99", ">= 70%, <= 5 ms", "HTTP benchmark did not run", NA))
     k4 = htt.get("k4096") if htt else None

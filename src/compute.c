@@ -802,37 +802,22 @@ static unsigned long hot_hash(const struct hot_key *k)
   return h;
 }
 
-static struct reg_summary *hot_get(const struct hot_key *key)
+/* The summaries of output o for features feats[0..n), from memory, under
+ * one acquisition of the lock (a cached attribution needs one per
+ * feature): out[i] is a new reference, or NULL on a miss.  Hits are
+ * counted in the metrics. */
+static void hot_get_many(const struct loaded *L, int o, const int *feats, int n,
+                         const struct query_params *q, struct reg_summary **out)
 {
-  struct reg_summary *v = NULL;
-  unsigned long h = hot_hash(key);
-  pthread_rwlock_rdlock(&hot_lock);
-  for (int i = 0; i < HOT_PROBE; i++) {
-    struct hot_entry *e = &hot_tab[(h + (unsigned long)i) & (HOT_SLOTS - 1)];
-    if (e->used && memcmp(&e->key, key, sizeof *key) == 0) {
-      atomic_store_explicit(&e->tick, atomic_fetch_add(&hot_clock, 1) + 1, memory_order_relaxed);
-      v = e->summary;
-      atomic_fetch_add(&v->refs, 1);
-      break;
-    }
-  }
-  pthread_rwlock_unlock(&hot_lock);
-  return v;
-}
-
-/* hot_get of n keys under one acquisition of the lock: a cached
- * attribution needs one summary per feature.  out[i] is NULL on a miss. */
-static void hot_get_many(const struct hot_key *keys, int n, struct reg_summary **out)
-{
-  unsigned long h[64];
-  for (int k = 0; k < n; k++)
-    h[k] = hot_hash(&keys[k]);
   pthread_rwlock_rdlock(&hot_lock);
   for (int k = 0; k < n; k++) {
+    struct hot_key key;
+    hot_key_make(L, o, feats[k], q, &key);
+    unsigned long h = hot_hash(&key);
     out[k] = NULL;
     for (int i = 0; i < HOT_PROBE; i++) {
-      struct hot_entry *e = &hot_tab[(h[k] + (unsigned long)i) & (HOT_SLOTS - 1)];
-      if (e->used && memcmp(&e->key, &keys[k], sizeof keys[k]) == 0) {
+      struct hot_entry *e = &hot_tab[(h + (unsigned long)i) & (HOT_SLOTS - 1)];
+      if (e->used && memcmp(&e->key, &key, sizeof key) == 0) {
         atomic_store_explicit(&e->tick, atomic_fetch_add(&hot_clock, 1) + 1, memory_order_relaxed);
         out[k] = e->summary;
         atomic_fetch_add(&out[k]->refs, 1);
@@ -841,6 +826,9 @@ static void hot_get_many(const struct hot_key *keys, int n, struct reg_summary *
     }
   }
   pthread_rwlock_unlock(&hot_lock);
+  for (int k = 0; k < n; k++)
+    if (out[k] != NULL)
+      metrics_cache(1);
 }
 
 static void hot_put(const struct hot_key *key, struct reg_summary *summary)
@@ -896,26 +884,41 @@ static void hot_clear(void)
   pthread_rwlock_unlock(&hot_lock);
 }
 
-/* The summary of regressor (o, f): from memory, else from the cache (and
- * then kept in memory); NULL on a miss.  A new reference. */
-static struct reg_summary *summary_lookup(struct server *srv, const struct loaded *L, int o,
-                                          int f, const struct query_params *q)
+/* The summary of regressor (o, f) read from the cache and then kept in
+ * memory; NULL if it is not cached.  A new reference. */
+static struct reg_summary *summary_load(struct server *srv, const struct loaded *L, int o,
+                                        int f, const struct query_params *q)
 {
-  struct hot_key key;
-  hot_key_make(L, o, f, q, &key);
-  struct reg_summary *s = hot_get(&key);
-  if (s != NULL) {
-    metrics_cache(1);
-    return s;
-  }
   json_t *full = cache_lookup(srv, L, o, f, q);
   if (full == NULL)
     return NULL;
-  s = summary_of(full);
+  struct reg_summary *s = summary_of(full);
   json_decref(full);
-  if (s != NULL)
+  if (s != NULL) {
+    struct hot_key key;
+    hot_key_make(L, o, f, q, &key);
     hot_put(&key, s);
+  }
   return s;
+}
+
+/* The summaries of output o for features feats[0..n): from memory, the
+ * rest from the cache.  regs[i] is a new reference or NULL when (o,
+ * feats[i]) is not cached; returns 0 when none is, else (without
+ * stop_at_miss) how many are not.  With stop_at_miss the cache is not read
+ * past the first one missing: the HTTP thread then hands the whole request
+ * to a worker, which looks again. */
+static int summaries_lookup(struct server *srv, const struct loaded *L, int o, const int *feats,
+                            int n, const struct query_params *q, int stop_at_miss,
+                            struct reg_summary **regs)
+{
+  hot_get_many(L, o, feats, n, q, regs);
+  int missing = 0;
+  for (int i = 0; i < n; i++)
+    if (regs[i] == NULL && (missing == 0 || !stop_at_miss) &&
+        (regs[i] = summary_load(srv, L, o, feats[i], q)) == NULL)
+      missing++;
+  return missing;
 }
 
 /* Compute one feature's grid and fit + cache every output's regressor.
@@ -1480,11 +1483,8 @@ struct work *work_plan(struct server *srv, struct job *job, const struct job_req
       aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
       goto fail;
     }
-    for (int i = 0; i < w->n_feats; i++) {
-      w->regs[i] = summary_lookup(srv, w->L, w->output, w->feats[i], &w->q);
-      if (w->regs[i])
-        w->cached++;
-    }
+    w->cached = w->n_feats - summaries_lookup(srv, w->L, w->output, w->feats, w->n_feats, &w->q,
+                                              0, w->regs);
     *n_tasks = w->n_feats; /* tasks with a cached regressor return at once */
     *units_total = w->n_feats;
     w->cache_state = w->cached == w->n_feats ? "hit" : w->cached ? "partial" : "miss";
@@ -1659,40 +1659,21 @@ char *fast_attributions(struct server *srv, const char *digest, const json_t *bo
   struct query_params q;
   char *reply = NULL;
   if (attributions_resolve(srv, L, body, &o, &feats, &nf, &q, err) == ACED_OK) {
-    /* up to 64 features: every summary from memory in one go; past that,
-     * or for any missing, one at a time (which also reads the cache) */
     struct reg_summary *small[64];
-    struct hot_key keys[64];
-    int batch = nf <= 64;
-    struct reg_summary **regs = batch ? small : calloc((size_t)nf, sizeof *regs);
-    int got = 0;
+    struct reg_summary **regs =
+        (size_t)nf <= sizeof small / sizeof small[0] ? small : calloc((size_t)nf, sizeof *regs);
     if (regs == NULL) {
       aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
-    } else if (batch) {
+    } else {
+      /* any regressor missing: a worker fits it (NULL, no error) */
+      if (summaries_lookup(srv, L, o, feats, nf, &q, 1, regs) == 0)
+        reply = attributions_text(L, o, feats, nf, regs, json_object_get(body, "inputs"), "hit",
+                                  start_us, len, err);
       for (int i = 0; i < nf; i++)
-        hot_key_make(L, o, feats[i], &q, &keys[i]);
-      hot_get_many(keys, nf, regs);
-      for (int i = 0; i < nf; i++)
-        if (regs[i] != NULL)
-          metrics_cache(1);
+        summary_unref(regs[i]);
+      if (regs != small)
+        free(regs);
     }
-    while (regs != NULL && got < nf) {
-      if (!batch || regs[got] == NULL)
-        regs[got] = summary_lookup(srv, L, o, feats[got], &q);
-      if (regs[got] == NULL)
-        break;
-      got++;
-    }
-    /* batch lookups past the first miss hold references too */
-    for (int i = got + 1; batch && i < nf; i++)
-      summary_unref(regs[i]);
-    if (regs != NULL && got == nf)
-      reply = attributions_text(L, o, feats, nf, regs, json_object_get(body, "inputs"), "hit",
-                                start_us, len, err);
-    for (int i = 0; i < got; i++)
-      summary_unref(regs[i]);
-    if (regs != small)
-      free(regs);
   }
   free(feats);
   loaded_release(L);

@@ -220,7 +220,7 @@ size_t jw_format_g17(char *buf, double v)
   int n = fmt17(buf, v);
   if (n == 0)
     n = snprintf(buf, 32, "%.17g", v);
-  return n < 0 ? 0 : (size_t)n;
+  return n < 0 || n >= 32 ? 0 : (size_t)n; /* neither happens for a double */
 }
 
 size_t jw_format_real(char *buf, double v)
@@ -229,10 +229,8 @@ size_t jw_format_real(char *buf, double v)
     memcpy(buf, "null", 5);
     return 4;
   }
-  int n = fmt17(buf, v);
-  if (n == 0)
-    n = snprintf(buf, 32, "%.17g", v);
-  if (n < 0 || n >= 32) { /* cannot happen for a double; be safe */
+  int n = (int)jw_format_g17(buf, v);
+  if (n == 0) { /* cannot happen for a double; be safe */
     memcpy(buf, "null", 5);
     return 4;
   }
