@@ -3,7 +3,7 @@
  *
  * Answers every request (any method, any URL; an upload is read and
  * dropped) with one fixed JSON body of --size bytes, using the daemon
- * flags and options of src/http.c's http_start: epoll with an internal
+ * flags and options of src/http/server.c's http_start: epoll with an internal
  * thread pool, suspend/resume allowed, the same connection limit, timeout
  * and per-connection memory limit.  What aced adds on top of this (routing,
  * JSON parsing, the cache lookup, the reply) is what the throughput ratio

@@ -2,7 +2,7 @@
  * fuzz_model.c -- registration bodies (POST /v1/models) through
  * model_parse(), the gate every model passes (include/aced/model.h).
  *
- * The input is handled as src/http.c handles a body: nesting deeper than
+ * The input is handled as src/http/server.c handles a body: nesting deeper than
  * ACED_JSON_DEPTH_MAX is refused before parsing, then json_loadb() with
  * JSON_REJECT_DUPLICATES, then model_parse(require_name = 1).  A model
  * that is accepted must survive the trip the store makes it take:
@@ -11,7 +11,7 @@
  *
  * must succeed, give the same digest and write the same canonical text;
  * and that text must be what json_dumps(JSON_COMPACT | JSON_SORT_KEYS |
- * JSON_REAL_PRECISION(17)) prints for it, as src/model.c promises.
+ * JSON_REAL_PRECISION(17)) prints for it, as src/model/model.c promises.
  */
 #include "config.h"
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_query.c -- the query parameter parsers of include/aced/compute.h:
+ * fuzz_query.c -- the query parameter parsers of include/aced/svc.h (src/svc/params.c):
  * query_params_parse() (the JSON fields of POST .../interventions,
  * .../regressors and .../attributions) and query_params_from_strings()
  * (the URL query of GET .../regressors/{output}/{feature}).
@@ -16,19 +16,19 @@
 #include <jansson.h>
 #include <math.h>
 
-#include "aced/compute.h"
 #include "aced/config.h"
-#include "aced/http.h"
 #include "aced/limits.h"
+#include "aced/svc.h"
 #include "fuzz.h"
 
-static struct server srv;
+static struct aced_config cfg;
+static struct svc svc = {.store = NULL, .cfg = &cfg};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
   (void)argc;
   (void)argv;
-  config_defaults(&srv.cfg);
+  config_defaults(&cfg);
   return 0;
 }
 
@@ -74,7 +74,7 @@ static void from_strings(char *s, size_t n, int positional)
   struct query_params q;
   struct aced_error err;
   memset(&err, 0, sizeof err);
-  enum aced_err rc = query_params_from_strings(&srv, v[0], v[1], v[2], v[3], &q, &err);
+  enum aced_err rc = query_params_from_strings(&svc, v[0], v[1], v[2], v[3], &q, &err);
   /* a bad query string is always a 400 bad_parameter */
   FUZZ_ASSERT(rc == ACED_OK || rc == ACED_E_BAD_PARAMETER);
   check(rc, &q, &err);
@@ -88,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
       struct query_params q;
       struct aced_error err;
       memset(&err, 0, sizeof err);
-      check(query_params_parse(&srv, obj, &q, &err), &q, &err);
+      check(query_params_parse(&svc, obj, &q, &err), &q, &err);
     }
     json_decref(obj);
   }

@@ -1,5 +1,5 @@
 /*
- * fuzz_regressor_decode.c -- compute_regressor_decode() (src/compute.c),
+ * fuzz_regressor_decode.c -- svc_regressor_decode() (src/svc/fit.c),
  * which turns a cached regressor read back from SQLite into the struct
  * attributions evaluate.  A damaged cache row must be refused (-1), never
  * read out of bounds; an accepted one must be safe to evaluate.
@@ -12,7 +12,7 @@
 #include <jansson.h>
 #include <math.h>
 
-#include "aced/compute.h"
+#include "aced/svc.h"
 #include "aced/engine.h"
 #include "fuzz.h"
 
@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   if (j == NULL)
     return 0;
   struct eng_regressor r;
-  int rc = compute_regressor_decode(j, &r);
+  int rc = svc_regressor_decode(j, &r);
   FUZZ_ASSERT(rc == 0 || rc == -1);
   if (rc == 0) {
     FUZZ_ASSERT(r.order >= 0 && r.order <= ENG_ORDER_CAP);

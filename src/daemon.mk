@@ -1,20 +1,5 @@
-# src/daemon.mk -- the aced daemon: HTTP front end, handlers, jobs.
-# Code shared with the unit tests and fuzzers lives in libaced_core.a.
-libaced_core_a_SOURCES += \
-	include/aced/config.h src/config.c \
-	include/aced/log.h src/log.c \
-	include/aced/auth.h src/auth.c \
-	include/aced/metrics.h src/metrics.c \
-	include/aced/jobs.h src/jobs.c \
-	include/aced/compute.h src/compute.c \
-	include/aced/http.h src/http.c \
-	include/aced/handlers.h src/routes.c src/handler_common.c \
-	src/handler_ops.c src/handler_models_post.c src/handler_models_get.c \
-	src/handler_models_delete.c src/handler_interventions.c \
-	src/handler_regressor_get.c src/handler_regressors_post.c \
-	src/handler_attributions.c src/handler_jobs.c \
-	include/aced/notify.h src/notify.c
-
+# src/daemon.mk -- the aced program and what it installs.  Its code lives
+# in libaced_core.a (shared with the unit tests and fuzzers).
 sbin_PROGRAMS += aced
 aced_SOURCES = src/main.c
 

@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "aced/auth.h"
-#include "aced/compute.h"
 #include "aced/config.h"
 #include "aced/engine.h"
 #include "aced/http.h"
@@ -30,6 +29,7 @@
 #include "aced/log.h"
 #include "aced/notify.h"
 #include "aced/store.h"
+#include "aced/svc.h"
 
 static void usage(FILE *f)
 {
@@ -209,13 +209,17 @@ int main(int argc, char **argv)
     return 1;
   }
   struct aced_error err;
-  srv.store = store_sqlite_open(srv.cfg.database, &err);
+  srv.store = store_open(srv.cfg.database, &err);
   if (srv.store == NULL) {
     log_error("store", "%s", err.message);
     return 1;
   }
   http_set_auth(auth);
-  srv.jobs = jobs_create(&srv, (int)srv.cfg.workers, srv.cfg.queue_max, srv.cfg.job_timeout);
+  static struct svc svc;
+  svc.store = srv.store;
+  svc.cfg = &srv.cfg;
+  srv.svc = &svc;
+  srv.jobs = jobs_create(&svc, (int)srv.cfg.workers, srv.cfg.queue_max, srv.cfg.job_timeout);
   if (srv.jobs == NULL) {
     log_error("jobs", "cannot start workers");
     return 1;
@@ -276,7 +280,7 @@ int main(int argc, char **argv)
   http_drain(h, 5000);      /* ...and it is sent before we close */
   http_stop(h);
   jobs_free(srv.jobs);
-  loaded_clear();
+  svc_clear();
   http_set_auth(NULL);
   srv.store->ops->close(srv.store);
   log_info("main", "stopped");

@@ -93,6 +93,17 @@ void eng_output_range(const struct eng_model *m, double *lo, double *hi);
  * deviation sqrt(diag(J S J^T)) at the mean.  n_out values. */
 const double *eng_output_spread(const struct eng_model *m);
 
+/* ---- stopping long calls ----
+ * A worker running a job that is cancelled (or past its deadline) should
+ * not finish a grid that may take minutes.  With a stop check set on the
+ * calling thread, eng_taylor, eng_finite_difference, eng_montecarlo and
+ * eng_taylor_diagnose call fn(cls) between grid points (or sample chunks)
+ * and return ENG_STOPPED as soon as it returns non-zero.  Per thread, so
+ * workers do not see each other's checks; NULL removes it. */
+#define ENG_STOPPED (-2)
+typedef int (*eng_stop_fn)(void *cls);
+void eng_set_stop(eng_stop_fn fn, void *cls);
+
 /* ---- Phase I: E[y | do(x_feature = alpha)] for every output at once ----
  * E is n_alpha x n_out. */
 

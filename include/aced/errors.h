@@ -73,4 +73,10 @@ enum aced_err aced_error_set(struct aced_error *err, enum aced_err e,
                              const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The error body {"error": {"code", "message", "field"}} as JSON (new
+ * reference).  Bytes of invalid UTF-8 in the message or field (echoed
+ * client input) are replaced by '?', since JSON text must be UTF-8. */
+struct json_t;
+struct json_t *error_json(const struct aced_error *err);
+
 #endif

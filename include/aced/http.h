@@ -19,6 +19,7 @@
 #include <microhttpd.h>
 #include <stdint.h>
 
+#include "aced/clock.h"
 #include "aced/config.h"
 #include "aced/errors.h"
 
@@ -30,6 +31,7 @@ typedef enum MHD_Result MHD_RESULT;
 
 struct store;
 struct jobs;
+struct svc;
 struct request;
 
 /* Everything a handler may need, built once in main.c. */
@@ -37,17 +39,28 @@ struct server {
   struct aced_config cfg;
   struct store *store;
   struct jobs *jobs;
+  struct svc *svc; /* the services' context (aced/svc.h) */
   int64_t started_ms;
 };
 
 typedef MHD_RESULT (*handler_fn)(struct request *rq);
+
+/* What a route takes as its request body.  The dispatcher checks the
+ * Content-Type, caps the size, accumulates the chunks and (for JSON)
+ * parses an object before the handler runs. */
+enum route_body {
+  BODY_NONE, /* none; anything sent is ignored */
+  BODY_JSON, /* a JSON object (Content-Type: application/json) */
+};
 
 struct route {
   const char *method;    /* "GET", "POST", "DELETE" */
   const char *pattern;   /* "/v1/models/{name}"; {x} matches one segment */
   handler_fn handler;
   int scope;             /* AUTH_READ, AUTH_WRITE, or 0 for public */
-  int takes_body;        /* a JSON body is required */
+  enum route_body body;  /* what body the route takes */
+  long body_max;         /* its cap in bytes; 0: max_body_bytes.  The
+                            configured max_body_bytes caps every route. */
 };
 
 /* The one route table (src/routes.c). */
@@ -75,7 +88,7 @@ struct request {
   const struct route *route;
   int route_index;
   const char *arg[REQUEST_MAX_ARGS]; /* path arguments, in pattern order */
-  json_t *body;                      /* parsed body (routes with takes_body) */
+  json_t *body;                      /* parsed body (routes with BODY_JSON) */
   char who[64];                      /* token label, "-" without auth */
   int scopes;                        /* AUTH_READ | AUTH_WRITE granted */
   char client[80];                   /* use request_client() */
@@ -89,9 +102,6 @@ struct request {
 /* The peer's address, or X-Forwarded-For's first entry when the peer is
  * one of trusted_proxies: for logs. */
 const char *request_client(struct request *rq);
-
-/* Monotonic microseconds. */
-int64_t http_now_us(void);
 
 /* Query parameter or NULL. */
 const char *request_query(struct request *rq, const char *name);
@@ -109,8 +119,6 @@ MHD_RESULT reply_error(struct request *rq, enum aced_err e, const char *field,
 MHD_RESULT reply_aced_error(struct request *rq, const struct aced_error *err);
 MHD_RESULT reply_text(struct request *rq, unsigned status, const char *ctype,
                       const char *text);
-/* Error body as JSON (for jobs that fail on a worker). */
-json_t *error_json(const struct aced_error *err);
 
 /* Asynchronous replies. */
 void request_suspend(struct request *rq);

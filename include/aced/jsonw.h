@@ -21,10 +21,20 @@ struct jw {
   char *buf;
   size_t len, cap;
   int oom;
+  /* sink mode: full buffers go to sink(cls, text, n) instead of growing */
+  void (*sink)(void *cls, const char *text, size_t n);
+  void *sink_cls;
 };
 
 /* Start with room for `hint` bytes (0: a default). */
 void jw_init(struct jw *w, size_t hint);
+/* Sink mode, for text too big to keep (a model's canonical form, hashed
+ * as it is written): whenever `chunk` bytes are buffered they are handed
+ * to sink and the buffer is emptied.  End with jw_flush, then jw_free. */
+void jw_init_sink(struct jw *w, size_t chunk,
+                  void (*sink)(void *cls, const char *text, size_t n), void *cls);
+/* Hand what is buffered to the sink; 0, or -1 if memory ran out. */
+int jw_flush(struct jw *w);
 void jw_raw(struct jw *w, const char *s, size_t n);
 void jw_lit(struct jw *w, const char *s); /* jw_raw of a C string */
 void jw_str(struct jw *w, const char *s); /* a quoted, escaped JSON string */

@@ -41,6 +41,12 @@
  * max_body_bytes (default 64 MiB) must not exceed this. */
 #define ACED_BODY_MAX_HARD (256L * 1024 * 1024)
 #define ACED_BODY_MAX_DEFAULT (64L * 1024 * 1024)
+/* Query bodies (interventions, attributions, regressor sets): the largest
+ * an attributions request can be is ACED_ATTR_ROWS_MAX rows of
+ * ACED_MAX_INPUTS numbers, ~100 MB written out in full, but a dashboard
+ * sends a handful of rows; 16 MiB is 400 rows of the widest model and
+ * keeps a burst of oversized queries from pinning gigabytes of buffers. */
+#define ACED_QUERY_BODY_MAX (16L * 1024 * 1024)
 
 /* JSON nesting: a registration body is at most 5 levels deep
  * (root/network/layers/[i]/weights/[j]); anything deeper is hostile. */

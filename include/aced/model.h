@@ -52,6 +52,9 @@ enum aced_err model_parse(const json_t *body, int require_name,
  * keys sorted, compact.  The digest is sha256 of exactly this text, and it
  * is what the store keeps.  Caller frees with free(). */
 char *model_canonical_json(const struct aced_model *m);
+/* Set m->digest to "sha256:" + hex of the canonical text, hashed as it
+ * is written (src/model/canonical.c); 0, or -1 when out of memory. */
+int model_compute_digest(struct aced_model *m);
 
 /* Metadata for GET /v1/models/{name} (no weights, no samples). */
 json_t *model_metadata_json(const struct aced_model *m);

@@ -85,7 +85,12 @@ struct store {
   const struct store_ops *ops;
 };
 
-/* Open (creating if needed) an SQLite database in WAL mode. */
+/* Open the store a URI names; the scheme chooses the backend:
+ *   sqlite:<path> or a plain path   an SQLite database (created if needed)
+ * An unknown scheme is an error naming it. */
+struct store *store_open(const char *uri, struct aced_error *err);
+
+/* The backends (src/store/<backend>.c). */
 struct store *store_sqlite_open(const char *path, struct aced_error *err);
 
 #endif

@@ -165,3 +165,18 @@ void eng_act_rows(enum eng_act a, double *z, int n, int width)
   for (size_t i = 0; i < total; i++)
     ev(z[i], &z[i], &d1, &d2);
 }
+
+/* ---- stop checks (engine.h): per thread ---- */
+static _Thread_local eng_stop_fn stop_fn;
+static _Thread_local void *stop_cls;
+
+void eng_set_stop(eng_stop_fn fn, void *cls)
+{
+  stop_fn = fn;
+  stop_cls = cls;
+}
+
+int eng_should_stop(void)
+{
+  return stop_fn != NULL && stop_fn(stop_cls) != 0;
+}

@@ -64,9 +64,10 @@ int eng_taylor_diagnose(const struct eng_model *m, int feature,
       np++;
     }
     mc = malloc((size_t)np * no * sizeof *mc);
-    if (!mc || eng_montecarlo(m, feature, pts, np, mc, NULL) != 0) {
+    int rc = mc ? eng_montecarlo(m, feature, pts, np, mc, NULL) : -1;
+    if (rc != 0) {
       free(mc);
-      return -1;
+      return rc;
     }
   }
   for (int o = 0; o < no; o++) {

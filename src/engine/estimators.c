@@ -54,6 +54,10 @@ int eng_finite_difference(const struct eng_model *m, int feature,
     base[j] -= l1->W[(size_t)j * k + feature] * m->mean[feature];
   const double *li = m->L + (size_t)feature * r;
   for (int a = 0; a < n_alpha; a++) {
+    if (eng_should_stop()) {
+      rc = ENG_STOPPED;
+      goto done;
+    }
     for (int j = 0; j < n1; j++)
       za[j] = base[j] + alpha[a] * l1->W[(size_t)j * k + feature];
     /* f(mu_a) */
@@ -123,6 +127,10 @@ int eng_montecarlo(const struct eng_model *m, int feature, const double *alpha,
     E[t] = 0.0;
   long seen = 0;
   for (int s0 = 0; s0 < ns; s0 += chunk) {
+    if (eng_should_stop()) {
+      rc = ENG_STOPPED;
+      goto done;
+    }
     int nc = ns - s0 < chunk ? ns - s0 : chunk;
     const double *xs = m->samples + (size_t)s0 * k;
     /* zb = X W1^T + b - x_i W1[:,i]^T */

@@ -21,6 +21,10 @@ const struct eng_act_info *eng_act_info(enum eng_act a);
 /* s = softmax(z) over n entries (max-shifted, so it cannot overflow). */
 void eng_softmax(const double *z, int n, double *s);
 
+/* Non-zero when the calling thread's stop check (eng_set_stop) says to
+ * stop; the long loops poll it and return ENG_STOPPED. */
+int eng_should_stop(void);
+
 /* Apply act to n rows of width `width` (row-major), in place. */
 void eng_act_rows(enum eng_act a, double *z, int n, int width);
 

@@ -136,6 +136,10 @@ int eng_tangent_pass(const struct eng_model *m, const double *tz1, int c,
   double *QQ = EE + vsz, *scratch = QQ + vsz;
 
   for (int a0 = 0; a0 < n_alpha; a0 += nb) {
+    if (eng_should_stop()) {
+      free(mem);
+      return ENG_STOPPED;
+    }
     int nbb = n_alpha - a0 < nb ? n_alpha - a0 : nb;
     /* A. values */
     for (int l = 0; l < nl; l++) {

@@ -313,7 +313,7 @@ LIMIT = CONN_TIMEOUT + 3
 ok(all(c is not None and c <= LIMIT + 1 for c in stalls),  # +1: the sender stalls after ~0.5 s of headers
    "stalled header connections closed by the daemon within %d s (connection_timeout %d s)" % (LIMIT + 1, CONN_TIMEOUT),
    sorted(stalls, key=lambda x: x or 1e9))
-# connection_timeout is also a deadline for a request's headers (src/http.c's watchdog), so a client
+# connection_timeout is also a deadline for a request's headers (src/http/server.c's watchdog), so a client
 # sending one byte a second does not keep its connection either.
 ok(all(c is not None and c <= LIMIT + 1 for c in drips),
    "one-byte-a-second header connections closed within %d s" % (LIMIT + 1), sorted(drips, key=lambda x: x or 1e9))

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """test_openapi.py -- api/openapi.yaml documents exactly the routes of
-src/routes.c, and every error code of include/aced/errors.h.
+src/http/routes.c, and every error code of include/aced/errors.h.
 
 Standard library only: the YAML is read with a small indentation-based
 reader that understands just the `paths:` block (path keys one level in,
@@ -114,7 +114,7 @@ def main():
             for d in diag:
                 print("#   %s" % d)
 
-    routes_c = os.path.join(root, "src", "routes.c")
+    routes_c = os.path.join(root, "src", "http", "routes.c")
     errors_h = os.path.join(root, "include", "aced", "errors.h")
     yaml_path = os.path.join(root, "api", "openapi.yaml")
     try:
@@ -128,11 +128,11 @@ def main():
         return 1
 
     check(yaml_text.lstrip().startswith("openapi: 3.0.3"), "api/openapi.yaml declares openapi: 3.0.3")
-    check(len(routes) > 0, "src/routes.c has %d routes" % len(routes))
+    check(len(routes) > 0, "src/http/routes.c has %d routes" % len(routes))
     check(len(documented) > 0, "api/openapi.yaml documents %d operations" % len(documented))
 
     dup = sorted({r for r in routes if routes.count(r) > 1})
-    check(not dup, "src/routes.c lists each (method, path) once", ["%s %s" % r for r in dup])
+    check(not dup, "src/http/routes.c lists each (method, path) once", ["%s %s" % r for r in dup])
     dup = sorted({r for r in documented if documented.count(r) > 1})
     check(not dup, "api/openapi.yaml lists each (method, path) once", ["%s %s" % r for r in dup])
 
@@ -141,7 +141,7 @@ def main():
         check((method, pattern) in doc_set, "route %s %s is documented in api/openapi.yaml" % (method, pattern))
     route_set = set(routes)
     for method, pattern in documented:
-        check((method, pattern) in route_set, "documented %s %s is a route in src/routes.c" % (method, pattern))
+        check((method, pattern) in route_set, "documented %s %s is a route in src/http/routes.c" % (method, pattern))
 
     # Error codes: each must appear as a word in the yaml (the ErrorCode enum).
     enum_block = re.search(r"\n    ErrorCode:\n(.*?)(?=\n    \S)", yaml_text, re.S)

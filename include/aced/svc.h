@@ -1,0 +1,112 @@
+/*
+ * svc.h -- the services: what aced does, between the HTTP handlers and
+ * the job pool, model, store and engine (src/svc/).
+ *
+ * Each job kind is one file in src/svc/ defining its struct job_ops and
+ * listed once in the kind table (SVC_KINDS below).  The services also
+ * answer cached queries on the calling (HTTP) thread without a job: the
+ * svc_cached_* functions.  Nothing here knows HTTP: errors come back as
+ * struct aced_error, replies as JSON.
+ *
+ * A job's plan step loads the model (prepared models are kept in memory,
+ * keyed by digest, see prepared.c), resolves names, looks in the regressor
+ * cache (regcache.c) and splits the rest into tasks (one feature's grid
+ * each); request parameters are parsed by the same code (params.c) on the
+ * HTTP thread and on the workers.
+ */
+#ifndef ACED_SVC_H
+#define ACED_SVC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "aced/config.h"
+#include "aced/errors.h"
+#include "aced/jobs.h"
+
+struct store;
+
+/* What the services need from the daemon, built once in main.c and
+ * handed to the pool as its context. */
+struct svc {
+  struct store *store;
+  const struct aced_config *cfg;
+};
+
+/* ---- the kind table ----
+ * One row per job kind: X(name) declares `svc_kind_<name>`, the job_ops
+ * defined in src/svc/<name>.c.  Adding a kind is that file, one row here
+ * and its name in src/svc/svc.mk. */
+#define SVC_KINDS(X) \
+  X(register)        /* POST /v1/models: validate and store */            \
+  X(metadata)        /* GET /v1/models/{name}: load and describe */       \
+  X(interventions)   /* POST .../interventions */                         \
+  X(regressor)       /* GET .../regressors/{output}/{feature} */          \
+  X(attributions)    /* POST .../attributions */                          \
+  X(regressors)      /* POST .../regressors: fit a set in the background */
+
+#define SVC_KIND_DECLARE(k) extern const struct job_ops svc_kind_##k;
+SVC_KINDS(SVC_KIND_DECLARE)
+#undef SVC_KIND_DECLARE
+
+/* The kind named `name` ("regressor"), or NULL. */
+const struct job_ops *svc_kind_find(const char *name);
+/* Every kind, NULL-terminated. */
+extern const struct job_ops *const svc_kinds[];
+
+/* ---- estimators and query parameters (params.c) ---- */
+enum estimator { EST_AUTO, EST_TAYLOR, EST_FD, EST_MC };
+const char *estimator_name(enum estimator e);
+
+struct query_params {
+  enum estimator estimator;
+  int num;          /* regressor grid points */
+  int max_order;
+  double epsilon;   /* finite_difference step */
+};
+/* Parse estimator/num/max_order/epsilon from a JSON object (missing keys
+ * keep defaults); errors name the field. */
+enum aced_err query_params_parse(const struct svc *svc, const json_t *obj,
+                                 struct query_params *q, struct aced_error *err);
+/* From URL query strings (GET regressor); errors are bad_parameter. */
+enum aced_err query_params_from_strings(const struct svc *svc, const char *estimator,
+                                        const char *num, const char *max_order,
+                                        const char *epsilon, struct query_params *q,
+                                        struct aced_error *err);
+/* The parameters as a JSON object, e.g. for a job's params. */
+json_t *query_params_json(const struct query_params *q);
+
+/* ---- cached answers on the calling thread ----
+ * Each returns a reply, or NULL: with err->code == ACED_OK when the
+ * request must go to a worker (model not loaded, regressor not cached),
+ * else with the error to answer at once (unknown output, ...). */
+json_t *svc_cached_regressor(const struct svc *svc, const char *digest, const char *output,
+                             const char *feature, const struct query_params *q,
+                             struct aced_error *err);
+/* The reply as JSON text (malloc'ed, *len bytes) with meta.elapsed_ms
+ * counted from start_us (aced_now_us()). */
+char *svc_cached_attributions(const struct svc *svc, const char *digest, const json_t *body,
+                              int64_t start_us, size_t *len, struct aced_error *err);
+/* Metadata of a loaded model under `name` and `version`, or NULL if the
+ * content is not loaded. */
+json_t *svc_cached_metadata(const struct svc *svc, const char *digest, const char *name,
+                            int version);
+
+/* ---- prepared models (prepared.c) ---- */
+/* Drop the prepared model and the in-memory regressors of a digest
+ * (after DELETE). */
+void svc_evict(const char *digest);
+long svc_loaded_count(void);
+/* Drop everything kept in memory (shutdown, tests). */
+void svc_clear(void);
+
+/* Decode the parts of a cached regressor that attributions use (order,
+ * coefficients, domain); 0, or -1 when any of it is missing or malformed.
+ * r->cov and log_evidence are not filled: use eng_regressor_mean and
+ * eng_regressor_baseline on the result, not eng_regressor_std. */
+struct eng_regressor;
+int svc_regressor_decode(const json_t *v, struct eng_regressor *r);
+
+#endif

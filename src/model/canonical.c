@@ -1,0 +1,146 @@
+/*
+ * canonical.c -- the canonical form of a registration: the JSON text a
+ * model is stored as and whose SHA-256 is its digest (model.h).
+ *
+ * Written with the hot-path writer (jsonw.h), which gives jansson's
+ * compact bytes: keys in byte order at every level (as JSON_SORT_KEYS),
+ * reals with 17 significant digits (they round-trip every double), so two
+ * registrations with the same numbers have the same digest however the
+ * client spelled them (1 and 1.0, 0.1 and 1e-1).
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nettle/sha2.h>
+
+#include "aced/jsonw.h"
+#include "aced/model.h"
+
+/* When hashing, the text goes to SHA-256 in chunks of HASH_CHUNK bytes,
+ * so the whole text (hundreds of MB for the largest models) is never
+ * held. */
+#define HASH_CHUNK 65536
+
+static void w_reals(struct jw *w, const double *a, size_t n)
+{
+  size_t i;
+  jw_raw(w, "[", 1);
+  for (i = 0; i < n; i++) {
+    if (i)
+      jw_raw(w, ",", 1);
+    jw_real(w, a[i]);
+  }
+  jw_raw(w, "]", 1);
+}
+
+static void w_matrix(struct jw *w, const double *a, size_t rows, size_t cols)
+{
+  size_t r;
+  jw_raw(w, "[", 1);
+  for (r = 0; r < rows; r++) {
+    if (r)
+      jw_raw(w, ",", 1);
+    w_reals(w, a + r * cols, cols);
+  }
+  jw_raw(w, "]", 1);
+}
+
+/* Keys in byte order at every level, as JSON_SORT_KEYS would put them:
+ * data{covariance,mean,samples} description features[{high,low,name}]
+ * network{layers[{activation,bias,weights}],type} outputs. */
+static void write_canonical(struct jw *w, const struct aced_model *m)
+{
+  const size_t k = (size_t)m->n_features;
+  int i;
+
+  jw_lit(w, "{\"data\":{");
+  if (m->moments_given) {
+    jw_lit(w, "\"covariance\":");
+    w_matrix(w, m->cov, k, k);
+    jw_lit(w, ",\"mean\":");
+    w_reals(w, m->mean, k);
+    if (m->n_samples > 0)
+      jw_raw(w, ",", 1);
+  }
+  if (m->n_samples > 0) {
+    jw_lit(w, "\"samples\":");
+    w_matrix(w, m->samples, (size_t)m->n_samples, k);
+  }
+  jw_raw(w, "}", 1);
+  if (m->description != NULL) {
+    jw_lit(w, ",\"description\":");
+    jw_str(w, m->description);
+  }
+  jw_lit(w, ",\"features\":[");
+  for (i = 0; i < m->n_features; i++) {
+    jw_lit(w, i ? ",{\"high\":" : "{\"high\":");
+    jw_real(w, m->features[i].high);
+    jw_lit(w, ",\"low\":");
+    jw_real(w, m->features[i].low);
+    jw_lit(w, ",\"name\":");
+    jw_str(w, m->features[i].name);
+    jw_raw(w, "}", 1);
+  }
+  jw_lit(w, "],\"network\":{\"layers\":[");
+  for (i = 0; i < m->net.n_layers; i++) {
+    const struct eng_layer *L = &m->net.layers[i];
+    jw_lit(w, i ? ",{\"activation\":" : "{\"activation\":");
+    jw_str(w, eng_act_name(L->act));
+    jw_lit(w, ",\"bias\":");
+    w_reals(w, L->b, (size_t)L->n_out);
+    jw_lit(w, ",\"weights\":");
+    w_matrix(w, L->W, (size_t)L->n_out, (size_t)L->n_in);
+    jw_raw(w, "}", 1);
+  }
+  jw_lit(w, "],\"type\":\"feedforward\"},\"outputs\":[");
+  for (i = 0; i < m->n_outputs; i++) {
+    if (i)
+      jw_raw(w, ",", 1);
+    jw_str(w, m->outputs[i]);
+  }
+  jw_lit(w, "]}");
+}
+
+char *model_canonical_json(const struct aced_model *m)
+{
+  if (m == NULL)
+    return NULL;
+  struct jw w;
+  jw_init(&w, 4096);
+  write_canonical(&w, m);
+  return jw_finish(&w, NULL);
+}
+
+static void hash_sink(void *cls, const char *text, size_t n)
+{
+  sha256_update(cls, n, (const uint8_t *)text);
+}
+
+int model_compute_digest(struct aced_model *m)
+{
+  static const char hex[] = "0123456789abcdef";
+  struct sha256_ctx ctx;
+  uint8_t d[SHA256_DIGEST_SIZE];
+  struct jw w;
+  int i;
+
+  sha256_init(&ctx);
+  jw_init_sink(&w, HASH_CHUNK, hash_sink, &ctx);
+  write_canonical(&w, m);
+  int rc = jw_flush(&w);
+  jw_free(&w);
+  if (rc != 0)
+    return -1;
+  sha256_digest(&ctx, SHA256_DIGEST_SIZE, d);
+  memcpy(m->digest, "sha256:", 7);
+  for (i = 0; i < SHA256_DIGEST_SIZE; i++) {
+    m->digest[7 + 2 * i] = hex[d[i] >> 4];
+    m->digest[8 + 2 * i] = hex[d[i] & 15];
+  }
+  m->digest[7 + 2 * SHA256_DIGEST_SIZE] = '\0';
+  return 0;
+}
+

@@ -1,0 +1,118 @@
+/*
+ * describe.c -- what a parsed model says about itself: its metadata (GET
+ * /v1/models/{name}: shapes, names, domains, never weights or samples)
+ * and the lookups of its outputs and features by name or index.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aced/model.h"
+
+/* ------------------------------------------------------------------ */
+/* Metadata and lookups.                                               */
+
+json_t *model_metadata_json(const struct aced_model *m)
+{
+  json_t *o, *feats, *outs, *layers;
+  int i;
+
+  if (m == NULL)
+    return NULL;
+  feats = json_array();
+  outs = json_array();
+  layers = json_array();
+  for (i = 0; i < m->n_features; i++)
+    json_array_append_new(feats, json_pack("{s:s, s:f, s:f}", "name",
+                                           m->features[i].name, "low",
+                                           m->features[i].low, "high",
+                                           m->features[i].high));
+  for (i = 0; i < m->n_outputs; i++)
+    json_array_append_new(outs, json_string(m->outputs[i]));
+  for (i = 0; i < m->net.n_layers; i++)
+    json_array_append_new(layers, json_pack("{s:i, s:i, s:s}", "inputs",
+                                            m->net.layers[i].n_in, "units",
+                                            m->net.layers[i].n_out, "activation",
+                                            eng_act_name(m->net.layers[i].act)));
+  /* json_pack's "o" steals the references and fails (freeing them) as a
+   * whole, so there is nothing to clean up on error. */
+  o = json_pack("{s:s, s:i, s:s, s:s?, s:o, s:o, s:{s:s, s:o}, s:I, s:{s:i, s:s}}",
+                "name", m->name, "version", m->version, "digest", m->digest,
+                "description", m->description, "features", feats, "outputs", outs,
+                "network", "type", "feedforward", "layers", layers, "n_params",
+                (json_int_t)m->n_params, "data", "n_samples", m->n_samples,
+                "moments", m->moments_given ? "given" : "computed");
+  return o;
+}
+
+static int label_index(const char *labels, size_t stride, int n, const char *s)
+{
+  int i;
+  for (i = 0; i < n; i++)
+    if (strcmp(labels + (size_t)i * stride, s) == 0)
+      return i;
+  return -1;
+}
+
+static int json_index(const char *labels, size_t stride, int n, const json_t *v)
+{
+  if (json_is_string(v)) {
+    if (json_string_length(v) != strlen(json_string_value(v)))
+      return -1;
+    return label_index(labels, stride, n, json_string_value(v));
+  }
+  if (json_is_integer(v)) {
+    json_int_t i = json_integer_value(v);
+    return i >= 0 && i < n ? (int)i : -1;
+  }
+  return -1;
+}
+
+/* A name first, so that an output literally named "3" is found by name;
+ * then a decimal index (digits only: no sign, no spaces). */
+static int segment_index(const char *labels, size_t stride, int n, const char *s)
+{
+  long i = 0;
+  int r;
+
+  if (s == NULL)
+    return -1;
+  if ((r = label_index(labels, stride, n, s)) >= 0)
+    return r;
+  if (*s == '\0')
+    return -1;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9')
+      return -1;
+    i = i * 10 + (*s - '0');
+    if (i >= n)
+      return -1;
+  }
+  return (int)i;
+}
+
+int model_output_index(const struct aced_model *m, const json_t *v)
+{
+  return m ? json_index(m->outputs[0], sizeof m->outputs[0], m->n_outputs, v) : -1;
+}
+
+int model_feature_index(const struct aced_model *m, const json_t *v)
+{
+  return m ? json_index(m->features[0].name, sizeof m->features[0], m->n_features, v)
+           : -1;
+}
+
+int model_output_lookup(const struct aced_model *m, const char *s)
+{
+  return m ? segment_index(m->outputs[0], sizeof m->outputs[0], m->n_outputs, s) : -1;
+}
+
+int model_feature_lookup(const struct aced_model *m, const char *s)
+{
+  return m ? segment_index(m->features[0].name, sizeof m->features[0],
+                           m->n_features, s)
+           : -1;
+}
+

@@ -1,0 +1,278 @@
+/*
+ * attributions.c -- the "attributions" job kind (POST .../attributions):
+ * the paper's local attribution ACE(y, do(x_i = input[i])) for every
+ * feature (or a subset) of every input row, from each feature's causal
+ * regressor less its baseline.  One task per feature whose regressor is
+ * not cached yet.  When the model is loaded and every regressor needed is
+ * cached, the HTTP thread answers at once (svc_cached_attributions), from
+ * the decoded summaries and with the reply written as text.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aced/clock.h"
+#include "aced/jsonw.h"
+#include "svc/internal.h"
+
+/* The attributions reply as JSON text (written directly: see jsonw.h):
+ * regressor regs[i] (for feats[i]) evaluated at every input row, less its
+ * baseline.  start_us is the request's arrival (aced_now_us) for
+ * meta.elapsed_ms, or negative to write 0 (a job's reply gets its figure
+ * when it is served). */
+static char *attributions_text(const struct loaded *L, int o, const int *feats, int nf,
+                               struct reg_summary *const *regs, const json_t *inputs,
+                               const char *cache, int64_t start_us, size_t *len,
+                               struct aced_error *err)
+{
+  size_t nrows = json_array_size(inputs), nv = nrows * (size_t)nf;
+  double small[256];
+  double *ace = nv <= sizeof small / sizeof small[0] ? small : malloc(sizeof(double) * nv);
+  if (ace == NULL) {
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+    return NULL;
+  }
+  for (size_t row = 0; row < nrows; row++) {
+    const json_t *in = json_array_get(inputs, row);
+    for (int i = 0; i < nf; i++) {
+      const struct reg_summary *s = regs[i];
+      double a = json_number_value(json_array_get(in, (size_t)feats[i]));
+      double v = eng_legendre_series(s->coef, s->order, s->low, s->high, a) - s->base;
+      if (!isfinite(v)) {
+        char field[64];
+        snprintf(field, sizeof field, "inputs[%zu][%d]", row, feats[i]);
+        aced_error_set(err, ACED_E_NOT_FINITE, field,
+                       "the regressor overflows at %g (far outside the domain [%g, %g])", a,
+                       s->low, s->high);
+        if (ace != small)
+          free(ace);
+        return NULL;
+      }
+      ace[row * (size_t)nf + (size_t)i] = v;
+    }
+  }
+
+  size_t hint = 320 + 26 * nv;
+  for (int i = 0; i < nf; i++)
+    hint += 96 + regs[i]->warnings_len + strlen(L->m->features[feats[i]].name);
+  struct jw w;
+  jw_init(&w, hint); /* one allocation: a realloc cost more than the rest */
+  jw_lit(&w, "{\"output\":");
+  jw_str(&w, L->m->outputs[o]);
+  jw_lit(&w, ",\"features\":[");
+  for (int i = 0; i < nf; i++) {
+    if (i)
+      jw_raw(&w, ",", 1);
+    jw_str(&w, L->m->features[feats[i]].name);
+  }
+  jw_lit(&w, "],\"attributions\":[");
+  for (size_t row = 0; row < nrows; row++) {
+    jw_raw(&w, row ? ",[" : "[", row ? 2 : 1);
+    for (int i = 0; i < nf; i++) {
+      if (i)
+        jw_raw(&w, ",", 1);
+      jw_real(&w, ace[row * (size_t)nf + (size_t)i]);
+    }
+    jw_raw(&w, "]", 1);
+  }
+  if (ace != small)
+    free(ace);
+  jw_lit(&w, "],\"baselines\":[");
+  for (int i = 0; i < nf; i++) {
+    if (i)
+      jw_raw(&w, ",", 1);
+    jw_lit(&w, regs[i]->baseline);
+  }
+  jw_lit(&w, "],\"estimators\":[");
+  int mixed = 0;
+  for (int i = 0; i < nf; i++) {
+    if (i)
+      jw_raw(&w, ",", 1);
+    jw_str(&w, regs[i]->estimator);
+    mixed |= strcmp(regs[i]->estimator, regs[0]->estimator) != 0;
+  }
+  jw_lit(&w, "],\"meta\":{\"estimator\":");
+  jw_str(&w, mixed ? "mixed" : nf > 0 ? regs[0]->estimator : "none");
+  jw_lit(&w, ",\"cache\":");
+  jw_str(&w, cache);
+  /* milliseconds to the microsecond, written without printf ("0.072") */
+  int64_t us = start_us >= 0 ? aced_now_us() - start_us : 0;
+  us = us < 0 ? 0 : us;
+  char frac[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+                  (char)('0' + us % 10)};
+  jw_lit(&w, ",\"elapsed_ms\":");
+  jw_int(&w, us / 1000);
+  jw_raw(&w, frac, sizeof frac);
+  jw_lit(&w, ",\"warnings\":[");
+  int first = 1;
+  for (int i = 0; i < nf; i++) {
+    if (regs[i]->warnings_len == 0)
+      continue;
+    if (!first)
+      jw_raw(&w, ",", 1);
+    jw_raw(&w, regs[i]->warnings, regs[i]->warnings_len);
+    first = 0;
+  }
+  jw_lit(&w, "]}}");
+  char *text = jw_finish(&w, len);
+  if (text == NULL)
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+  return text;
+}
+
+/* Checks of an attributions body that need the model. */
+static enum aced_err attributions_resolve(const struct svc *svc, const struct loaded *L,
+                                          const json_t *b, int *o, int **feats, int *nf,
+                                          struct query_params *q, struct aced_error *err)
+{
+  if (resolve_index(L, json_object_get(b, "output"), "output", 1, o, err) != ACED_OK ||
+      query_params_parse(svc, b, q, err) != ACED_OK)
+    return err->code;
+  json_t *inputs = json_object_get(b, "inputs");
+  for (size_t i = 0; i < json_array_size(inputs); i++)
+    if (json_array_size(json_array_get(inputs, i)) != (size_t)L->m->n_features)
+      return aced_error_set(err, ACED_E_SHAPE, "inputs",
+                            "inputs[%zu] has %zu values; the model has %d features", i,
+                            json_array_size(json_array_get(inputs, i)), L->m->n_features);
+  return resolve_index_list(L, json_object_get(b, "features"), "features", 0, feats, nf, err);
+}
+
+struct attributions_work {
+  const struct svc *svc;
+  struct job *job;
+  struct loaded *L;
+  json_t *params;
+  struct query_params q;
+  int output;
+  int *feats, n_feats;
+  struct reg_summary **regs; /* per feats entry: regressor of `output` */
+  const char *cache_state;
+};
+
+static void attributions_free(void *work)
+{
+  struct attributions_work *w = work;
+  if (w == NULL)
+    return;
+  prepared_release(w->L);
+  json_decref(w->params);
+  if (w->regs)
+    for (int i = 0; i < w->n_feats; i++)
+      regcache_summary_unref(w->regs[i]);
+  free(w->regs);
+  free(w->feats);
+  free(w);
+}
+
+static void *attributions_plan(void *ctx, struct job *job, const struct job_request *req,
+                               int *n_tasks, long *units_total, struct aced_error *err)
+{
+  *n_tasks = 0;
+  *units_total = 1;
+  struct attributions_work *w = calloc(1, sizeof *w);
+  if (w == NULL) {
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+    return NULL;
+  }
+  w->svc = ctx;
+  w->job = job;
+  w->params = json_incref(req->params);
+  if ((w->L = prepared_acquire(ctx, req->model, req->version, req->digest, err)) == NULL ||
+      attributions_resolve(ctx, w->L, w->params, &w->output, &w->feats, &w->n_feats, &w->q,
+                           err) != ACED_OK)
+    goto fail;
+  w->regs = calloc((size_t)w->n_feats, sizeof *w->regs);
+  if (w->regs == NULL) {
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+    goto fail;
+  }
+  int missing = regcache_summaries(ctx, w->L, w->output, w->feats, w->n_feats, &w->q, 0,
+                                   w->regs);
+  *n_tasks = w->n_feats; /* tasks with a cached regressor return at once */
+  *units_total = w->n_feats;
+  w->cache_state = missing == 0 ? "hit" : missing < w->n_feats ? "partial" : "miss";
+  return w;
+fail:
+  attributions_free(w);
+  return NULL;
+}
+
+static long attributions_task(void *work, int i, struct aced_error *err)
+{
+  struct attributions_work *w = work;
+  if (w->regs[i] != NULL)
+    return 1;
+  json_t *v = NULL;
+  svc_stop_begin(w->job);
+  enum aced_err rc = fit_feature(w->svc, w->L, w->feats[i], &w->q, w->output, &v, err);
+  svc_stop_end();
+  if (rc != ACED_OK)
+    return -1;
+  w->regs[i] = regcache_summary_of(v);
+  json_decref(v);
+  if (w->regs[i] == NULL) {
+    aced_error_set(err, ACED_E_INTERNAL, "", "fitted regressor unreadable");
+    return -1;
+  }
+  return 1;
+}
+
+static json_t *attributions_finish(void *work, struct aced_error *err)
+{
+  struct attributions_work *w = work;
+  /* the same text as the cached path's, parsed: a job's result is a tree */
+  char *text = attributions_text(w->L, w->output, w->feats, w->n_feats, w->regs,
+                                 json_object_get(w->params, "inputs"), w->cache_state, -1, NULL,
+                                 err);
+  if (text == NULL)
+    return NULL;
+  json_t *res = json_loads(text, 0, NULL);
+  free(text);
+  if (res == NULL)
+    aced_error_set(err, ACED_E_INTERNAL, "", "could not build the reply");
+  return res;
+}
+
+const struct job_ops svc_kind_attributions = {
+    .name = "attributions",
+    .plan = attributions_plan,
+    .task = attributions_task,
+    .finish = attributions_finish,
+    .free = attributions_free,
+};
+
+char *svc_cached_attributions(const struct svc *svc, const char *digest, const json_t *body,
+                              int64_t start_us, size_t *len, struct aced_error *err)
+{
+  err->code = ACED_OK;
+  struct loaded *L = prepared_peek(digest);
+  if (L == NULL)
+    return NULL;
+  int o, nf = 0, *feats = NULL;
+  struct query_params q;
+  char *reply = NULL;
+  if (attributions_resolve(svc, L, body, &o, &feats, &nf, &q, err) == ACED_OK) {
+    struct reg_summary *small[64];
+    struct reg_summary **regs =
+        (size_t)nf <= sizeof small / sizeof small[0] ? small : calloc((size_t)nf, sizeof *regs);
+    if (regs == NULL) {
+      aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+    } else {
+      /* any regressor missing: a worker fits it (NULL, no error) */
+      if (regcache_summaries(svc, L, o, feats, nf, &q, 1, regs) == 0)
+        reply = attributions_text(L, o, feats, nf, regs, json_object_get(body, "inputs"), "hit",
+                                  start_us, len, err);
+      for (int i = 0; i < nf; i++)
+        regcache_summary_unref(regs[i]);
+      if (regs != small)
+        free(regs);
+    }
+  }
+  free(feats);
+  prepared_release(L);
+  return reply;
+}

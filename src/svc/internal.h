@@ -1,0 +1,139 @@
+/*
+ * svc/internal.h -- what the service files share; nothing outside
+ * src/svc/ includes it.  The public face of the services is aced/svc.h.
+ */
+#ifndef ACED_SVC_INTERNAL_H
+#define ACED_SVC_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "aced/engine.h"
+#include "aced/errors.h"
+#include "aced/jobs.h"
+#include "aced/model.h"
+#include "aced/svc.h"
+
+/* ---- prepared models (prepared.c) ----
+ * A model parsed, validated and with its covariance factored, shared
+ * read-only by every thread that holds a reference. */
+struct loaded {
+  char digest[72];
+  struct aced_model *m;
+  struct eng_model *em;
+  atomic_int refs;     /* users + 1 while in the list */
+  atomic_ulong tick;   /* last use, for LRU */
+  struct loaded *next;
+};
+
+/* Load name/version from the store, validate and prepare it (workers
+ * only: this is O(k^3)).  `digest` (may be "") is what the HTTP thread
+ * saw; the row read here is authoritative.  A new reference. */
+struct loaded *prepared_acquire(const struct svc *svc, const char *name, int version,
+                                const char *digest, struct aced_error *err);
+/* The loaded model of a digest, or NULL: never loads (HTTP threads). */
+struct loaded *prepared_peek(const char *digest);
+void prepared_release(struct loaded *l);
+
+/* ---- parameters (params.c) ---- */
+/* The cache key's parameter string: everything that changes the result. */
+void params_key(const struct query_params *q, char *buf, size_t n);
+
+/* ---- Phase I with estimator resolution and diagnostics (phase1.c) ---- */
+struct phase1 {
+  int n, n_out;
+  double *E;              /* n x n_out, the values served */
+  double *se;             /* n x n_out standard errors (montecarlo), or NULL */
+  enum estimator *used;   /* per output */
+  const char **reason;    /* per output */
+  struct eng_diag *diag;  /* per output, or NULL (montecarlo requested) */
+  json_t *warnings;
+};
+/* E[y | do(x_feature = alpha)] for the n alphas and every output with the
+ * estimator `est` (auto resolved per output).  `focus` is the output the
+ * caller cares about (-1: all) for warnings.  When the thread's stop
+ * check fires (svc_stop_begin), fails with unavailable "job stopped". */
+enum aced_err phase1_run(const struct loaded *L, int feature, const double *alpha, int n,
+                         enum estimator est, double epsilon, int focus, struct phase1 *p,
+                         struct aced_error *err);
+void phase1_free(struct phase1 *p);
+json_t *diag_json(const struct loaded *L, const struct eng_diag *d);
+
+/* ---- fitting regressors (fit.c) ---- */
+/* Compute one feature's grid and fit + cache every output's regressor.
+ * If want >= 0, *out gets that output's regressor JSON (new reference). */
+enum aced_err fit_feature(const struct svc *svc, const struct loaded *L, int f,
+                          const struct query_params *q, int want, json_t **out,
+                          struct aced_error *err);
+/* A cached or fresh regressor as a reply: a copy with "meta". */
+json_t *regressor_reply(const json_t *v, const char *cache);
+/* {"estimator", "cache", "elapsed_ms": 0, "warnings"}; steals warnings. */
+json_t *meta_json(const char *estimator, const char *cache, json_t *warnings);
+/* A JSON array of n numbers (non-finite ones as null). */
+json_t *dbl_array(const double *a, int n, int stride);
+
+/* A task's engine calls stop between grid points once job_cancelled(job)
+ * says so (phase1_run then fails with "job stopped"): begin before them,
+ * end after, on the same thread. */
+void svc_stop_begin(struct job *job);
+void svc_stop_end(void);
+
+/* ---- the regressor cache (regcache.c) ----
+ * Fitted regressors live in the store (survive restarts, shared by
+ * replicas); what attributions need of them (a summary) is also kept
+ * decoded in memory. */
+struct reg_summary {
+  atomic_int refs;
+  int order;
+  double coef[ENG_ORDER_CAP + 1];
+  double low, high;
+  char estimator[24];  /* the estimator that produced it */
+  char baseline[40];   /* the ACE baseline as a JSON real */
+  double base;         /* the ACE baseline: the curve's mean over the domain */
+  char *warnings;      /* its warnings as JSON strings joined by ',', or "" */
+  size_t warnings_len;
+};
+/* The store's key of regressor (o, f) under q; pbuf holds its params. */
+struct store_cache_key;
+void regcache_key(const struct loaded *L, int o, int f, const struct query_params *q,
+                  char *pbuf, size_t pn, struct store_cache_key *k);
+/* The full cached regressor (parsed) from the store, or NULL on a miss. */
+json_t *regcache_get(const struct svc *svc, const struct loaded *L, int o, int f,
+                     const struct query_params *q);
+/* The summaries of output o for features feats[0..n): from memory, the
+ * rest from the store.  regs[i] is a new reference, or NULL when (o,
+ * feats[i]) is not cached; returns how many are missing.  With
+ * stop_at_miss the store is not read past the first one missing (the
+ * HTTP thread then hands the request to a worker, which looks again). */
+int regcache_summaries(const struct svc *svc, const struct loaded *L, int o, const int *feats,
+                       int n, const struct query_params *q, int stop_at_miss,
+                       struct reg_summary **regs);
+/* The summary of a full regressor; NULL if unreadable or out of memory. */
+struct reg_summary *regcache_summary_of(const json_t *full);
+void regcache_summary_unref(struct reg_summary *s);
+/* Drop the in-memory summaries of a digest / of everything. */
+void regcache_purge(const char *digest);
+void regcache_clear(void);
+
+/* ---- names and indices in request bodies (resolve.c) ---- */
+/* An output (outputs = 1) or feature given as a name or an index; the
+ * error names `field`. */
+enum aced_err resolve_index(const struct loaded *L, const json_t *v, const char *field,
+                            int outputs, int *idx, struct aced_error *err);
+/* An optional list of names/indices (NULL: all) into a malloc'ed array. */
+enum aced_err resolve_index_list(const struct loaded *L, const json_t *v, const char *field,
+                                 int outputs, int **idx, int *n, struct aced_error *err);
+
+/* ---- kinds that finish in their plan step ----
+ * Work of a job whose result is ready after plan (no tasks). */
+struct done_work {
+  json_t *result;
+};
+void *done_work_new(json_t *result, struct aced_error *err);
+long done_work_task(void *work, int i, struct aced_error *err);
+json_t *done_work_finish(void *work, struct aced_error *err);
+void done_work_free(void *work);
+
+#endif

@@ -1,0 +1,79 @@
+/*
+ * metadata.c -- the "metadata" job kind (GET /v1/models/{name}): what a
+ * model is (shapes, names, domains, how it was prepared), never its
+ * weights or samples.  Answered on the HTTP thread when the model is
+ * already loaded (svc_cached_metadata).
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aced/log.h"
+#include "aced/store.h"
+#include "svc/internal.h"
+
+static int collect_version(void *cls, const struct store_model_row *r)
+{
+  json_array_append_new(cls, json_pack("{s:i,s:s,s:s}", "version", r->version, "digest",
+                                       r->digest, "created_at", r->created_at));
+  return 0;
+}
+
+/* Metadata of the loaded model under the name and version asked for (a
+ * loaded model is shared by every name registered with the same content),
+ * plus the name's versions from the store. */
+static json_t *metadata_of(const struct svc *svc, const struct loaded *L, const char *name,
+                           int version)
+{
+  json_t *md = model_metadata_json(L->m);
+  if (md == NULL)
+    return NULL;
+  json_object_set_new(md, "name", json_string(name));
+  json_object_set_new(md, "version", json_integer(version));
+  json_t *versions = json_array();
+  struct aced_error err;
+  svc->store->ops->model_versions(svc->store, name, collect_version, versions, &err);
+  json_object_set_new(md, "versions", versions);
+  json_t *prep = json_pack("{s:i,s:I}", "factor_rank", eng_model_rank(L->em), "memory_bytes",
+                           (json_int_t)eng_model_bytes(L->em));
+  json_object_set_new(md, "prepared", prep);
+  return md;
+}
+
+static void *metadata_plan(void *ctx, struct job *job, const struct job_request *req,
+                           int *n_tasks, long *units_total, struct aced_error *err)
+{
+  (void)job;
+  *n_tasks = 0;
+  *units_total = 1;
+  struct loaded *L = prepared_acquire(ctx, req->model, req->version, req->digest, err);
+  if (L == NULL)
+    return NULL;
+  json_t *md = metadata_of(ctx, L, req->model, req->version ? req->version : L->m->version);
+  prepared_release(L);
+  if (md == NULL)
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+  return done_work_new(md, err);
+}
+
+const struct job_ops svc_kind_metadata = {
+    .name = "metadata",
+    .plan = metadata_plan,
+    .task = done_work_task,
+    .finish = done_work_finish,
+    .free = done_work_free,
+};
+
+json_t *svc_cached_metadata(const struct svc *svc, const char *digest, const char *name,
+                            int version)
+{
+  struct loaded *L = prepared_peek(digest);
+  if (L == NULL)
+    return NULL;
+  json_t *md = metadata_of(svc, L, name, version);
+  prepared_release(L);
+  return md;
+}

@@ -1,0 +1,283 @@
+/*
+ * regcache.c -- the regressor cache: fitted regressors in the store (they
+ * survive restarts and are shared by replicas), and what attributions
+ * need of them kept decoded in memory.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aced/jsonw.h"
+#include "aced/limits.h"
+#include "aced/log.h"
+#include "aced/metrics.h"
+#include "aced/store.h"
+#include "svc/internal.h"
+
+void regcache_key(const struct loaded *L, int o, int f, const struct query_params *q,
+                  char *pbuf, size_t pn, struct store_cache_key *k)
+{
+  params_key(q, pbuf, pn);
+  k->digest = L->digest;
+  k->output = o;
+  k->feature = f;
+  k->estimator = estimator_name(q->estimator);
+  k->params = pbuf;
+}
+
+json_t *regcache_get(const struct svc *svc, const struct loaded *L, int o, int f,
+                     const struct query_params *q)
+{
+  char pbuf[128];
+  struct store_cache_key k;
+  regcache_key(L, o, f, q, pbuf, sizeof pbuf, &k);
+  char *val = NULL;
+  struct aced_error err;
+  if (svc->store->ops->cache_get(svc->store, &k, &val, &err) != ACED_OK || val == NULL) {
+    metrics_cache(0);
+    return NULL;
+  }
+  json_t *j = json_loads(val, 0, NULL);
+  free(val);
+  struct eng_regressor r;
+  if (j == NULL || svc_regressor_decode(j, &r) != 0) {
+    /* a damaged entry is treated as a miss and overwritten later */
+    log_warn("cache", "discarding unreadable cache entry %s/%d/%d", L->digest, o, f);
+    json_decref(j);
+    metrics_cache(0);
+    return NULL;
+  }
+  metrics_cache(1);
+  return j;
+}
+
+/* ---- summaries: what attributions need, kept decoded in memory ---- */
+
+/* A cached regressor is a few tens of kilobytes of JSON (grid points,
+ * curve, posterior covariance); an attribution needs only its order,
+ * coefficients, domain, estimator, baseline and warnings.  Those are kept
+ * here per cache key, decoded, with the parts of the reply that never
+ * change (baseline, warnings) already rendered as JSON text: a cached
+ * attribution then parses nothing and formats only its own values.
+ * Summaries are immutable once made and shared by reference count.
+ * Entries are dropped with their model (regcache_purge) and otherwise replaced
+ * oldest first within a small probe window. */
+
+void regcache_summary_unref(struct reg_summary *s)
+{
+  if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1) {
+    free(s->warnings);
+    free(s);
+  }
+}
+
+/* The summary of a full regressor (cached or just fitted); NULL if it is
+ * unreadable or memory ran out. */
+struct reg_summary *regcache_summary_of(const json_t *full)
+{
+  /* per thread: struct eng_regressor carries a 13 KB covariance */
+  static _Thread_local struct eng_regressor r;
+  if (svc_regressor_decode(full, &r) != 0)
+    return NULL;
+  struct reg_summary *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return NULL;
+  atomic_init(&s->refs, 1);
+  s->order = r.order;
+  memcpy(s->coef, r.coef, sizeof(double) * (size_t)(r.order + 1));
+  s->low = r.low;
+  s->high = r.high;
+  const char *e = json_string_value(json_object_get(full, "estimator"));
+  snprintf(s->estimator, sizeof s->estimator, "%s", e ? e : "?");
+  s->base = eng_regressor_baseline(&r);
+  jw_format_real(s->baseline, s->base);
+  struct jw w;
+  jw_init(&w, 256);
+  json_t *warn = json_object_get(full, "warnings");
+  for (size_t i = 0; i < json_array_size(warn); i++) {
+    const char *t = json_string_value(json_array_get(warn, i));
+    if (t == NULL)
+      continue;
+    if (w.len > 0)
+      jw_raw(&w, ",", 1);
+    jw_str(&w, t);
+  }
+  s->warnings = jw_finish(&w, &s->warnings_len);
+  if (s->warnings == NULL) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+/* Everything that selects a cached regressor, as plain data: zeroed
+ * first, so that padding compares equal too. */
+struct hot_key {
+  char digest[72];
+  int output, feature, estimator, num, max_order;
+  double epsilon; /* as in the store's key: 0 unless it changes the result */
+};
+
+static void hot_key_make(const struct loaded *L, int o, int f, const struct query_params *q,
+                         struct hot_key *k)
+{
+  memset(k, 0, sizeof *k);
+  memcpy(k->digest, L->digest, sizeof k->digest);
+  k->output = o;
+  k->feature = f;
+  k->estimator = (int)q->estimator;
+  k->num = q->num;
+  k->max_order = q->max_order;
+  k->epsilon = q->estimator == EST_FD ? q->epsilon : 0.0;
+}
+
+#define HOT_SLOTS 8192 /* a power of two */
+#define HOT_PROBE 8
+struct hot_entry {
+  int used;
+  struct hot_key key;
+  struct reg_summary *summary;
+  atomic_ulong tick;
+};
+/* Read under a read lock (see loaded_lock for why); replacing and
+ * purging entries take it for writing. */
+static struct hot_entry hot_tab[HOT_SLOTS];
+static pthread_rwlock_t hot_lock = PTHREAD_RWLOCK_INITIALIZER;
+static atomic_ulong hot_clock;
+
+static unsigned long hot_hash(const struct hot_key *k)
+{
+  /* FNV-1a over the digest's first 16 hex digits (64 bits of SHA-256)
+   * and the integers; the full key is compared on a match */
+  unsigned long h = 1469598103934665603UL;
+  for (int i = 0; i < 16 && k->digest[i]; i++)
+    h = (h ^ (unsigned char)k->digest[i]) * 1099511628211UL;
+  const int v[] = {k->output, k->feature, k->estimator, k->num, k->max_order};
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+    h = (h ^ (unsigned long)(unsigned)v[i]) * 1099511628211UL;
+  return h;
+}
+
+/* The summaries of output o for features feats[0..n), from memory, under
+ * one acquisition of the lock (a cached attribution needs one per
+ * feature): out[i] is a new reference, or NULL on a miss.  Hits are
+ * counted in the metrics. */
+static void hot_get_many(const struct loaded *L, int o, const int *feats, int n,
+                         const struct query_params *q, struct reg_summary **out)
+{
+  pthread_rwlock_rdlock(&hot_lock);
+  for (int k = 0; k < n; k++) {
+    struct hot_key key;
+    hot_key_make(L, o, feats[k], q, &key);
+    unsigned long h = hot_hash(&key);
+    out[k] = NULL;
+    for (int i = 0; i < HOT_PROBE; i++) {
+      struct hot_entry *e = &hot_tab[(h + (unsigned long)i) & (HOT_SLOTS - 1)];
+      if (e->used && memcmp(&e->key, &key, sizeof key) == 0) {
+        atomic_store_explicit(&e->tick, atomic_fetch_add(&hot_clock, 1) + 1, memory_order_relaxed);
+        out[k] = e->summary;
+        atomic_fetch_add(&out[k]->refs, 1);
+        break;
+      }
+    }
+  }
+  pthread_rwlock_unlock(&hot_lock);
+  for (int k = 0; k < n; k++)
+    if (out[k] != NULL)
+      metrics_cache(1);
+}
+
+static void hot_put(const struct hot_key *key, struct reg_summary *summary)
+{
+  unsigned long h = hot_hash(key);
+  struct reg_summary *old = NULL;
+  atomic_fetch_add(&summary->refs, 1);
+  pthread_rwlock_wrlock(&hot_lock);
+  struct hot_entry *victim = NULL;
+  for (int i = 0; i < HOT_PROBE; i++) {
+    struct hot_entry *e = &hot_tab[(h + (unsigned long)i) & (HOT_SLOTS - 1)];
+    if (!e->used || memcmp(&e->key, key, sizeof *key) == 0) {
+      victim = e;
+      break;
+    }
+    if (victim == NULL || atomic_load(&e->tick) < atomic_load(&victim->tick))
+      victim = e;
+  }
+  old = victim->used ? victim->summary : NULL;
+  victim->used = 1;
+  victim->key = *key;
+  victim->summary = summary;
+  atomic_store(&victim->tick, atomic_fetch_add(&hot_clock, 1) + 1);
+  pthread_rwlock_unlock(&hot_lock);
+  regcache_summary_unref(old);
+}
+
+/* Drop every entry of a digest (its model was deleted).  One write
+ * acquisition for the whole table (a few microseconds): taken per entry,
+ * a writer could wait behind a stream of readers thousands of times. */
+void regcache_purge(const char *digest)
+{
+  pthread_rwlock_wrlock(&hot_lock);
+  for (int i = 0; i < HOT_SLOTS; i++) {
+    struct hot_entry *e = &hot_tab[i];
+    if (e->used && strcmp(e->key.digest, digest) == 0) {
+      regcache_summary_unref(e->summary);
+      e->used = 0;
+      e->summary = NULL;
+    }
+  }
+  pthread_rwlock_unlock(&hot_lock);
+}
+
+void regcache_clear(void)
+{
+  pthread_rwlock_wrlock(&hot_lock);
+  for (int i = 0; i < HOT_SLOTS; i++) {
+    regcache_summary_unref(hot_tab[i].summary);
+    hot_tab[i].used = 0;
+    hot_tab[i].summary = NULL;
+  }
+  pthread_rwlock_unlock(&hot_lock);
+}
+
+/* The summary of regressor (o, f) read from the cache and then kept in
+ * memory; NULL if it is not cached.  A new reference. */
+static struct reg_summary *summary_load(const struct svc *svc, const struct loaded *L, int o,
+                                        int f, const struct query_params *q)
+{
+  json_t *full = regcache_get(svc, L, o, f, q);
+  if (full == NULL)
+    return NULL;
+  struct reg_summary *s = regcache_summary_of(full);
+  json_decref(full);
+  if (s != NULL) {
+    struct hot_key key;
+    hot_key_make(L, o, f, q, &key);
+    hot_put(&key, s);
+  }
+  return s;
+}
+
+/* The summaries of output o for features feats[0..n): from memory, the
+ * rest from the cache.  regs[i] is a new reference or NULL when (o,
+ * feats[i]) is not cached; returns 0 when none is, else (without
+ * stop_at_miss) how many are not.  With stop_at_miss the cache is not read
+ * past the first one missing: the HTTP thread then hands the whole request
+ * to a worker, which looks again. */
+int regcache_summaries(const struct svc *svc, const struct loaded *L, int o, const int *feats,
+                       int n, const struct query_params *q, int stop_at_miss,
+                       struct reg_summary **regs)
+{
+  hot_get_many(L, o, feats, n, q, regs);
+  int missing = 0;
+  for (int i = 0; i < n; i++)
+    if (regs[i] == NULL && (missing == 0 || !stop_at_miss) &&
+        (regs[i] = summary_load(svc, L, o, feats[i], q)) == NULL)
+      missing++;
+  return missing;
+}

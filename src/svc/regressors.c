@@ -1,0 +1,121 @@
+/*
+ * regressors.c -- the "regressors" job kind (POST .../regressors): fit a
+ * set of regressors (outputs x features, default all) in the background.
+ * One task per feature: a feature's grid fits every output at once, so a
+ * task whose outputs are all cached already returns at once.  The result
+ * is kept for GET /v1/jobs/{id}, which is how its clients learn of it.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "svc/internal.h"
+
+struct regressors_work {
+  const struct svc *svc;
+  struct job *job;
+  struct loaded *L;
+  char name[ACED_NAME_MAX + 1]; /* the model as asked for */
+  int version;
+  struct query_params q;
+  int *outs, n_outs;
+  int *feats, n_feats;
+  pthread_mutex_t lock; /* guards the counts, which tasks update */
+  int computed, cached;
+};
+
+static void regressors_free(void *work)
+{
+  struct regressors_work *w = work;
+  if (w == NULL)
+    return;
+  prepared_release(w->L);
+  free(w->outs);
+  free(w->feats);
+  pthread_mutex_destroy(&w->lock);
+  free(w);
+}
+
+static void *regressors_plan(void *ctx, struct job *job, const struct job_request *req,
+                             int *n_tasks, long *units_total, struct aced_error *err)
+{
+  *n_tasks = 0;
+  *units_total = 1;
+  struct regressors_work *w = calloc(1, sizeof *w);
+  if (w == NULL) {
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+    return NULL;
+  }
+  pthread_mutex_init(&w->lock, NULL);
+  w->svc = ctx;
+  w->job = job;
+  snprintf(w->name, sizeof w->name, "%s", req->model);
+  const json_t *p = req->params;
+  if ((w->L = prepared_acquire(ctx, req->model, req->version, req->digest, err)) == NULL ||
+      query_params_parse(ctx, p, &w->q, err) != ACED_OK ||
+      resolve_index_list(w->L, json_object_get(p, "outputs"), "outputs", 1, &w->outs,
+                         &w->n_outs, err) != ACED_OK ||
+      resolve_index_list(w->L, json_object_get(p, "features"), "features", 0, &w->feats,
+                         &w->n_feats, err) != ACED_OK) {
+    regressors_free(w);
+    return NULL;
+  }
+  w->version = req->version ? req->version : w->L->m->version;
+  *n_tasks = w->n_feats;
+  *units_total = (long)w->n_feats * w->n_outs;
+  return w;
+}
+
+static long regressors_task(void *work, int i, struct aced_error *err)
+{
+  struct regressors_work *w = work;
+  int f = w->feats[i], all = 1;
+  for (int k = 0; k < w->n_outs && all; k++) {
+    json_t *hit = regcache_get(w->svc, w->L, w->outs[k], f, &w->q);
+    all = hit != NULL;
+    json_decref(hit);
+  }
+  if (!all) {
+    svc_stop_begin(w->job);
+    enum aced_err rc = fit_feature(w->svc, w->L, f, &w->q, -1, NULL, err);
+    svc_stop_end();
+    if (rc != ACED_OK)
+      return -1;
+  }
+  pthread_mutex_lock(&w->lock);
+  if (all)
+    w->cached += w->n_outs;
+  else
+    w->computed += w->n_outs;
+  pthread_mutex_unlock(&w->lock);
+  return w->n_outs;
+}
+
+static json_t *regressors_finish(void *work, struct aced_error *err)
+{
+  struct regressors_work *w = work;
+  json_t *outs = json_array(), *feats = json_array();
+  for (int k = 0; k < w->n_outs; k++)
+    json_array_append_new(outs, json_string(w->L->m->outputs[w->outs[k]]));
+  for (int k = 0; k < w->n_feats; k++)
+    json_array_append_new(feats, json_string(w->L->m->features[w->feats[k]].name));
+  json_t *res = json_pack("{s:s,s:i,s:o,s:o,s:s,s:i,s:i,s:i}", "model", w->name, "version",
+                          w->version, "outputs", outs, "features", feats, "estimator",
+                          estimator_name(w->q.estimator), "regressors", w->n_outs * w->n_feats,
+                          "computed", w->computed, "cached", w->cached);
+  if (res == NULL)
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+  return res;
+}
+
+const struct job_ops svc_kind_regressors = {
+    .name = "regressors",
+    .plan = regressors_plan,
+    .task = regressors_task,
+    .finish = regressors_finish,
+    .free = regressors_free,
+    .flags = JOB_KEEP_RESULT,
+};

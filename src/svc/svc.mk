@@ -1,0 +1,18 @@
+# src/svc/svc.mk -- the services: one file per job kind (the kind table
+# is SVC_KINDS in include/aced/svc.h) and what they share.
+libaced_core_a_SOURCES += \
+	include/aced/svc.h \
+	src/svc/internal.h \
+	src/svc/kinds.c \
+	src/svc/prepared.c \
+	src/svc/params.c \
+	src/svc/phase1.c \
+	src/svc/fit.c \
+	src/svc/regcache.c \
+	src/svc/resolve.c \
+	src/svc/register.c \
+	src/svc/metadata.c \
+	src/svc/interventions.c \
+	src/svc/regressor.c \
+	src/svc/attributions.c \
+	src/svc/regressors.c
