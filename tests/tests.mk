@@ -18,6 +18,7 @@ E2E_TESTS = \
 	tests/e2e/test_systemd.py \
 	tests/e2e/test_crash.py \
 	tests/e2e/test_load.py \
-	tests/e2e/test_hostile.py
+	tests/e2e/test_hostile.py \
+	tests/e2e/test_layers.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)

@@ -60,15 +60,6 @@
 #include "store/sqlite.h"
 
 
-/* How long a statement waits for a lock held by another process before
- * giving up with SQLITE_BUSY.  Long enough for a checkpoint of a large WAL
- * or an operator's short transaction, short enough to answer /readyz. */
-#define SQ_BUSY_TIMEOUT_MS 10000
-
-/* After a checkpoint, truncate the WAL back to this size: one registration
- * of a large model can grow it to hundreds of MB, which we do not want to
- * keep on disk forever. */
-#define SQ_WAL_SIZE_LIMIT 67108864 /* 64 MiB; a plain literal, see sq_wal */
 #define SQ_STR_(x) #x
 #define SQ_STR(x) SQ_STR_(x)
 
@@ -401,7 +392,7 @@ enum aced_err sq_conn_open(struct sq_conn *c, const char *path,
     return ACED_E_STORE;
   }
   sqlite3_extended_result_codes(c->db, 1);
-  sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
+  sqlite3_busy_timeout(c->db, ACED_DB_BUSY_TIMEOUT_MS);
   /* synchronous before journal_mode, so that even the header write that
    * switches a new file to WAL is synced. */
   if (sq_pragma(c->db, "PRAGMA synchronous = FULL") != SQLITE_OK ||
@@ -440,7 +431,7 @@ enum aced_err sq_wal(struct sq_conn *c, const char *path, int memory,
   /* PRAGMAs take no bound parameters, so the limit is pasted in at
    * compile time; an optimisation, failure is harmless. */
   if (e == ACED_OK)
-    sq_pragma(c->db, "PRAGMA journal_size_limit = " SQ_STR(SQ_WAL_SIZE_LIMIT));
+    sq_pragma(c->db, "PRAGMA journal_size_limit = " SQ_STR(ACED_DB_WAL_SIZE_LIMIT));
   return e;
 }
 
@@ -657,7 +648,7 @@ struct store *store_sqlite_open(const char *path, struct aced_error *err)
   if (!memory) {
     sq_sync_dir(path);
     /* Opened after the schema exists, so readers never see an empty file. */
-    for (int i = 0; i < SQ_READERS; i++) {
+    for (int i = 0; i < ACED_DB_READERS; i++) {
       if (sq_conn_open(&q->readers[i], path, 1, err) != ACED_OK)
         goto fail;
       q->n_readers++;

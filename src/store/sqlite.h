@@ -11,12 +11,9 @@
 
 #include <sqlite3.h>
 
+#include "aced/limits.h"
 #include "aced/store.h"
 
-/* Readers in the pool: enough for the HTTP threads and workers that read at
- * the same moment in practice; more would only hold more file descriptors
- * and page caches.  A reader beyond these waits for one to be given back. */
-#define SQ_READERS 4
 #define SQ_LATEST_SLOTS 1024 /* a power of two */
 
 enum sq_stmt_id {
@@ -53,8 +50,8 @@ struct sq_store {
   pthread_mutex_t pool_lock;        /* guards a_free/n_free */
   pthread_cond_t pool_cond;         /* signalled when a reader is returned */
   int n_readers;                    /* 0 for ":memory:" */
-  struct sq_conn readers[SQ_READERS];
-  int a_free[SQ_READERS];           /* indices of idle readers */
+  struct sq_conn readers[ACED_DB_READERS];
+  int a_free[ACED_DB_READERS];           /* indices of idle readers */
   int n_free;
   /* Latest-version rows by name (no body), so that the lookup every query
    * starts with needs no SQLite read transaction (each costs several

@@ -136,8 +136,8 @@ static void hot_key_make(const struct loaded *L, int o, int f, const struct quer
   k->epsilon = q->estimator == EST_FD ? q->epsilon : 0.0;
 }
 
-#define HOT_SLOTS 8192 /* a power of two */
-#define HOT_PROBE 8
+#define HOT_SLOTS ACED_REGCACHE_SLOTS
+#define HOT_PROBE ACED_REGCACHE_PROBE
 struct hot_entry {
   int used;
   struct hot_key key;

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""The layering rules of README's layout section, checked on the sources: dependencies run one way,
+down (http -> api -> svc -> jobs, model, store, engine; base below all).  Each rule is checked for
+every #include of every file of its folder, so a new include that breaks one fails here."""
+
+import os
+import re
+
+from acedtest import SRCDIR, done, ok
+
+# folder -> the headers (by their include path) its files may include.
+BASE = {"aced/clock.h", "aced/errors.h", "aced/log.h", "aced/metrics.h", "aced/config.h",
+        "aced/jsonw.h", "aced/notify.h", "aced/limits.h"}
+RULES = {
+    # the engine: limits only (plus its own internal header); no HTTP, JSON or SQL
+    "src/engine": ({"aced/limits.h", "aced/engine.h", "engine/internal.h"},
+                   {"jansson.h", "sqlite3.h", "microhttpd.h"}),
+    "src/base": (BASE, {"sqlite3.h", "microhttpd.h"}),
+    "src/store": (BASE | {"aced/store.h", "store/sqlite.h"}, {"jansson.h", "microhttpd.h"}),
+    "src/jobs": (BASE | {"aced/jobs.h"}, {"sqlite3.h", "microhttpd.h"}),
+    "src/model": (BASE | {"aced/model.h", "aced/engine.h"}, {"sqlite3.h", "microhttpd.h"}),
+    "src/svc": (BASE | {"aced/svc.h", "svc/internal.h", "aced/jobs.h", "aced/model.h",
+                        "aced/store.h", "aced/engine.h"}, {"sqlite3.h", "microhttpd.h"}),
+}
+# headers whose own includes must follow the same rules
+HEADERS = {"aced/engine.h": "src/engine", "aced/store.h": "src/store", "aced/jobs.h": "src/jobs",
+           "aced/svc.h": "src/svc", "aced/model.h": "src/model"}
+ANGLE_OK = re.compile(r"^(std|string|math|errno|fcntl|pthread|time|unistd|ctype|stdatomic|sys/|"
+                      r"limits|inttypes|float|locale|syslog|signal|systemd/|nettle/|cblas|lapacke|"
+                      r"jansson|sqlite3)")
+
+
+def includes(path):
+    out = []
+    for line in open(path, encoding="utf-8"):
+        m = re.match(r'\s*#\s*include\s*([<"])([^>"]+)[>"]', line)
+        if m:
+            out.append((m.group(1), m.group(2)))
+    return out
+
+
+def check(label, path, allowed, forbidden):
+    bad = []
+    for kind, name in includes(path):
+        if name == "config.h":
+            continue
+        if kind == '"' and name not in allowed:
+            bad.append(name)
+        if name in forbidden:
+            bad.append(name)
+    ok(not bad, "%s: %s includes only what its layer may (%s)" % (label, os.path.relpath(path, SRCDIR),
+                                                                ", ".join(bad) or "ok"))
+
+
+n = 0
+for folder, (allowed, forbidden) in sorted(RULES.items()):
+    root = os.path.join(SRCDIR, folder)
+    for name in sorted(os.listdir(root)):
+        # test_load.h loads JSON fixtures for the engine's tests and benchmark; the engine never includes it
+        if name.endswith((".c", ".h")) and name != "test_load.h":
+            check(folder, os.path.join(root, name), allowed, forbidden)
+            n += 1
+for header, folder in sorted(HEADERS.items()):
+    allowed, forbidden = RULES[folder]
+    check(header, os.path.join(SRCDIR, "include", header), allowed, forbidden)
+ok(n > 30, "the rules saw %d source files" % n)
+
+# the pool names no job kind, and no service names an HTTP header or type
+pool = open(os.path.join(SRCDIR, "src/jobs/pool.c"), encoding="utf-8").read()
+ok(not re.search(r"svc_kind_|regressor|attribution|intervention", pool),
+   "src/jobs/pool.c names no job kind")
+for name in sorted(f for f in os.listdir(os.path.join(SRCDIR, "src/svc")) if f.endswith((".c", ".h"))):
+    text = open(os.path.join(SRCDIR, "src/svc", name), encoding="utf-8").read()
+    ok(not re.search(r"\bMHD_|struct request\b|struct server\b|reply_json", text),
+       "src/svc/%s uses nothing of the HTTP layer" % name)
+
+# no source file over 1,000 lines
+big = []
+for dirpath, _, files in os.walk(os.path.join(SRCDIR, "src")):
+    for f in files:
+        if f.endswith((".c", ".h")):
+            p = os.path.join(dirpath, f)
+            lines = sum(1 for _ in open(p, encoding="utf-8"))
+            if lines > 1000:
+                big.append("%s (%d)" % (os.path.relpath(p, SRCDIR), lines))
+ok(not big, "no source file is over 1,000 lines: %s" % (", ".join(big) or "none"))
+done()
