@@ -18,7 +18,7 @@ import time
 
 SRCDIR = os.environ.get("ACED_SRCDIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BUILDDIR = os.environ.get("ACED_BUILDDIR", SRCDIR)
-SHARED = os.environ.get("ACED_SHARED", os.path.join(SRCDIR, "..", "shared"))
+DATA = os.path.join(SRCDIR, "tests", "data")
 ACED = os.path.join(BUILDDIR, "aced")
 
 
@@ -78,13 +78,14 @@ def free_port():
 
 
 def fixture(name="small_mlp.json"):
-    path = os.path.join(SHARED, "fixtures", name)
+    """A file of tests/data (the reference fixture by default), parsed."""
+    path = os.path.join(DATA, name)
     with open(path) as f:
         return json.load(f)
 
 
 def fixture_body(name="mlp"):
-    """The shared fixture as a registration body: a name added, reference removed."""
+    """The reference fixture as a registration body: a name added, reference removed."""
     body = fixture()
     body.pop("reference", None)
     body["name"] = name
