@@ -52,6 +52,14 @@ def ok(cond, what, detail=None):
     return bool(cond)
 
 
+def skip(what, reason):
+    """One TAP line for a check that cannot run here, with the reason (`ok N - what # SKIP reason`)."""
+    global _n
+    _n += 1
+    print("ok %d - %s # SKIP %s" % (_n, what, reason))
+    sys.stdout.flush()
+
+
 def diag(msg):
     for line in str(msg).splitlines():
         print("# " + line)
