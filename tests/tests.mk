@@ -23,6 +23,8 @@ E2E_TESTS = \
 	tests/e2e/test_systemd.py \
 	tests/e2e/test_crash.py \
 	tests/e2e/test_load.py \
-	tests/e2e/test_hostile.py
+	tests/e2e/test_hostile.py \
+	tests/e2e/test_singleflight.py \
+	tests/e2e/test_mixed_load.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)
