@@ -26,8 +26,7 @@ SH_LOG_COMPILER = $(SHELL)
 TESTS += bench/smoke.sh
 
 BENCH_ENV = ACED_SRCDIR='$(abs_top_srcdir)' ACED_BUILDDIR='$(abs_top_builddir)' \
-	ACED_SHARED="$${ACED_SHARED:-$(abs_top_srcdir)/../shared}" PYTHON3='$(PYTHON3)' \
-	CC='$(CC)' BENCH_CFLAGS='$(CFLAGS) $(AM_CFLAGS)'
+	PYTHON3='$(PYTHON3)' CC='$(CC)' BENCH_CFLAGS='$(CFLAGS) $(AM_CFLAGS)'
 
 bench: bench/bench_engine$(EXEEXT) bench/mhd_fixed$(EXEEXT) aced$(EXEEXT)
 	$(BENCH_ENV) $(SHELL) $(srcdir)/bench/run $(srcdir)/BENCHMARKS.md

@@ -264,7 +264,7 @@ def start_aced(aced, work, tag, threads):
     return p, port
 
 
-def cached_config(aced, mhd, shared, work, threads, args, use_wrk, spin_ns):
+def cached_config(aced, mhd, fixture, work, threads, args, use_wrk, spin_ns):
     """Cached attributions on aced against bare libmicrohttpd, both with `threads` HTTP threads.
 
     A fresh aced (its own database, 2 workers): the shared fixture registered, the regressors of one
@@ -276,7 +276,7 @@ def cached_config(aced, mhd, shared, work, threads, args, use_wrk, spin_ns):
     try:
         pa, port = start_aced(aced, work, "cached-%d" % threads, threads)
         procs.append(pa)
-        with open(os.path.join(shared, "fixtures", "small_mlp.json")) as f:
+        with open(fixture) as f:
             fx = json.load(f)
         fx.pop("reference", None)
         fx["name"] = "fixture"
@@ -363,7 +363,8 @@ def cached_config(aced, mhd, shared, work, threads, args, use_wrk, spin_ns):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--builddir", default=os.environ.get("ACED_BUILDDIR", "."))
-    ap.add_argument("--shared", default=os.environ.get("ACED_SHARED"))
+    ap.add_argument("--fixture", help="the reference fixture (default: tests/data/small_mlp.json "
+                    "of $ACED_SRCDIR, else of this script's source tree)")
     ap.add_argument("--json", required=True)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
@@ -379,7 +380,8 @@ def main():
     aced = os.path.join(b, "aced")
     mhd = os.path.join(b, "bench", "mhd_fixed")
     bench_engine = os.path.join(b, "bench", "bench_engine")
-    shared = args.shared or os.path.join(b, "..", "shared")
+    srcdir = os.environ.get("ACED_SRCDIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    fixture = args.fixture or os.path.join(srcdir, "tests", "data", "small_mlp.json")
     for p in (aced, mhd, bench_engine):
         if not os.access(p, os.X_OK):
             sys.exit("http_bench: %s is not built" % p)
@@ -396,7 +398,7 @@ def main():
         # with 2 HTTP threads (the daemon's default; the spin calibration
         # runs here) and with 1 (the core wrk leaves free)
         for threads, key in ((2, "cached"), (1, "cached_1thread")):
-            res[key] = cached_config(aced, mhd, shared, work, threads, args, use_wrk,
+            res[key] = cached_config(aced, mhd, fixture, work, threads, args, use_wrk,
                                      spin_ns=args.spin_ns if threads == 2 and use_wrk else 0)
             if "reply_bytes" not in res:
                 res["reply_bytes"] = res[key]["reply_bytes"]

@@ -6,12 +6,13 @@
 set -u
 srcdir=${ACED_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 builddir=${ACED_BUILDDIR:-$srcdir}
-shared=${ACED_SHARED:-$srcdir/../shared}
+fixture=$srcdir/tests/data/small_mlp.json
 py=${PYTHON3:-python3}
 torch_py=${TORCH_PYTHON:-/usr/bin/python3}
-if [ ! -f "$shared/fixtures/small_mlp.json" ]; then
-  echo "1..0 # SKIP shared fixtures not found in $shared (set ACED_SHARED)"
-  exit 0
+if [ ! -f "$fixture" ]; then
+  echo "not ok 1 - the reference fixture $fixture exists"
+  echo "1..1"
+  exit 1
 fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/aced-bench-smoke.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
@@ -28,7 +29,7 @@ show() { # the tail of a log as TAP comments
   sed -e 's/^/# /' "$1" | tail -n 15
 }
 
-"$builddir/bench/bench_engine" --smoke --fixture "$shared/fixtures/small_mlp.json" \
+"$builddir/bench/bench_engine" --smoke --fixture "$fixture" \
   --json "$tmp/engine.json" --dump "$tmp/model.bin" >"$tmp/engine.log" 2>&1
 rc=$?
 ok $rc "bench_engine --smoke runs and its sanity checks pass (fixture to 1e-10, finite values, finite differences near taylor)"
@@ -57,7 +58,7 @@ else
   skip "peer_torch.py" "PyTorch not available for $torch_py"
 fi
 
-$py "$srcdir/bench/http_bench.py" --smoke --builddir "$builddir" --shared "$shared" \
+$py "$srcdir/bench/http_bench.py" --smoke --builddir "$builddir" --fixture "$fixture" \
   --json "$tmp/http.json" >"$tmp/http.log" 2>&1
 rc=$?
 ok $rc "http_bench.py --smoke: aced and mhd_fixed answer, models register, the job completes"

@@ -4,6 +4,11 @@
 # they print TAP like the C unit tests.
 EXTRA_DIST += tests/unit/tap.h tests/e2e/acedtest.py
 
+# The reference fixture every test and benchmark reads (nothing reads
+# outside the tree), its provenance, and the PyTorch script that
+# recomputes its reference values (tools/gen_small_mlp.py --check).
+EXTRA_DIST += tests/data/small_mlp.json tests/data/README.md tools/gen_small_mlp.py
+
 TEST_EXTENSIONS = .py
 PY_LOG_DRIVER = $(LOG_DRIVER)
 PY_LOG_COMPILER = $(PYTHON3) -B
@@ -19,6 +24,8 @@ E2E_TESTS = \
 	tests/e2e/test_crash.py \
 	tests/e2e/test_load.py \
 	tests/e2e/test_hostile.py \
-	tests/e2e/test_layers.py
+	tests/e2e/test_layers.py \
+	tests/e2e/test_singleflight.py \
+	tests/e2e/test_mixed_load.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)

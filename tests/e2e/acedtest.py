@@ -18,7 +18,7 @@ import time
 
 SRCDIR = os.environ.get("ACED_SRCDIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BUILDDIR = os.environ.get("ACED_BUILDDIR", SRCDIR)
-SHARED = os.environ.get("ACED_SHARED", os.path.join(SRCDIR, "..", "shared"))
+DATA = os.path.join(SRCDIR, "tests", "data")
 ACED = os.path.join(BUILDDIR, "aced")
 
 
@@ -52,6 +52,14 @@ def ok(cond, what, detail=None):
     return bool(cond)
 
 
+def skip(what, reason):
+    """One TAP line for a check that cannot run here, with the reason (`ok N - what # SKIP reason`)."""
+    global _n
+    _n += 1
+    print("ok %d - %s # SKIP %s" % (_n, what, reason))
+    sys.stdout.flush()
+
+
 def diag(msg):
     for line in str(msg).splitlines():
         print("# " + line)
@@ -78,13 +86,14 @@ def free_port():
 
 
 def fixture(name="small_mlp.json"):
-    path = os.path.join(SHARED, "fixtures", name)
+    """A file of tests/data (the reference fixture by default), parsed."""
+    path = os.path.join(DATA, name)
     with open(path) as f:
         return json.load(f)
 
 
 def fixture_body(name="mlp"):
-    """The shared fixture as a registration body: a name added, reference removed."""
+    """The reference fixture as a registration body: a name added, reference removed."""
     body = fixture()
     body.pop("reference", None)
     body["name"] = name

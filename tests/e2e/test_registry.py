@@ -84,11 +84,17 @@ body3 = copy.deepcopy(body)
 body3["name"] = "acked"
 r = d.post("/v1/models", body3)
 ok(r.status == 201, "registered just before kill -9", r)
+acked = r.json or {}
+# Same content as mlp version 1 under another name: the same digest.
+ok(acked.get("digest") == v1["digest"] and acked.get("version") == 1, "its digest is that of the content", r)
 d.stop(sig=signal.SIGKILL)
 d.start()
 r = d.get("/v1/models/acked")
-ok(r.status == 200 and r.json["digest"] == (r.json or {}).get("digest") and r.json["version"] == 1,
-   "a 201-acknowledged model survives kill -9", r)
+after = r.json or {}
+ok(r.status == 200 and after.get("version") == 1 and after.get("digest") == acked.get("digest") and
+   after.get("versions") == [{"version": 1, "digest": acked.get("digest"), "created_at": acked.get("created_at")}],
+   "a 201-acknowledged model survives kill -9 with the digest and time it was acknowledged with",
+   "before: %s\nafter: %r" % (acked, r))
 
 r = d.delete("/v1/models/mlp")
 ok(r.status == 200 and r.json["deleted_versions"] == 2, "DELETE removes both versions", r)

@@ -1,8 +1,9 @@
 /*
  * test_engine_fixture.c -- the engine against independent reference values:
- * $ACED_SHARED/fixtures/small_mlp.json holds E[y | do(x_i = a)] computed in
- * PyTorch float64 with an exact autograd Hessian (taylor, Eq. 4) and as the
- * mean over the samples (montecarlo, Eq. 2).  A missing fixture fails.
+ * $ACED_SRCDIR/tests/data/small_mlp.json holds E[y | do(x_i = a)] computed
+ * in PyTorch float64 with an exact autograd Hessian (taylor, Eq. 4) and as
+ * the mean over the samples (montecarlo, Eq. 2); tools/gen_small_mlp.py
+ * recomputes them.  A missing fixture fails.
  */
 #include <math.h>
 #include <stdio.h>
@@ -77,11 +78,11 @@ static double compare(struct eng_model *m, json_t *root, const char *which,
 int main(void)
 {
   eng_init();
-  const char *shared = getenv("ACED_SHARED");
+  const char *src = getenv("ACED_SRCDIR");
   char path[4096];
-  snprintf(path, sizeof path, "%s/fixtures/small_mlp.json", shared ? shared : "");
+  snprintf(path, sizeof path, "%s/tests/data/small_mlp.json", src ? src : ".");
   struct tl_model t = {0};
-  if (!tap_ok(shared && tl_load(path, &t) == 0, "load %s", path))
+  if (!tap_ok(tl_load(path, &t) == 0, "load %s", path))
     return tap_done();
   struct eng_model *m = NULL;
   tap_ok(tl_prepare(&t, 1, 0.0, &m) == 0, "prepare");
