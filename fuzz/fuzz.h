@@ -89,7 +89,7 @@ static inline const char *fuzz_tmp_write(const uint8_t *data, size_t n)
   return fuzz_tmp_path;
 }
 
-/* The nesting check src/http/server.c makes before jansson sees a body; deeper
+/* The nesting check src/http/dispatch.c makes before jansson sees a body; deeper
  * input never reaches the parsers. */
 static inline int fuzz_json_depth(const uint8_t *s, size_t n)
 {

@@ -2,7 +2,7 @@
  * fuzz_model.c -- registration bodies (POST /v1/models) through
  * model_parse(), the gate every model passes (include/aced/model.h).
  *
- * The input is handled as src/http/server.c handles a body: nesting deeper than
+ * The input is handled as src/http/dispatch.c handles a body: nesting deeper than
  * ACED_JSON_DEPTH_MAX is refused before parsing, then json_loadb() with
  * JSON_REJECT_DUPLICATES, then model_parse(require_name = 1).  A model
  * that is accepted must survive the trip the store makes it take:

@@ -1,5 +1,5 @@
 /*
- * fuzz_router.c -- method + URL through http_route_find() (src/http/server.c),
+ * fuzz_router.c -- method + URL through http_route_find() (src/http/routes.c),
  * the route table lookup every request goes through before auth.
  *
  * Input: "<method> <url>" (or method NUL url); no separator means GET.

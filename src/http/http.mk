@@ -4,5 +4,8 @@ libaced_core_a_SOURCES += \
 	include/aced/http.h \
 	include/aced/auth.h \
 	src/http/auth.c \
+	src/http/internal.h \
 	src/http/server.c \
+	src/http/dispatch.c \
+	src/http/reply.c \
 	src/http/routes.c

@@ -7,8 +7,12 @@
  */
 #include "config.h"
 
+#include <stdio.h>
+#include <string.h>
+
 #include "aced/auth.h"
 #include "aced/handlers.h"
+#include "aced/limits.h"
 
 const struct route aced_routes[] = {
     /* method    pattern                                        handler                 scope       body       cap */
@@ -27,3 +31,104 @@ const struct route aced_routes[] = {
     {"DELETE", "/v1/jobs/{id}",                                handler_job_delete,         AUTH_READ,  BODY_NONE, 0},
 };
 const int aced_n_routes = sizeof aced_routes / sizeof aced_routes[0];
+
+/* ---- routing ---- */
+
+/* Match the path u against pattern; on a match, record where each {x}
+ * segment starts and how long it is.  Returns 1 on a match.  Nothing is
+ * copied: this runs for every route on every request. */
+static int match(const char *pattern, const char *u, size_t *off, size_t *len)
+{
+  int n = 0;
+  const char *p = pattern, *u0 = u;
+  while (*p != '\0' || *u != '\0') {
+    if (*p != '/' || *u != '/')
+      return 0;
+    p++;
+    u++;
+    size_t plen = 0, ulen = 0;
+    while (p[plen] != '\0' && p[plen] != '/')
+      plen++;
+    while (u[ulen] != '\0' && u[ulen] != '/')
+      ulen++;
+    if (plen > 0 && p[0] == '{') {
+      if (ulen == 0 || n == REQUEST_MAX_ARGS)
+        return 0;
+      off[n] = (size_t)(u - u0);
+      len[n++] = ulen;
+    } else if (plen != ulen || memcmp(p, u, plen) != 0) {
+      return 0;
+    }
+    p += plen;
+    u += ulen;
+  }
+  while (n < REQUEST_MAX_ARGS)
+    len[n++] = 0;
+  return 1;
+}
+
+int http_route_find(const char *method, const char *url, char *argbuf,
+                    const char **args, char *allow, size_t allowlen)
+{
+  int path_seen = 0;
+  allow[0] = '\0';
+  /* a longer URL is matched as cut to ACED_URL_MAX bytes (on_request
+   * refuses it before it gets here) */
+  char cut[ACED_URL_MAX + 1];
+  size_t ulen = strnlen(url, ACED_URL_MAX + 1);
+  if (ulen > ACED_URL_MAX) {
+    memcpy(cut, url, ACED_URL_MAX);
+    cut[ACED_URL_MAX] = '\0';
+    url = cut;
+  }
+  for (int i = 0; i < aced_n_routes; i++) {
+    size_t off[REQUEST_MAX_ARGS], len[REQUEST_MAX_ARGS];
+    if (!match(aced_routes[i].pattern, url, off, len))
+      continue;
+    if (strcmp(aced_routes[i].method, method) == 0) {
+      /* each argument, NUL-terminated, into argbuf: they and their
+       * terminators fit in the URL's length, as each follows a '/' */
+      size_t pos = 0;
+      for (int k = 0; k < REQUEST_MAX_ARGS; k++) {
+        if (len[k] == 0) {
+          args[k] = NULL;
+          continue;
+        }
+        memcpy(argbuf + pos, url + off[k], len[k]);
+        argbuf[pos + len[k]] = '\0';
+        args[k] = argbuf + pos;
+        pos += len[k] + 1;
+      }
+      return i;
+    }
+    path_seen = 1;
+    if (strstr(allow, aced_routes[i].method) == NULL) {
+      size_t n = strlen(allow);
+      snprintf(allow + n, allowlen - n, "%s%s", n ? ", " : "",
+               aced_routes[i].method);
+    }
+  }
+  return path_seen ? -2 : -1;
+}
+
+int http_json_depth(const char *s, size_t n)
+{
+  int depth = 0, max = 0, in_str = 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (in_str) {
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_str = 0;
+    } else if (c == '"') {
+      in_str = 1;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max)
+        max = depth;
+    } else if (c == ']' || c == '}') {
+      depth--;
+    }
+  }
+  return max;
+}
