@@ -27,6 +27,7 @@ E2E_TESTS = \
 	tests/e2e/test_layers.py \
 	tests/e2e/test_singleflight.py \
 	tests/e2e/test_mixed_load.py \
-	tests/e2e/test_errorlog.py
+	tests/e2e/test_errorlog.py \
+	tests/e2e/test_explanations.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)
