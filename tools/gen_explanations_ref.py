@@ -9,7 +9,10 @@ first and last outputs, and every method of POST /v1/models/{name}/explanations:
   - integrated_gradients: (x - b) * sum_j w_j grad f(b + t_j (x - b)), nodes and weights of each
     rule from numpy (numpy.polynomial.legendre.leggauss for Gauss-Legendre, not aced's Newton
     iteration), with the completeness gap sum(attr) - (f(x) - f(b));
-  - ablation: f(x) - f(x with x_i = b_i), plain forward passes.
+  - ablation: f(x) - f(x with x_i = b_i), plain forward passes;
+  - connection_weights: Olden's (W_L ... W_1)[o] as a numpy matrix product, and Garson's relative
+    importance by his formula for one hidden layer (the classifier) or, for deeper networks, with
+    the hidden-to-output weight replaced by the absolute path product (|W_L| ... |W_2|)[o, j].
 Baselines: mean (the registered data.mean), zeros, domain_low and an explicit row.
 
 Needs Debian's python3-torch and python3-numpy.  Usage:
@@ -115,6 +118,23 @@ def cases_for(name, path):
             out.append({"method": "ablation", "output": o, "inputs": rows,
                         "baseline": list(b) if bname == "given" else bname, "baseline_row": list(b),
                         "attributions": attrs})
+        Ws = [np.array(l["weights"]) for l in model["network"]["layers"]]
+        olden = Ws[0]
+        for W in Ws[1:]:
+            olden = W @ olden
+        W1 = np.abs(Ws[0])
+        if len(Ws) == 2:  # Garson (1991): one hidden layer, v the hidden-to-output weights
+            v = np.abs(Ws[1][o])
+            q = np.array([[W1[j, i] * v[j] / W1[j].sum() for j in range(W1.shape[0])] for i in range(k)])
+            garson = q.sum(axis=1) / q.sum()
+        else:
+            a = np.abs(Ws[-1])
+            for W in reversed(Ws[1:-1]):
+                a = a @ np.abs(W)
+            c = (W1 / W1.sum(axis=1, keepdims=True)).T @ a[o]
+            garson = c / c.sum()
+        out.append({"method": "connection_weights", "output": o, "attributions": [list(olden[o])],
+                    "relative_importance": list(garson)})
     return {"model": name, "file": os.path.basename(path), "cases": out}
 
 

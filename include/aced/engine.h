@@ -192,4 +192,14 @@ enum eng_rule {
 };
 int eng_quadrature(enum eng_rule rule, int n, double *t, double *w);
 
+/* Connection weights of output `output` (input-independent):
+ * olden[i] = (W_L ... W_1)[output, i], Olden's sum over all paths of the
+ * products of their weights; garson[i], Garson's relative importance (sums
+ * to 1): each first-layer unit j shares |path weight to the output| =
+ * (|W_L| ... |W_2|)[output, j] among the inputs in proportion to
+ * |W_1[j, i]| (Garson's own formula for one hidden layer, the same rule
+ * along absolute path products for deeper networks). */
+int eng_connection_weights(const struct eng_model *m, int output, double *olden,
+                           double *garson);
+
 #endif

@@ -11,9 +11,10 @@
 
 static const struct spec_field explanations_spec[] = {
     {"method", SPEC_STRING, 0, 0},
-    {"methods", SPEC_STRINGS, 0, 4},
+    {"methods", SPEC_STRINGS, 0, 5},
     {"output", SPEC_REF, 1, 0},
-    {"inputs", SPEC_ROWS, 1, ACED_ATTR_ROWS_MAX},
+    /* required by every method but connection_weights (the kind checks) */
+    {"inputs", SPEC_ROWS, 0, ACED_ATTR_ROWS_MAX},
     {"baseline", SPEC_STRING_OR_NUMBERS, 0, 0},
     {"steps", SPEC_INTEGER, 0, 0},
     {"rule", SPEC_STRING, 0, 0},

@@ -174,3 +174,65 @@ int eng_quadrature(enum eng_rule rule, int n, double *t, double *w)
   }
   return -1;
 }
+
+int eng_connection_weights(const struct eng_model *m, int output, double *olden,
+                           double *garson)
+{
+  if (!m || output < 0 || output >= m->n_out || !olden || !garson)
+    return -1;
+  const struct eng_net *net = &m->net;
+  int nl = net->n_layers, k = m->k;
+  size_t wide = (size_t)(m->max_units > k ? m->max_units : k);
+  double *r = calloc(wide, sizeof *r), *a = calloc(wide, sizeof *a);
+  double *rn = calloc(wide, sizeof *rn), *an = calloc(wide, sizeof *an);
+  if (!r || !a || !rn || !an) {
+    free(r);
+    free(a);
+    free(rn);
+    free(an);
+    return -1;
+  }
+  /* r = e_o^T W_L ... W_l and a = e_o^T |W_L| ... |W_l|, from the top down
+   * to layer 2 for a, layer 1 for r */
+  r[output] = a[output] = 1.0;
+  for (int l = nl - 1; l >= 0; l--) {
+    const struct eng_layer *ly = &net->layers[l];
+    if (l == 0) {
+      /* Garson: each first-layer unit j shares its path weight a_j among
+       * the inputs in proportion to |W1[j, i]| */
+      for (int i = 0; i < k; i++)
+        garson[i] = 0.0;
+      for (int j = 0; j < ly->n_out; j++) {
+        double row = 0.0;
+        for (int i = 0; i < k; i++)
+          row += fabs(ly->W[(size_t)j * k + i]);
+        if (row > 0.0)
+          for (int i = 0; i < k; i++)
+            garson[i] += a[j] * fabs(ly->W[(size_t)j * k + i]) / row;
+      }
+    }
+    for (int i = 0; i < ly->n_in; i++) {
+      double s = 0.0, sa = 0.0;
+      for (int j = 0; j < ly->n_out; j++) {
+        double wji = ly->W[(size_t)j * ly->n_in + i];
+        s += r[j] * wji;
+        sa += a[j] * fabs(wji);
+      }
+      rn[i] = s;
+      an[i] = sa;
+    }
+    memcpy(r, rn, sizeof(double) * (size_t)ly->n_in);
+    memcpy(a, an, sizeof(double) * (size_t)ly->n_in);
+  }
+  memcpy(olden, r, sizeof(double) * (size_t)k);
+  double total = 0.0;
+  for (int i = 0; i < k; i++)
+    total += garson[i];
+  for (int i = 0; i < k; i++)
+    garson[i] = total > 0.0 ? garson[i] / total : 0.0;
+  free(r);
+  free(a);
+  free(rn);
+  free(an);
+  return 0;
+}

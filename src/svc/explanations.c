@@ -9,6 +9,9 @@
  *                         by the quadrature rule asked for, with the
  *                         completeness gap sum(attr) - (f(x) - f(b)) per row
  *   ablation              f(x) - f(x with x_i set to b_i), per feature
+ *   connection_weights    Olden's sum over paths of products of weights,
+ *                         with Garson's relative importance beside it;
+ *                         input-independent (one row, "inputs" optional)
  *
  * b is the baseline: the model's mean (default), zeros, each feature's
  * domain low, or a row given in the request.  One task per method, so
@@ -25,9 +28,17 @@
 #include "aced/limits.h"
 #include "svc/internal.h"
 
-enum method { M_GRADIENT, M_GRADIENT_X_INPUT, M_INTEGRATED_GRADIENTS, M_ABLATION, M__COUNT };
+enum method {
+  M_GRADIENT,
+  M_GRADIENT_X_INPUT,
+  M_INTEGRATED_GRADIENTS,
+  M_ABLATION,
+  M_CONNECTION_WEIGHTS,
+  M__COUNT
+};
 static const char *const method_names[M__COUNT] = {"gradient", "gradient_x_input",
-                                                   "integrated_gradients", "ablation"};
+                                                   "integrated_gradients", "ablation",
+                                                   "connection_weights"};
 static const char *const rule_names[] = {"gauss_legendre", "riemann_left", "riemann_right",
                                          "riemann_middle", "trapezoid"};
 #define N_RULES ((int)(sizeof rule_names / sizeof rule_names[0]))
@@ -71,8 +82,8 @@ static enum aced_err method_parse(const json_t *v, const char *field, enum metho
       return ACED_OK;
     }
   return aced_error_set(err, ACED_E_INVALID, field,
-                        "method must be gradient, gradient_x_input, integrated_gradients or "
-                        "ablation");
+                        "method must be gradient, gradient_x_input, integrated_gradients, "
+                        "ablation or connection_weights");
 }
 
 /* The request's methods, baseline, steps and rule (body types were checked
@@ -175,8 +186,18 @@ static void *explanations_plan(void *ctx, struct job *job, const struct job_requ
   if (parse_options(w, p, err) != ACED_OK)
     goto fail;
   const json_t *inputs = json_object_get(p, "inputs");
+  int need_rows = 0;
+  for (int i = 0; i < w->n_methods; i++)
+    need_rows |= w->methods[i] != M_CONNECTION_WEIGHTS;
+  if (inputs == NULL && need_rows) {
+    aced_error_set(err, ACED_E_MISSING_FIELD, "inputs", "'inputs' is required by %s",
+                   method_names[w->methods[0] == M_CONNECTION_WEIGHTS && w->n_methods > 1
+                                    ? w->methods[1]
+                                    : w->methods[0]]);
+    goto fail;
+  }
   w->rows = (int)json_array_size(inputs);
-  w->x = malloc(sizeof(double) * (size_t)w->rows * (size_t)w->k);
+  w->x = malloc(sizeof(double) * (size_t)(w->rows ? w->rows : 1) * (size_t)w->k);
   if (w->x == NULL) {
     aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
     goto fail;
@@ -283,6 +304,9 @@ static int compute(struct explanations_work *w, enum method m, double *attr, dou
     free(y);
     return rc;
   }
+  case M_CONNECTION_WEIGHTS:
+    /* input-independent: attr holds Olden's row, gap Garson's */
+    return eng_connection_weights(em, w->output, attr, gap);
   default:
     return -1;
   }
@@ -300,9 +324,9 @@ static long explanations_task(void *work, int i, struct aced_error *err)
 {
   struct explanations_work *w = work;
   enum method m = w->methods[i];
-  int rows = w->rows, k = w->k;
+  int rows = m == M_CONNECTION_WEIGHTS ? 1 : w->rows, k = w->k;
   double *attr = malloc(sizeof(double) * (size_t)rows * k);
-  double *gap = malloc(sizeof(double) * (size_t)(rows ? rows : 1));
+  double *gap = malloc(sizeof(double) * (size_t)(rows > k ? rows : k));
   if (attr == NULL || gap == NULL) {
     free(attr);
     free(gap);
@@ -342,6 +366,8 @@ static long explanations_task(void *work, int i, struct aced_error *err)
     json_object_set_new(block, "baseline", dbl_array(w->base, k, 1));
     json_object_set_new(block, "baseline_kind", json_string(w->baseline_name));
   }
+  if (block != NULL && m == M_CONNECTION_WEIGHTS)
+    json_object_set_new(block, "relative_importance", dbl_array(gap, k, 1));
   if (block != NULL && m == M_INTEGRATED_GRADIENTS) {
     json_object_set_new(block, "completeness_gap", dbl_array(gap, rows, 1));
     json_object_set_new(block, "steps", json_integer(w->steps));
