@@ -180,6 +180,15 @@ void eng_grid(double low, double high, int n, double *out);
 int eng_gradient(const struct eng_model *m, const double *x, int n, int output, double *G,
                  double *y);
 
+/* Integrated gradients of output `output` for the rows of x (rows x k)
+ * from the baseline row `base`, with the quadrature nodes t and weights w
+ * (steps of them, from eng_quadrature): attr (rows x k) gets
+ * (x - b) * sum_j w_j dy/dx (b + t_j (x - b)).  Exact up to the rule;
+ * polls the stop check between chunks. */
+int eng_integrated_gradients(const struct eng_model *m, const double *x, int rows,
+                             const double *base, const double *t, const double *w, int steps,
+                             int output, double *attr);
+
 /* Quadrature on [0, 1] for integrated gradients: n nodes t (ascending)
  * and weights w of the rule.  Gauss-Legendre integrates polynomials of
  * degree 2n - 1 exactly; the trapezoid rule needs n >= 2. */

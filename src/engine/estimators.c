@@ -141,6 +141,13 @@ int eng_montecarlo(const struct eng_model *m, int feature, const double *alpha,
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, n1, k, 1.0, xs, k,
                 l1->W, k, 1.0, zb, n1);
     for (int a = 0; a < n_alpha; a++) {
+      /* per alpha, not per chunk: with few samples there are only one or
+       * two chunks, and a cancelled grid of thousands of alphas must not
+       * run to its end */
+      if (eng_should_stop()) {
+        rc = ENG_STOPPED;
+        goto done;
+      }
       for (int s = 0; s < nc; s++)
         for (int j = 0; j < n1; j++)
           z[(size_t)s * n1 + j] =

@@ -110,6 +110,145 @@ done:
   return rc;
 }
 
+/* Integrated gradients without the first layer's big products.  Along
+ * the path b + t (x - b) the first pre-activation is z_b + t (z_x - z_b),
+ * so it costs two products per row, not one per step; and since
+ * d y / d x = (d y / d z1) W1, the weighted sum over the steps can be
+ * taken on d y / d z1 first and multiplied by W1 once per row.  For the
+ * MNIST-scale network that is 70% of the work of a plain gradient per
+ * step.  The (row, step) pairs go through the other layers in chunks of
+ * GRAD_CHUNK, as GEMMs. */
+int eng_integrated_gradients(const struct eng_model *m, const double *x, int rows,
+                             const double *base, const double *t, const double *w, int steps,
+                             int output, double *attr)
+{
+  if (!m || output < 0 || output >= m->n_out || rows < 0 || steps < 1 || !base || !t || !w ||
+      (rows > 0 && (!x || !attr)))
+    return -1;
+  if (rows == 0)
+    return 0;
+  const struct eng_net *net = &m->net;
+  const struct eng_layer *l1 = &net->layers[0];
+  int nl = net->n_layers, k = m->k, n1 = m->n1, no = m->n_out;
+  size_t tot = 0;
+  for (int l = 0; l < nl; l++)
+    tot += (size_t)net->layers[l].n_out;
+  int chunk = GRAD_CHUNK;
+  size_t wide = (size_t)m->max_units;
+  double *zx = malloc(sizeof(double) * (size_t)rows * n1);  /* z1 at x, then z_x - z_b */
+  double *zb = malloc(sizeof(double) * (size_t)n1);         /* z1 at the baseline */
+  double *V = calloc((size_t)rows * n1, sizeof(double));    /* sum_j w_j dy/dz1 */
+  double *Z = malloc(sizeof(double) * tot * (size_t)chunk);
+  double *H = malloc(sizeof(double) * tot * (size_t)chunk);
+  double *g = malloc(sizeof(double) * wide * (size_t)chunk);
+  double *gz = malloc(sizeof(double) * wide * (size_t)chunk);
+  int *prow = malloc(sizeof(int) * (size_t)chunk);
+  double *pw = malloc(sizeof(double) * (size_t)chunk);
+  int rc = -1;
+  if (!zx || !zb || !V || !Z || !H || !g || !gz || !prow || !pw)
+    goto done;
+  for (int r = 0; r < rows; r++)
+    memcpy(zx + (size_t)r * n1, l1->b, sizeof(double) * (size_t)n1);
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n1, k, 1.0, x, k, l1->W, k, 1.0,
+              zx, n1);
+  memcpy(zb, l1->b, sizeof(double) * (size_t)n1);
+  cblas_dgemv(CblasRowMajor, CblasNoTrans, n1, k, 1.0, l1->W, k, base, 1, 1.0, zb, 1);
+  for (int r = 0; r < rows; r++)
+    for (int j = 0; j < n1; j++)
+      zx[(size_t)r * n1 + j] -= zb[j];
+  long total = (long)rows * steps;
+  for (long p0 = 0; p0 < total; p0 += chunk) {
+    if (eng_should_stop()) {
+      rc = ENG_STOPPED;
+      goto done;
+    }
+    int nc = total - p0 < chunk ? (int)(total - p0) : chunk;
+    /* first layer: interpolated pre-activations */
+    double *z = Z, *h = H;
+    for (int c = 0; c < nc; c++) {
+      long p = p0 + c;
+      int r = (int)(p / steps), j = (int)(p % steps);
+      prow[c] = r;
+      pw[c] = w[j];
+      const double *d = zx + (size_t)r * n1;
+      for (int u = 0; u < n1; u++)
+        z[(size_t)c * n1 + u] = zb[u] + t[j] * d[u];
+    }
+    memcpy(h, z, sizeof(double) * (size_t)nc * n1);
+    eng_act_rows(l1->act, h, nc, n1);
+    const double *in = h;
+    size_t off = (size_t)n1;
+    for (int l = 1; l < nl; l++) {
+      const struct eng_layer *ly = &net->layers[l];
+      double *zl = Z + off * chunk, *hl = H + off * chunk;
+      for (int c = 0; c < nc; c++)
+        memcpy(zl + (size_t)c * ly->n_out, ly->b, sizeof(double) * (size_t)ly->n_out);
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, ly->n_out, ly->n_in, 1.0, in,
+                  ly->n_in, ly->W, ly->n_in, 1.0, zl, ly->n_out);
+      memcpy(hl, zl, sizeof(double) * (size_t)nc * ly->n_out);
+      eng_act_rows(ly->act, hl, nc, ly->n_out);
+      in = hl;
+      off += (size_t)ly->n_out;
+    }
+    memset(g, 0, sizeof(double) * (size_t)nc * no);
+    for (int c = 0; c < nc; c++)
+      g[(size_t)c * no + output] = 1.0;
+    for (int l = nl - 1; l >= 0; l--) {
+      const struct eng_layer *ly = &net->layers[l];
+      int wd = ly->n_out;
+      off -= (size_t)wd;
+      const double *zl = Z + off * chunk, *hl = H + off * chunk;
+      const struct eng_act_info *ai = eng_act_info(ly->act);
+      if (ly->act == ENG_ACT_SOFTMAX) {
+        for (int c = 0; c < nc; c++) {
+          const double *s = hl + (size_t)c * wd;
+          double *gr = g + (size_t)c * wd, *o = gz + (size_t)c * wd, sg = 0.0;
+          for (int j = 0; j < wd; j++)
+            sg += s[j] * gr[j];
+          for (int j = 0; j < wd; j++)
+            o[j] = s[j] * (gr[j] - sg);
+        }
+      } else if (ai != NULL && ai->eval != NULL) {
+        for (size_t q = 0; q < (size_t)nc * wd; q++) {
+          double f, d1, d2;
+          ai->eval(zl[q], &f, &d1, &d2);
+          gz[q] = d1 * g[q];
+        }
+      } else {
+        goto done;
+      }
+      if (l > 0)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, ly->n_in, wd, 1.0, gz, wd,
+                    ly->W, ly->n_in, 0.0, g, ly->n_in);
+    }
+    /* gz is dy/dz1 for each pair: weight it into its row's sum */
+    for (int c = 0; c < nc; c++) {
+      double *v = V + (size_t)prow[c] * n1;
+      const double *q = gz + (size_t)c * n1;
+      for (int u = 0; u < n1; u++)
+        v[u] += pw[c] * q[u];
+    }
+  }
+  /* attr = (x - b) * (V W1), one GEMM for every row */
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, k, n1, 1.0, V, n1, l1->W, k, 0.0,
+              attr, k);
+  for (int r = 0; r < rows; r++)
+    for (int i = 0; i < k; i++)
+      attr[(size_t)r * k + i] *= x[(size_t)r * k + i] - base[i];
+  rc = 0;
+done:
+  free(zx);
+  free(zb);
+  free(V);
+  free(Z);
+  free(H);
+  free(g);
+  free(gz);
+  free(prow);
+  free(pw);
+  return rc;
+}
+
 /* Gauss-Legendre nodes and weights on [0, 1] by Newton's method on P_n
  * from the Chebyshev guesses (converges to machine precision in a few
  * steps for every n we allow). */

@@ -239,43 +239,25 @@ static int compute(struct explanations_work *w, enum method m, double *attr, dou
   case M_INTEGRATED_GRADIENTS: {
     int s = w->steps;
     double *t = malloc(sizeof(double) * (size_t)s), *wt = malloc(sizeof(double) * (size_t)s);
-    double *pts = malloc(sizeof(double) * (size_t)s * k), *G = malloc(sizeof(double) * (size_t)s * k);
     double *fx = malloc(sizeof(double) * (size_t)(rows + 1) * no);
     double *ends = malloc(sizeof(double) * (size_t)(rows + 1) * k);
     rc = -1;
-    if (t && wt && pts && G && fx && ends && eng_quadrature(w->rule, s, t, wt) == 0) {
-      rc = 0;
-      /* one row at a time: its s points make one batch of gradients */
-      for (int r = 0; r < rows && rc == 0; r++) {
-        const double *xr = w->x + (size_t)r * k;
-        for (int j = 0; j < s; j++)
-          for (int i = 0; i < k; i++)
-            pts[(size_t)j * k + i] = w->base[i] + t[j] * (xr[i] - w->base[i]);
-        rc = eng_gradient(em, pts, s, w->output, G, NULL);
-        for (int i = 0; i < k && rc == 0; i++) {
-          double acc = 0.0;
-          for (int j = 0; j < s; j++)
-            acc += wt[j] * G[(size_t)j * k + i];
-          attr[(size_t)r * k + i] = (xr[i] - w->base[i]) * acc;
-        }
-      }
-      /* completeness: f(x) - f(b) against the sum of the attributions */
-      if (rc == 0) {
-        memcpy(ends, w->x, sizeof(double) * rk);
-        memcpy(ends + rk, w->base, sizeof(double) * (size_t)k);
-        rc = eng_forward(em, ends, rows + 1, fx);
-      }
-      for (int r = 0; r < rows && rc == 0; r++) {
-        double sum = 0.0;
-        for (int i = 0; i < k; i++)
-          sum += attr[(size_t)r * k + i];
-        gap[r] = sum - (fx[(size_t)r * no + w->output] - fx[(size_t)rows * no + w->output]);
-      }
+    if (t && wt && fx && ends && eng_quadrature(w->rule, s, t, wt) == 0)
+      rc = eng_integrated_gradients(em, w->x, rows, w->base, t, wt, s, w->output, attr);
+    /* completeness: f(x) - f(b) against the sum of the attributions */
+    if (rc == 0) {
+      memcpy(ends, w->x, sizeof(double) * rk);
+      memcpy(ends + rk, w->base, sizeof(double) * (size_t)k);
+      rc = eng_forward(em, ends, rows + 1, fx);
+    }
+    for (int r = 0; r < rows && rc == 0; r++) {
+      double sum = 0.0;
+      for (int i = 0; i < k; i++)
+        sum += attr[(size_t)r * k + i];
+      gap[r] = sum - (fx[(size_t)r * no + w->output] - fx[(size_t)rows * no + w->output]);
     }
     free(t);
     free(wt);
-    free(pts);
-    free(G);
     free(fx);
     free(ends);
     return rc;

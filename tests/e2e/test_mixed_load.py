@@ -199,7 +199,12 @@ for kind in sorted(stats["by_kind"]):
     n, (tsum, tmax) = sum(stats["by_kind"][kind].values()), stats["time"].get(kind, (0, 0))
     diag("  %-15s %-28s mean %6.1f ms, max %6.1f ms" % (kind, json.dumps(stats["by_kind"][kind], sort_keys=True),
                                                       1e3 * tsum / max(1, n), 1e3 * tmax))
-ok(stats["requests"] > 1000, "the load ran (%d requests)" % stats["requests"])
+# Every kind of request ran, several times each: a floor on the total
+# would judge the machine (under the sanitizers or beside other builds the
+# same load makes a few hundred requests), not aced.
+few = {k: sum(v.values()) for k, v in stats["by_kind"].items() if sum(v.values()) < 5}
+ok(stats["requests"] >= 100 and len(stats["by_kind"]) >= 5 and not few,
+   "the load ran: %d requests, %d kinds, each at least 5 times" % (stats["requests"], len(stats["by_kind"])), few)
 ok(stats["by_kind"].get("regressors_job", {}).get(202, 0) > 0, "regressor jobs were started under load",
    stats["by_kind"].get("regressors_job"))
 ok(not stats["bad"], "no 5xx other than 503 (%d did)" % len(stats["bad"]), "\n".join(stats["bad"][:10]))

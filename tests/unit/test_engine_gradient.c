@@ -144,6 +144,37 @@ int main(void)
   }
   tap_ok(ok, "softmax output: s1 (1 - s1) (W2[1] - W2[0]) W1, and the outputs");
   tap_ok(eng_gradient(sm, x, 2, 2, G, y) == -1, "an output out of range is refused");
+
+  /* integrated gradients (first-layer shortcut) against the plain
+   * gradients summed along the path, over more (row, step) pairs than one
+   * chunk holds */
+  enum { ROWS = 7, STEPS = 50 };
+  double X[ROWS * 3], B[3] = {0.2, -0.1, 0.3}, A[ROWS * 3], T[STEPS], Wq[STEPS];
+  for (int i = 0; i < ROWS * 3; i++)
+    X[i] = sin(0.7 * i + 0.3);
+  eng_quadrature(ENG_RULE_GAUSS_LEGENDRE, STEPS, T, Wq);
+  struct eng_model *models[2] = {th, sm};
+  for (int mi = 0; mi < 2; mi++) {
+    int o = mi;
+    ok = eng_integrated_gradients(models[mi], X, ROWS, B, T, Wq, STEPS, o, A) == 0;
+    double worst = 0;
+    for (int r = 0; r < ROWS && ok; r++) {
+      double P[STEPS * 3], GP[STEPS * 3];
+      for (int j = 0; j < STEPS; j++)
+        for (int i = 0; i < 3; i++)
+          P[j * 3 + i] = B[i] + T[j] * (X[r * 3 + i] - B[i]);
+      ok &= eng_gradient(models[mi], P, STEPS, o, GP, NULL) == 0;
+      for (int i = 0; i < 3; i++) {
+        double acc = 0;
+        for (int j = 0; j < STEPS; j++)
+          acc += Wq[j] * GP[j * 3 + i];
+        double want = (X[r * 3 + i] - B[i]) * acc;
+        worst = fmax(worst, fabs(A[r * 3 + i] - want));
+      }
+    }
+    tap_ok(ok && worst < 1e-14, "%s: integrated gradients = sum of path gradients (%.1e)",
+           mi ? "softmax" : "tanh", worst);
+  }
   eng_set_stop(stop_now, NULL);
   tap_ok(eng_gradient(sm, x, 2, 0, G, y) == ENG_STOPPED, "the stop check stops it");
   eng_set_stop(NULL, NULL);
