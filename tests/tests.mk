@@ -27,6 +27,10 @@ E2E_TESTS = \
 	tests/e2e/test_layers.py \
 	tests/e2e/test_singleflight.py \
 	tests/e2e/test_mixed_load.py \
-	tests/e2e/test_errorlog.py
+	tests/e2e/test_errorlog.py \
+	tests/e2e/test_edges.py \
+	tests/e2e/test_openapi_get.py \
+	tests/e2e/test_numbers.py \
+	tests/e2e/test_security_doc.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)
