@@ -103,7 +103,10 @@
  *   header bytes: names and values, ": " and CRLF counted; nginx's
  *        default buffer for one header line is 8 KiB, Apache's limit
  *        for one field 8190 bytes; aced reads three short headers.
- *        Past it: 431 header_fields_too_large, field "headers". */
+ *        Past it: 431 header_fields_too_large, field "headers".
+ * One gap stays: libmicrohttpd 0.9.75 parses a Cookie header into the
+ * pool as it completes the head, with no way to turn that off, so a few
+ * hundred cookies (a 4 KB header; aced reads none) get its HTML 431. */
 #define ACED_URL_MAX 1024
 #define ACED_QUERY_PARAMS_MAX 32
 #define ACED_HEADERS_MAX 64

@@ -4,8 +4,13 @@
  * DESIGN
  * The access handler is a small phase machine per request:
  *
- *   first call      match the route (404/405), check the URL length,
- *                   authenticate (401/403); for routes with a body check
+ *   URI callback    (http_on_uri, before libmicrohttpd parses the query)
+ *                   allocate the request, measure the target and count
+ *                   its parameters; drop the query of a target that will
+ *                   be refused, so that it cannot exhaust the pool.
+ *   first call      check the request head against limits.h (414 target,
+ *                   431 headers) and its Host (400), match the route
+ *                   (404/405), authenticate (401/403); for routes with a body check
  *                   Content-Type (415) and Content-Length (413) before a
  *                   byte of the body is read.  A refusal is queued at once
  *                   (the connection then closes); otherwise nothing is
@@ -299,6 +304,7 @@ MHD_RESULT http_on_request(void *cls, struct MHD_Connection *conn,
     /* the path arguments need at most the path's length (see
      * http_route_find), which the URI callback bounded */
     char *argbuf = (char *)(rq->priv + 1);
+    rq->start_us = aced_now_us(); /* latency counts from complete headers, as always */
     copy_cut(rq->priv->method, sizeof rq->priv->method, method);
     copy_cut(rq->priv->url, sizeof rq->priv->url, url);
     http_conn_mark(conn, CS_BUSY, 0, 0);
@@ -449,6 +455,18 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   struct request *rq = *con_cls;
   if (rq == NULL)
     return;
+  if (rq->priv->phase == PH_NEW) {
+    /* The access handler never ran: libmicrohttpd refused the head itself
+     * (414/431, too large for its pool) or the client left before its
+     * headers were complete.  Neither is a request aced answered. */
+    if (log_enabled(LOG_L_DEBUG))
+      log_debug("http", "%s request head not completed or refused by libmicrohttpd: %s",
+                request_client(rq), rq->priv->url);
+    pthread_mutex_destroy(&rq->priv->lock);
+    free(rq);
+    *con_cls = NULL;
+    return;
+  }
   int64_t now = aced_now_us();
   double secs = (now - rq->start_us) / 1e6;
   unsigned status = rq->priv->status;
