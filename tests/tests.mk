@@ -28,6 +28,13 @@ E2E_TESTS = \
 	tests/e2e/test_singleflight.py \
 	tests/e2e/test_mixed_load.py \
 	tests/e2e/test_errorlog.py \
-	tests/e2e/test_explanations.py
+	tests/e2e/test_explanations.py \
+	tests/e2e/test_edges.py \
+	tests/e2e/test_openapi_get.py \
+	tests/e2e/test_numbers.py \
+	tests/e2e/test_security_doc.py \
+	tests/e2e/test_prism.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)
+# The Node tools of test_prism.py (tools/setup runs npm ci here).
+EXTRA_DIST += tests/package.json tests/package-lock.json tests/.npmrc

@@ -33,6 +33,8 @@
   X(ACED_E_METHOD_NOT_ALLOWED,  "method_not_allowed",   405, "method not allowed on this route") \
   X(ACED_E_CONFLICT,            "conflict",             409, "conflicting state") \
   X(ACED_E_TOO_LARGE,           "payload_too_large",    413, "request body over the limit") \
+  X(ACED_E_URI_TOO_LONG,        "uri_too_long",         414, "request target too long or too many query parameters") \
+  X(ACED_E_HEADERS_TOO_LARGE,   "header_fields_too_large", 431, "too many or too large request headers") \
   X(ACED_E_UNSUPPORTED_MEDIA,   "unsupported_media_type", 415, "send Content-Type: application/json") \
   X(ACED_E_INVALID,             "invalid_value",        422, "a value is out of range or inconsistent") \
   X(ACED_E_SHAPE,               "shape_mismatch",       422, "array shapes do not chain") \

@@ -13,6 +13,7 @@
 MHD_RESULT handler_healthz(struct request *rq);
 MHD_RESULT handler_readyz(struct request *rq);
 MHD_RESULT handler_metrics(struct request *rq);
+MHD_RESULT handler_openapi_get(struct request *rq);
 MHD_RESULT handler_models_post(struct request *rq);
 MHD_RESULT handler_models_list(struct request *rq);
 MHD_RESULT handler_model_get(struct request *rq);

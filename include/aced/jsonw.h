@@ -45,6 +45,19 @@ void jw_int(struct jw *w, long long v);
 char *jw_finish(struct jw *w, size_t *len);
 void jw_free(struct jw *w);
 
+/* A time in milliseconds to the microsecond, from whole microseconds:
+ * always three decimals ("87.911", "0.072", "12.000").  Every time in a
+ * reply (elapsed_ms, queued_ms) is written so. */
+void jw_ms(struct jw *w, long long us);
+/* The keys whose values are times in milliseconds (NULL-terminated). */
+extern const char *const jw_ms_keys[];
+/* Rewrite, in JSON text written by jansson, the number after each key of
+ * jw_ms_keys as jw_ms() writes it (rounded to the microsecond: jansson
+ * writes 87.911 as 87.911000000000001).  Returns text itself when there
+ * is nothing to change, else a new malloc'ed text (text is freed) with
+ * *len updated; NULL if memory ran out (text is freed). */
+char *jw_fix_ms(char *text, size_t *len);
+
 /* Render one real as jw_real() does into buf (at least 32 bytes);
  * returns its length. */
 size_t jw_format_real(char *buf, double v);

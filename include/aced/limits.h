@@ -86,7 +86,37 @@
 /* HTTP.  HTTP threads: no more than the cores (they never block). */
 #define ACED_HTTP_THREADS_MAX 64
 #define ACED_HTTP_THREADS_DEFAULT 2
+/* The request head.  libmicrohttpd keeps the request line, the header
+ * lines and what it parses out of them (about 60 bytes per query argument
+ * and per header) in the connection's pool (connection_memory, 32 KiB by
+ * default, 16 KiB at least).  When they do not fit it answers by itself:
+ * 414 or 431 with an HTML body, and for about 480 query arguments no reply
+ * at all until connection_timeout (the pool has no room left for one).
+ * aced's own limits sit well inside the smallest pool, so that aced answers
+ * first, in JSON naming the limit (dispatch.c); tests/e2e/test_edges.py
+ * measures both sides of each.  None binds a real client:
+ *   URL: the request target as sent (path and query, percent-escaped);
+ *        the longest aced route with 64-byte names and 128-byte labels
+ *        fully escaped is under 900 bytes; browsers and proxies allow
+ *        2 KiB to 8 KiB.  Past it: 414 uri_too_long, field "url".
+ *   query parameters: no route reads more than 4; counted in the raw
+ *        target before libmicrohttpd parses them, and the query is then
+ *        dropped unparsed, so a long list costs no pool at all.  Past it:
+ *        414 uri_too_long, field "query".
+ *   headers: a browser sends about 15, a proxy chain adds a handful;
+ *        Apache allows 100 (LimitRequestFields).  Past it: 431
+ *        header_fields_too_large, field "headers".
+ *   header bytes: names and values, ": " and CRLF counted; nginx's
+ *        default buffer for one header line is 8 KiB, Apache's limit
+ *        for one field 8190 bytes; aced reads three short headers.
+ *        Past it: 431 header_fields_too_large, field "headers".
+ * One gap stays: libmicrohttpd 0.9.75 parses a Cookie header into the
+ * pool as it completes the head, with no way to turn that off, so a few
+ * hundred cookies (a 4 KB header; aced reads none) get its HTML 431. */
 #define ACED_URL_MAX 1024
+#define ACED_QUERY_PARAMS_MAX 32
+#define ACED_HEADERS_MAX 64
+#define ACED_HEADER_BYTES_MAX 8192
 #define ACED_CONN_LIMIT_DEFAULT 1024
 #define ACED_CONN_TIMEOUT_DEFAULT 30        /* seconds idle */
 /* Per-connection libmicrohttpd pool (headers, read buffer, reply headers).
@@ -96,6 +126,9 @@
  * of it in chunks, so 32 KiB (libmicrohttpd's own default) is enough. */
 #define ACED_CONN_MEMORY_DEFAULT 32768 /* a plain literal, as above */
 #define ACED_TOKENS_MAX 1024
+/* GET /openapi.yaml reads the installed document, about 70 KB; anything
+ * over 1 MiB is not it. */
+#define ACED_OPENAPI_MAX (1024 * 1024)
 /* A request body must arrive at 1 KiB/s on average once connection_timeout
  * has passed since its headers: slower is a "slow POST" attack holding a
  * connection, not a client on any real network (a 64 MiB body at that

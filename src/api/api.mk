@@ -9,6 +9,7 @@ libaced_core_a_SOURCES += \
 	src/api/handler_healthz.c \
 	src/api/handler_readyz.c \
 	src/api/handler_metrics.c \
+	src/api/handler_openapi_get.c \
 	src/api/handler_models_post.c \
 	src/api/handler_models_list.c \
 	src/api/handler_model_get.c \

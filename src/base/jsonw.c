@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,77 @@ static int reserve(struct jw *w, size_t n)
   w->buf = b;
   w->cap = cap;
   return 0;
+}
+
+void jw_ms(struct jw *w, long long us)
+{
+  if (us < 0) {
+    jw_raw(w, "-", 1);
+    us = -us;
+  }
+  char frac[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+                  (char)('0' + us % 10)};
+  jw_int(w, us / 1000);
+  jw_raw(w, frac, sizeof frac);
+}
+
+const char *const jw_ms_keys[] = {"\"elapsed_ms\":", "\"queued_ms\":", NULL};
+
+/* The first key of jw_ms_keys at or after p (in s[0..n)), not escaped
+ * (inside a string a quote is preceded by an odd run of backslashes);
+ * *klen its length. */
+static const char *next_ms_key(const char *s, size_t n, const char *p, size_t *klen)
+{
+  const char *best = NULL;
+  for (const char *const *k = jw_ms_keys; *k != NULL; k++) {
+    size_t kl = strlen(*k);
+    const char *q = p;
+    while ((q = memmem(q, (size_t)(s + n - q), *k, kl)) != NULL) {
+      size_t bs = 0;
+      while (q - bs > s && q[-1 - (ptrdiff_t)bs] == '\\')
+        bs++;
+      if (bs % 2 == 0)
+        break;
+      q += 1;
+    }
+    if (q != NULL && (best == NULL || q < best)) {
+      best = q;
+      *klen = kl;
+    }
+  }
+  return best;
+}
+
+char *jw_fix_ms(char *text, size_t *len)
+{
+  size_t n = *len, klen = 0;
+  const char *k = next_ms_key(text, n, text, &klen);
+  if (k == NULL)
+    return text;
+  struct jw w;
+  jw_init(&w, n + 64);
+  const char *p = text;
+  for (; k != NULL; k = next_ms_key(text, n, p, &klen)) {
+    const char *v = k + klen, *e = v;
+    while (e < text + n && strchr("-+.0123456789eE", *e) != NULL && *e != '\0')
+      e++;
+    jw_raw(&w, p, (size_t)(v - p));
+    p = v;
+    if (e == v)
+      continue; /* not a number (null) */
+    char num[64];
+    size_t nl = (size_t)(e - v) < sizeof num - 1 ? (size_t)(e - v) : sizeof num - 1;
+    memcpy(num, v, nl);
+    num[nl] = '\0';
+    double ms = strtod(num, NULL);
+    if (!(fabs(ms) < 9e15))
+      continue; /* leave what cannot be a time as it is */
+    jw_ms(&w, llround(ms * 1000.0));
+    p = e;
+  }
+  jw_raw(&w, p, (size_t)(text + n - p));
+  free(text);
+  return jw_finish(&w, len);
 }
 
 void jw_raw(struct jw *w, const char *s, size_t n)

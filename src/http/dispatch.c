@@ -4,8 +4,13 @@
  * DESIGN
  * The access handler is a small phase machine per request:
  *
- *   first call      match the route (404/405), check the URL length,
- *                   authenticate (401/403); for routes with a body check
+ *   URI callback    (http_on_uri, before libmicrohttpd parses the query)
+ *                   allocate the request, measure the target and count
+ *                   its parameters; drop the query of a target that will
+ *                   be refused, so that it cannot exhaust the pool.
+ *   first call      check the request head against limits.h (414 target,
+ *                   431 headers) and its Host (400), match the route
+ *                   (404/405), authenticate (401/403); for routes with a body check
  *                   Content-Type (415) and Content-Length (413) before a
  *                   byte of the body is read.  A refusal is queued at once
  *                   (the connection then closes); otherwise nothing is
@@ -176,6 +181,110 @@ static MHD_RESULT dispatch(struct request *rq)
   return rq->route->handler(rq);
 }
 
+/* A new request's state, with room after it for the path arguments (at
+ * most the path's length, see http_route_find). */
+static struct request *request_new(struct server *srv, struct MHD_Connection *conn,
+                                   size_t path_max)
+{
+  struct request *rq = calloc(1, sizeof *rq + sizeof(struct request_priv) + path_max + 1);
+  if (rq == NULL)
+    return NULL;
+  rq->priv = (struct request_priv *)(rq + 1);
+  pthread_mutex_init(&rq->priv->lock, NULL);
+  rq->conn = conn;
+  rq->srv = srv;
+  rq->start_us = aced_now_us();
+  rq->route_index = -1;
+  rq->who[0] = '-';
+  rq->priv->phase = PH_NEW;
+  return rq;
+}
+
+/* libmicrohttpd's URI log callback: called with the request target as
+ * sent, before libmicrohttpd parses its query into the connection's pool.
+ * Measures the target and counts its parameters for the access handler's
+ * checks; when the request will be refused for either, the query is cut
+ * off here (libmicrohttpd has already found the '?', and parses what
+ * follows it), so that no number of parameters can fill the pool and
+ * leave the connection without a reply.  Returns the request's state,
+ * which libmicrohttpd hands to the access handler as *con_cls. */
+void *http_on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+  size_t n = strlen(uri);
+  const char *q = strchr(uri, '?');
+  size_t params = 0;
+  if (q != NULL && q[1] != '\0') {
+    params = 1;
+    for (const char *c = q + 1; *c != '\0'; c++)
+      params += *c == '&';
+  }
+  size_t path = q ? (size_t)(q - uri) : n;
+  struct request *rq = request_new(cls, conn, path < ACED_URL_MAX ? path : ACED_URL_MAX);
+  if (rq == NULL)
+    return NULL;
+  copy_cut(rq->priv->url, sizeof rq->priv->url, uri); /* until the path is decoded */
+  rq->priv->target_len = n;
+  rq->priv->n_params = params;
+  if ((n > ACED_URL_MAX || params > ACED_QUERY_PARAMS_MAX) && q != NULL)
+    ((char *)q)[1] = '\0'; /* the buffer is libmicrohttpd's, writable */
+  return rq;
+}
+
+/* The request headers against ACED_HEADERS_MAX and ACED_HEADER_BYTES_MAX,
+ * and the Host header RFC 9112 (3.2) asks for. */
+struct hcount {
+  size_t n, bytes, hosts;
+};
+
+static MHD_RESULT hcount_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                            const char *value)
+{
+  struct hcount *h = cls;
+  h->n++;
+  h->bytes += strlen(key) + strlen(value) + 4; /* ": " and CRLF */
+  h->hosts += strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0;
+  return MHD_YES;
+}
+
+/* 414, 431 or 400 for a request head over aced's limits or without its
+ * Host; MHD_YES with nothing queued when it passes. */
+static int check_head(struct request *rq, const char *version, MHD_RESULT *ret)
+{
+  struct request_priv *p = rq->priv;
+  if (p->target_len > ACED_URL_MAX) {
+    *ret = reply_error(rq, ACED_E_URI_TOO_LONG, "url",
+                       "request target of %zu bytes is over the limit of %d bytes",
+                       p->target_len, ACED_URL_MAX);
+    return -1;
+  }
+  if (p->n_params > ACED_QUERY_PARAMS_MAX) {
+    *ret = reply_error(rq, ACED_E_URI_TOO_LONG, "query",
+                       "%zu query parameters; at most %d allowed", p->n_params,
+                       ACED_QUERY_PARAMS_MAX);
+    return -1;
+  }
+  struct hcount h = {0, 0, 0};
+  MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, hcount_cb, &h);
+  if (h.n > ACED_HEADERS_MAX) {
+    *ret = reply_error(rq, ACED_E_HEADERS_TOO_LARGE, "headers",
+                       "%zu header lines; at most %d allowed", h.n, ACED_HEADERS_MAX);
+    return -1;
+  }
+  if (h.bytes > ACED_HEADER_BYTES_MAX) {
+    *ret = reply_error(rq, ACED_E_HEADERS_TOO_LARGE, "headers",
+                       "headers of %zu bytes are over the limit of %d bytes", h.bytes,
+                       ACED_HEADER_BYTES_MAX);
+    return -1;
+  }
+  if (h.hosts > 1 || (h.hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)) {
+    *ret = reply_error(rq, ACED_E_BAD_REQUEST, MHD_HTTP_HEADER_HOST,
+                       h.hosts ? "more than one Host header"
+                               : "an HTTP/1.1 request must have a Host header");
+    return -1;
+  }
+  return 0;
+}
+
 MHD_RESULT http_on_request(void *cls, struct MHD_Connection *conn,
                              const char *url, const char *method,
                              const char *version, const char *upload_data,
@@ -184,29 +293,25 @@ MHD_RESULT http_on_request(void *cls, struct MHD_Connection *conn,
   struct server *srv = cls;
   struct request *rq = *con_cls;
 
-  if (rq == NULL) {
-    /* the path arguments need at most the URL's length (see
-     * http_route_find); longer URLs are refused below */
-    size_t ulen = strnlen(url, ACED_URL_MAX + 1);
-    rq = calloc(1, sizeof *rq + sizeof(struct request_priv) + ulen + 1);
-    if (rq == NULL)
-      return MHD_NO;
-    rq->priv = (struct request_priv *)(rq + 1);
+  if (rq == NULL || rq->priv->phase == PH_NEW) {
+    if (rq == NULL) { /* no URI callback ran: measure the path alone */
+      rq = request_new(srv, conn, strnlen(url, ACED_URL_MAX + 1));
+      if (rq == NULL)
+        return MHD_NO;
+      rq->priv->target_len = strnlen(url, ACED_URL_MAX + 1);
+      *con_cls = rq;
+    }
+    /* the path arguments need at most the path's length (see
+     * http_route_find), which the URI callback bounded */
     char *argbuf = (char *)(rq->priv + 1);
-    pthread_mutex_init(&rq->priv->lock, NULL);
-    rq->conn = conn;
-    rq->srv = srv;
-    rq->start_us = aced_now_us();
-    rq->route_index = -1;
-    rq->who[0] = '-';
+    rq->start_us = aced_now_us(); /* latency counts from complete headers, as always */
     copy_cut(rq->priv->method, sizeof rq->priv->method, method);
     copy_cut(rq->priv->url, sizeof rq->priv->url, url);
-    *con_cls = rq;
     http_conn_mark(conn, CS_BUSY, 0, 0);
 
-    if (ulen > ACED_URL_MAX)
-      return reply_error(rq, ACED_E_BAD_REQUEST, "url", "URL longer than %d bytes",
-                         ACED_URL_MAX);
+    MHD_RESULT ret;
+    if (check_head(rq, version, &ret) != 0)
+      return ret;
     char allow[64];
     int ri = http_route_find(method, url, argbuf, rq->arg, allow, sizeof allow);
     if (ri == -1)
@@ -337,6 +442,7 @@ MHD_RESULT http_on_request(void *cls, struct MHD_Connection *conn,
   case PH_SUSPENDED:
     /* A spurious call while suspended: nothing to do yet. */
     return MHD_YES;
+  case PH_NEW:
   case PH_DONE:
   default:
     return MHD_YES;
@@ -349,6 +455,18 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   struct request *rq = *con_cls;
   if (rq == NULL)
     return;
+  if (rq->priv->phase == PH_NEW) {
+    /* The access handler never ran: libmicrohttpd refused the head itself
+     * (414/431, too large for its pool) or the client left before its
+     * headers were complete.  Neither is a request aced answered. */
+    if (log_enabled(LOG_L_DEBUG))
+      log_debug("http", "%s request head not completed or refused by libmicrohttpd: %s",
+                request_client(rq), rq->priv->url);
+    pthread_mutex_destroy(&rq->priv->lock);
+    free(rq);
+    *con_cls = NULL;
+    return;
+  }
   int64_t now = aced_now_us();
   double secs = (now - rq->start_us) / 1e6;
   unsigned status = rq->priv->status;

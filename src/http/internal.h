@@ -18,7 +18,7 @@
 
 #include "aced/http.h"
 
-enum phase { PH_BODY, PH_DISCARD, PH_SUSPENDED, PH_RESUMED, PH_DONE };
+enum phase { PH_NEW, PH_BODY, PH_DISCARD, PH_SUSPENDED, PH_RESUMED, PH_DONE };
 
 struct request_priv {
   enum phase phase;
@@ -30,6 +30,10 @@ struct request_priv {
   pthread_mutex_t lock;
   unsigned pending_status;
   json_t *pending;
+  /* the request target as sent, measured by http_on_uri before
+   * libmicrohttpd parses it */
+  size_t target_len;             /* bytes, path and query */
+  size_t n_params;               /* query parameters ('&'-separated) */
   char method[8];
   char url[160];                 /* for the access log, truncated */
 };
@@ -92,6 +96,7 @@ MHD_RESULT http_on_request(void *cls, struct MHD_Connection *conn, const char *u
                            size_t *upload_data_size, void **con_cls);
 void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                        enum MHD_RequestTerminationCode toe);
+void *http_on_uri(void *cls, const char *uri, struct MHD_Connection *conn);
 size_t http_unescape(void *cls, struct MHD_Connection *c, char *s);
 
 #endif

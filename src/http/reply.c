@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "aced/auth.h"
+#include "aced/jsonw.h"
 #include "aced/limits.h"
 #include "aced/log.h"
 #include "aced/metrics.h"
@@ -66,13 +67,16 @@ MHD_RESULT http_reply_json_h(struct request *rq, unsigned status, json_t *j,
 {
   char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
   json_decref(j);
+  size_t len = s ? strlen(s) : 0;
+  if (s != NULL)
+    s = jw_fix_ms(s, &len); /* times to the microsecond */
   if (s == NULL) {
     static const char oom[] =
         "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\",\"field\":\"\"}}";
     return http_queue_reply(rq, 500, "application/json", oom, sizeof oom - 1,
                        MHD_RESPMEM_PERSISTENT, NULL, NULL);
   }
-  return http_queue_reply(rq, status, "application/json", s, strlen(s), MHD_RESPMEM_MUST_FREE,
+  return http_queue_reply(rq, status, "application/json", s, len, MHD_RESPMEM_MUST_FREE,
                      hname, hvalue);
 }
 

@@ -19,6 +19,7 @@ const struct route aced_routes[] = {
     {"GET",    "/healthz",                                     handler_healthz,            0,          BODY_NONE, 0},
     {"GET",    "/readyz",                                      handler_readyz,             0,          BODY_NONE, 0},
     {"GET",    "/metrics",                                     handler_metrics,            0,          BODY_NONE, 0},
+    {"GET",    "/openapi.yaml",                                handler_openapi_get,        AUTH_READ,  BODY_NONE, 0},
     {"POST",   "/v1/models",                                   handler_models_post,        AUTH_WRITE, BODY_JSON, 0},
     {"GET",    "/v1/models",                                   handler_models_list,        AUTH_READ,  BODY_NONE, 0},
     {"GET",    "/v1/models/{name}",                            handler_model_get,          AUTH_READ,  BODY_NONE, 0},

@@ -223,6 +223,7 @@ struct http *http_start(struct server *srv, char *errbuf, size_t errlen)
       MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
       MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
       MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, NULL,
+      MHD_OPTION_URI_LOG_CALLBACK, http_on_uri, srv,
       MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
       MHD_OPTION_END);
   if (h->d == NULL) {

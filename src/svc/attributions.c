@@ -102,11 +102,8 @@ static char *attributions_text(const struct loaded *L, int o, const int *feats, 
   /* milliseconds to the microsecond, written without printf ("0.072") */
   int64_t us = start_us >= 0 ? aced_now_us() - start_us : 0;
   us = us < 0 ? 0 : us;
-  char frac[4] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
-                  (char)('0' + us % 10)};
   jw_lit(&w, ",\"elapsed_ms\":");
-  jw_int(&w, us / 1000);
-  jw_raw(&w, frac, sizeof frac);
+  jw_ms(&w, us);
   jw_lit(&w, ",\"warnings\":[");
   int first = 1;
   for (int i = 0; i < nf; i++) {

@@ -136,12 +136,13 @@ class Daemon:
         self.extra = list(args)
         self.token = token
         self.env = env
+        self.exe = ACED  # the program to run
         self.proc = None
         self.log = os.path.join(self.workdir, "aced.log")
         atexit.register(self.kill)
 
     def start(self, wait=True):
-        cmd = [ACED, "--port=%d" % self.port, "--database=%s" % self.db] + self.extra
+        cmd = [self.exe, "--port=%d" % self.port, "--database=%s" % self.db] + self.extra
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=self.logf, env=self.env)
         if wait:

@@ -126,7 +126,7 @@ ok(closed and st in (0, 400, 413, 431), "1 MB header line: %s, connection closed
 ok(d.alive() and d.get("/healthz").status == 200, "daemon up after the 1 MB header")
 
 r = Raw(exchange(req(b"GET", b"/v1/models/" + b"a" * 10240))[0])
-expect(r, 400, "bad_request", "url", "10 KB request line")
+expect(r, 414, "uri_too_long", "url", "10 KB request line")
 
 out, secs, closed = exchange(b"GET /v1/models HTTP/1.0\r\n\r\n")
 r = Raw(out)

@@ -165,6 +165,26 @@ def main():
             continue  # answered by the router for paths/methods not in the table
         check(status in statuses, "status %s of %s appears among documented responses" % (status, code))
 
+    # Spec-driven tools (issue 10).  Path parameters carry an example (dredd
+    # fills paths from them); every parameter block is the lines from
+    # "- name:" or a components/parameters entry to the next one.
+    blocks = re.split(r"\n\s*- name: |\n    [A-Za-z]+:\n      name: ", yaml_text)
+    path_params = [b for b in blocks if re.search(r"^\s+in: path\s*$", b.split("\n- ")[0], re.M)]
+    no_example = [b.split("\n")[0] for b in path_params if not re.search(r"^\s+example: \S", b, re.M)]
+    check(len(path_params) >= 4 and not no_example,
+          "every path parameter (%d) has an example" % len(path_params), no_example)
+    # Authentication is optional in the document (it depends on token_file):
+    # every operation with bearerAuth also lists the empty requirement.
+    ops_auth = re.findall(r"\n      security:\n((?:        - .*\n)+)", yaml_text)
+    mandatory = [o for o in ops_auth if "bearerAuth" in o and "- {}" not in o]
+    check(ops_auth and not mandatory,
+          "no operation makes the bearer token mandatory (%d security lists)" % len(ops_auth), mandatory)
+    # The request-head refusals (414, 431, 400 Host) can answer any route.
+    ops = re.findall(r"\n      responses:\n((?:        .*\n|\n)+)", yaml_text)
+    missing = [i for i, o in enumerate(ops) if not all('"%s":' % s in o for s in ("400", "414", "431"))]
+    check(len(ops) == len(documented) and not missing,
+          "every operation (%d) documents 400, 414 and 431" % len(ops), missing)
+
     print("1..%d" % len(results))
     return 0 if all(results) else 1
 

@@ -259,8 +259,60 @@ static void test_ints_and_composition(void)
   tap_ok(w.buf == NULL && w.len == 0, "jw_finish leaves the writer empty");
 }
 
+/* Times: jw_ms writes whole microseconds as milliseconds with three
+ * decimals; jw_fix_ms rewrites them so in jansson's text, and nothing
+ * else. */
+static char *fix(const char *in)
+{
+  size_t len = strlen(in);
+  char *t = strdup(in);
+  return jw_fix_ms(t, &len);
+}
+
+static void test_ms(void)
+{
+  struct jw w;
+  jw_init(&w, 0);
+  jw_ms(&w, 87911);
+  jw_raw(&w, ",", 1);
+  jw_ms(&w, 72);
+  jw_raw(&w, ",", 1);
+  jw_ms(&w, 12000);
+  jw_raw(&w, ",", 1);
+  jw_ms(&w, 0);
+  char *s = jw_finish(&w, NULL);
+  tap_ok(s && strcmp(s, "87.911,0.072,12.000,0.000") == 0, "jw_ms: 87.911,0.072,12.000,0.000 (%s)",
+         s ? s : "null");
+  free(s);
+
+  /* What jansson writes for 87911 us / 1e3. */
+  json_t *j = json_pack("{s:{s:f,s:f},s:f,s:s,s:f}", "meta", "elapsed_ms", 87911 / 1e3,
+                        "queued_ms", 0.1, "value", 87911 / 1e3, "note", "x\"elapsed_ms\":1.23456",
+                        "y_elapsed_ms", 1.23456);
+  char *d = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
+  json_decref(j);
+  tap_ok(d && strstr(d, "87.911000000000001") != NULL, "jansson writes 87.911 as 87.911000000000001");
+  char *f = d ? fix(d) : NULL;
+  free(d);
+  tap_ok(f && strstr(f, "\"elapsed_ms\":87.911,") != NULL && strstr(f, "\"queued_ms\":0.100}") != NULL,
+         "jw_fix_ms: elapsed_ms and queued_ms to the microsecond (%s)", f ? f : "null");
+  tap_ok(f && strstr(f, "\"value\":87.911000000000001") != NULL &&
+             strstr(f, "x\\\"elapsed_ms\\\":1.23456") != NULL &&
+             strstr(f, "\"y_elapsed_ms\":1.23456") != NULL,
+         "jw_fix_ms: other reals, strings and other keys are left as they are");
+  free(f);
+  char *g = fix("{\"a\":1}");
+  tap_ok(g && strcmp(g, "{\"a\":1}") == 0, "jw_fix_ms: text without times is unchanged");
+  free(g);
+  g = fix("{\"elapsed_ms\":0.0,\"queued_ms\":null,\"x\":[{\"elapsed_ms\":1234567.8904}]}");
+  tap_ok(g && strcmp(g, "{\"elapsed_ms\":0.000,\"queued_ms\":null,\"x\":[{\"elapsed_ms\":1234567.890}]}") == 0,
+         "jw_fix_ms: zero, null and nested times (%s)", g ? g : "null");
+  free(g);
+}
+
 int main(void)
 {
+  test_ms();
   test_reals();
   test_g17();
   test_strings();
