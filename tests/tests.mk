@@ -26,6 +26,9 @@ E2E_TESTS = \
 	tests/e2e/test_hostile.py \
 	tests/e2e/test_layers.py \
 	tests/e2e/test_singleflight.py \
-	tests/e2e/test_mixed_load.py
+	tests/e2e/test_mixed_load.py \
+	tests/e2e/test_operators.py \
+	tests/e2e/test_docs_config.py \
+	tests/e2e/test_install.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)
