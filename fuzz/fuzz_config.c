@@ -13,6 +13,8 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+
 #include "aced/config.h"
 #include "aced/limits.h"
 #include "fuzz.h"
@@ -26,6 +28,7 @@ static void check(const struct aced_config *c)
   FUZZ_ASSERT(TERMINATED(c, token_file));
   FUZZ_ASSERT(TERMINATED(c, trusted_proxies));
   FUZZ_ASSERT(TERMINATED(c, log_level));
+  FUZZ_ASSERT(TERMINATED(c, base_path));
   FUZZ_ASSERT(c->port >= 1 && c->port <= 65535);
   FUZZ_ASSERT(c->workers >= 1 && c->workers <= ACED_WORKERS_MAX);
   FUZZ_ASSERT(c->max_body_bytes >= 1 && c->max_body_bytes <= ACED_BODY_MAX_HARD);
@@ -33,8 +36,18 @@ static void check(const struct aced_config *c)
   FUZZ_ASSERT(strcmp(c->log_level, "error") == 0 || strcmp(c->log_level, "warn") == 0 ||
               strcmp(c->log_level, "info") == 0 || strcmp(c->log_level, "debug") == 0);
   char err[512];
-  if (config_validate(c, err, sizeof err) != 0)
+  if (config_validate(c, err, sizeof err) != 0) {
     FUZZ_ASSERT(fuzz_terminated(err, sizeof err));
+  } else {
+    /* an accepted configuration has a usable prefix, and its proxy list
+     * parses (asked about the loopback addresses) */
+    char why[128];
+    FUZZ_ASSERT(config_base_path_check(c->base_path, why, sizeof why) == 0);
+    FUZZ_ASSERT(strlen(c->base_path) <= ACED_BASE_PATH_MAX);
+    const unsigned char lo4[4] = {127, 0, 0, 1}, lo6[16] = {[15] = 1};
+    (void)config_proxy_trusted(c->trusted_proxies, AF_INET, lo4);
+    (void)config_proxy_trusted(c->trusted_proxies, AF_INET6, lo6);
+  }
   (void)config_is_loopback(c->listen_address);
 }
 

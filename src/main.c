@@ -26,6 +26,7 @@
 #include "aced/engine.h"
 #include "aced/http.h"
 #include "aced/jobs.h"
+#include "aced/limits.h"
 #include "aced/log.h"
 #include "aced/notify.h"
 #include "aced/store.h"
@@ -61,8 +62,31 @@ static int make_parent(const char *path)
   return mkdir(dir, 0750) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* --hash-token [LABEL [SCOPES]]: the arguments are checked before the
+ * token is read, so that a line the token file would refuse (an unknown
+ * scope, a label the file would cut at a blank) is never printed. */
 static int hash_token(int argc, char **argv)
 {
+  const char *label = argc > 0 ? argv[0] : "token";
+  const char *scopes = argc > 1 ? argv[1] : "read,write";
+  int bits;
+  if (argc > 2) {
+    fprintf(stderr, "aced: --hash-token takes at most LABEL and SCOPES\n");
+    return 2;
+  }
+  if (auth_parse_scopes(scopes, &bits) != 0) {
+    fprintf(stderr,
+            "aced: --hash-token: unknown scopes '%s': give read, write or read,write\n",
+            scopes);
+    return 2;
+  }
+  size_t llen = strlen(label);
+  if (llen == 0 || llen >= ACED_TOKEN_LABEL_MAX || label[strcspn(label, " \t\r\n")] != '\0') {
+    fprintf(stderr,
+            "aced: --hash-token: label '%s' must be 1 to %d characters without blanks\n",
+            label, ACED_TOKEN_LABEL_MAX - 1);
+    return 2;
+  }
   char tok[4097];
   if (fgets(tok, sizeof tok, stdin) == NULL) {
     fprintf(stderr, "aced: no token on stdin\n");
@@ -75,7 +99,7 @@ static int hash_token(int argc, char **argv)
   }
   char h[72];
   auth_hash_token(tok, strlen(tok), h);
-  printf("%s %s %s\n", argc > 1 ? argv[1] : "read,write", h, argc > 0 ? argv[0] : "token");
+  printf("%s %s %s\n", scopes, h, label);
   return 0;
 }
 

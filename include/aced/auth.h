@@ -32,6 +32,11 @@ size_t auth_count(const struct auth *a);
 int auth_check(const struct auth *a, const char *header, char *who,
                size_t wholen);
 
+/* Parse a scope list as the token file writes it: "read", "write" or
+ * both, comma-separated.  Returns 0 with the AUTH_* bits in *out, or -1
+ * for an empty list or any other word. */
+int auth_parse_scopes(const char *scopes, int *out);
+
 /* "sha256:<hex>" of a token. out must hold 72 bytes. */
 void auth_hash_token(const char *token, size_t len, char out[72]);
 

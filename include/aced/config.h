@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include "aced/limits.h"
+
 struct aced_config {
   char listen_address[128];
   long port;
@@ -22,7 +24,8 @@ struct aced_config {
   long job_timeout;          /* seconds a job may run before it is failed */
   long max_order;
   char token_file[1024];     /* empty: no auth, loopback only */
-  char trusted_proxies[1024];/* comma-separated addresses */
+  char trusted_proxies[1024];/* comma-separated addresses and CIDR ranges */
+  char base_path[ACED_BASE_PATH_MAX + 1]; /* "" or "/aced": URL prefix */
   char log_level[16];        /* error, warn, info, debug */
   long model_cache;          /* prepared models kept in memory */
 };
@@ -48,5 +51,16 @@ void config_print_help(void *stream);
 
 /* Is the address a loopback address (127.0.0.0/8, ::1, localhost)? */
 int config_is_loopback(const char *addr);
+
+/* Is the address (family AF_INET or AF_INET6, addr an in_addr or
+ * in6_addr) in the trusted_proxies list (addresses and CIDR ranges, as
+ * config_validate accepts them)?  An IPv4-mapped IPv6 address also
+ * matches the IPv4 entries. */
+int config_proxy_trusted(const char *list, int family, const void *addr);
+
+/* Is p a valid URL prefix (base_path, X-Forwarded-Prefix): empty, or '/'
+ * then path characters, no trailing '/', no empty, '.' or '..' segment,
+ * at most ACED_BASE_PATH_MAX bytes?  0, or -1 with the reason in why. */
+int config_base_path_check(const char *p, char *why, size_t whylen);
 
 #endif

@@ -103,6 +103,10 @@ struct request {
  * one of trusted_proxies: for logs. */
 const char *request_client(struct request *rq);
 
+/* The prefix of every URL aced writes in its reply ("" or "/aced"): the
+ * X-Forwarded-Prefix of a trusted proxy, else the base_path setting. */
+const char *request_base_path(struct request *rq);
+
 /* Query parameter or NULL. */
 const char *request_query(struct request *rq, const char *name);
 /* 0 when every query parameter is in `allowed` (NULL-terminated); else

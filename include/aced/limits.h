@@ -129,6 +129,15 @@
 /* GET /openapi.yaml reads the installed document, about 70 KB; anything
  * over 1 MiB is not it. */
 #define ACED_OPENAPI_MAX (1024 * 1024)
+/* A token's label (logged with every request made with it) holds at most
+ * 63 bytes: room for a pipeline or host name, and it fits the request's
+ * `who` buffer (struct request, http.h) whole. */
+#define ACED_TOKEN_LABEL_MAX 64
+/* The URL prefix aced is mounted under (base_path, X-Forwarded-Prefix):
+ * real mounts are a segment or two ("/aced", "/ml/aced"); 256 bytes is
+ * ample and keeps a 202's Location header, prefix + "/v1/jobs/" + a
+ * 32-digit id, far below any proxy's header limit. */
+#define ACED_BASE_PATH_MAX 256
 /* A request body must arrive at 1 KiB/s on average once connection_timeout
  * has passed since its headers: slower is a "slow POST" attack holding a
  * connection, not a client on any real network (a 64 MiB body at that

@@ -4,7 +4,10 @@
  * Requests are counted by route (the route table's pattern, never the raw
  * URL, so the label set stays bounded) and status; latency is one
  * histogram per route.  Gauges that live elsewhere (models registered,
- * queue depth, jobs) are passed in when /metrics is rendered.
+ * queue depth, jobs) are passed in when /metrics is rendered.  The
+ * process metrics (process_*: CPU, memory, descriptors, start time) are
+ * read from /proc/self at each rendering; aced_build_info names the
+ * version.
  */
 #ifndef ACED_METRICS_H
 #define ACED_METRICS_H

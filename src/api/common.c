@@ -89,10 +89,12 @@ static void waiting_free(void *p)
   free(p);
 }
 
-static json_t *accepted_body(struct job *j)
+/* The 202 body: the job and where to poll it, under the prefix aced is
+ * mounted at (reply_json copies `location` into the Location header). */
+static json_t *accepted_body(struct request *rq, struct job *j)
 {
-  char loc[96];
-  snprintf(loc, sizeof loc, "/v1/jobs/%s", job_id(j));
+  char loc[ACED_BASE_PATH_MAX + 64];
+  snprintf(loc, sizeof loc, "%s/v1/jobs/%s", request_base_path(rq), job_id(j));
   return json_pack("{s:o,s:s}", "job", job_to_json(j, 0), "location", loc);
 }
 
@@ -102,7 +104,7 @@ static void on_job(void *cls, struct job *j, int timed_out)
   struct waiting *w = cls;
   struct request *rq = w->rq;
   if (timed_out) {
-    request_complete(rq, 202, accepted_body(j));
+    request_complete(rq, 202, accepted_body(rq, j));
     return;
   }
   enum job_state s = job_state(j);
@@ -141,7 +143,7 @@ MHD_RESULT api_run_job(struct request *rq, struct job_request *req, int async)
   if (async) {
     if (jobs_submit(rq->srv->jobs, req, NULL, &j, &shared, &err) != ACED_OK)
       return reply_aced_error(rq, &err);
-    MHD_RESULT r = reply_json(rq, 202, accepted_body(j));
+    MHD_RESULT r = reply_json(rq, 202, accepted_body(rq, j));
     job_unref(j);
     return r;
   }

@@ -13,3 +13,7 @@ libaced_core_a_SOURCES += \
 # The hot-path JSON writer, checked against jansson.
 check_PROGRAMS += tests/unit/test_jsonw
 TESTS += tests/unit/test_jsonw
+
+# trusted_proxies ranges and URL prefixes.
+check_PROGRAMS += tests/unit/test_config
+TESTS += tests/unit/test_config

@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -64,7 +65,11 @@ static const struct key keys[] = {
       "default highest regressor polynomial order tried (requests may set max_order up to 39)"),
     S(token_file, "", "bearer token file; empty: no auth, loopback only"),
     S(trusted_proxies, "",
-      "comma-separated proxy addresses whose X-Forwarded-For is logged"),
+      "comma-separated proxy addresses or CIDR ranges (127.0.0.0/8, ::1/128) whose "
+      "X-Forwarded-For is logged and X-Forwarded-Prefix honoured"),
+    S(base_path, "",
+      "path prefix aced is mounted under behind a proxy (/aced); every URL aced writes "
+      "starts with it"),
     {"log_level", K_STRING, offsetof(struct aced_config, log_level),
      sizeof(((struct aced_config *)0)->log_level), 0, 0, "info",
      "error, warn, info or debug", "error warn info debug"},
@@ -154,6 +159,23 @@ static char *trim(char *s)
   return s;
 }
 
+/* Cut a trailing comment off a value: a '#' at the start of the value or
+ * after a blank, outside double quotes, starts one ("max_body_bytes =
+ * 67108864  # 64 MiB", the usual convention).  A '#' inside a word
+ * (a path "/srv/a#b") or inside quotes ("\"a #b\"") is part of the value. */
+static void strip_comment(char *v)
+{
+  int quoted = 0;
+  for (char *p = v; *p != '\0'; p++) {
+    if (*p == '"')
+      quoted = !quoted;
+    else if (*p == '#' && !quoted && (p == v || isspace((unsigned char)p[-1]))) {
+      *p = '\0';
+      return;
+    }
+  }
+}
+
 int config_load_file(struct aced_config *c, const char *path, char *errbuf,
                      size_t errlen)
 {
@@ -182,6 +204,7 @@ int config_load_file(struct aced_config *c, const char *path, char *errbuf,
       break;
     }
     *eq = '\0';
+    strip_comment(eq + 1);
     char *key = trim(s), *value = trim(eq + 1);
     /* Allow "quoted" values so that an empty string can be written. */
     size_t vn = strlen(value);
@@ -210,6 +233,130 @@ int config_is_loopback(const char *addr)
     return (ntohl(a4.s_addr) >> 24) == 127;
   if (inet_pton(AF_INET6, addr, &a6) == 1)
     return memcmp(&a6, &in6addr_loopback, sizeof a6) == 0;
+  return 0;
+}
+
+/* ---- trusted_proxies: addresses and CIDR ranges ---- */
+
+/* One entry: family, address bytes (network order) and prefix length. */
+struct net {
+  int family;
+  unsigned char a[16];
+  int bits;
+};
+
+/* "a.b.c.d", "a.b.c.d/n" (n 0..32), "x::y" or "x::y/n" (n 0..128). */
+static int parse_net(const char *s, struct net *n)
+{
+  char buf[INET6_ADDRSTRLEN + 8];
+  if (strlen(s) >= sizeof buf)
+    return -1;
+  snprintf(buf, sizeof buf, "%s", s);
+  char *slash = strchr(buf, '/');
+  long bits = -1;
+  if (slash != NULL) {
+    char *end;
+    *slash = '\0';
+    if (!isdigit((unsigned char)slash[1]))
+      return -1;
+    errno = 0;
+    bits = strtol(slash + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || end - (slash + 1) > 3)
+      return -1;
+  }
+  memset(n, 0, sizeof *n);
+  if (inet_pton(AF_INET, buf, n->a) == 1) {
+    n->family = AF_INET;
+    n->bits = bits < 0 ? 32 : (int)bits;
+    return bits > 32 ? -1 : 0;
+  }
+  if (inet_pton(AF_INET6, buf, n->a) == 1) {
+    n->family = AF_INET6;
+    n->bits = bits < 0 ? 128 : (int)bits;
+    return bits > 128 ? -1 : 0;
+  }
+  return -1;
+}
+
+/* Do the first `bits` bits of a and b agree? */
+static int prefix_equal(const unsigned char *a, const unsigned char *b, int bits)
+{
+  int whole = bits / 8, rest = bits % 8;
+  if (memcmp(a, b, (size_t)whole) != 0)
+    return 0;
+  if (rest == 0)
+    return 1;
+  unsigned char mask = (unsigned char)(0xff << (8 - rest));
+  return (a[whole] & mask) == (b[whole] & mask);
+}
+
+int config_proxy_trusted(const char *list, int family, const void *addr)
+{
+  if (list[0] == '\0')
+    return 0;
+  unsigned char a[16];
+  if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)addr)) {
+    /* an IPv4 peer of an IPv6 listener: compared as IPv4 (and as itself) */
+    memcpy(a, (const unsigned char *)addr + 12, 4);
+    if (config_proxy_trusted(list, AF_INET, a))
+      return 1;
+  }
+  size_t alen = family == AF_INET ? 4 : 16;
+  memcpy(a, addr, alen);
+  char buf[sizeof ((struct aced_config *)0)->trusted_proxies];
+  snprintf(buf, sizeof buf, "%s", list);
+  for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t != NULL;
+       t = strtok_r(NULL, ", ", &save)) {
+    struct net n;
+    if (parse_net(t, &n) == 0 && n.family == family && prefix_equal(n.a, a, n.bits))
+      return 1;
+  }
+  return 0;
+}
+
+/* ---- base_path and X-Forwarded-Prefix ---- */
+
+int config_base_path_check(const char *p, char *why, size_t whylen)
+{
+  size_t n = strlen(p);
+  if (n == 0)
+    return 0;
+  if (n > ACED_BASE_PATH_MAX) {
+    snprintf(why, whylen, "longer than %d bytes", ACED_BASE_PATH_MAX);
+    return -1;
+  }
+  if (p[0] != '/') {
+    snprintf(why, whylen, "must start with '/'");
+    return -1;
+  }
+  if (p[n - 1] == '/') {
+    snprintf(why, whylen, "must not end with '/' (write /aced, not /aced/; empty for none)");
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c == '%') {
+      if (!isxdigit((unsigned char)p[i + 1]) || !isxdigit((unsigned char)p[i + 2])) {
+        snprintf(why, whylen, "'%%' must start a %%XX escape");
+        return -1;
+      }
+      continue;
+    }
+    if (!isalnum(c) && strchr("/-._~!$&'()*+,;=:@", c) == NULL) {
+      snprintf(why, whylen, "byte %zu is not a path character", i);
+      return -1;
+    }
+  }
+  /* Empty, "." and ".." segments: "//host" would make every Location a
+   * link to another host, and dot segments move out of the mount. */
+  for (const char *seg = p; seg != NULL && *seg == '/'; seg = strchr(seg + 1, '/')) {
+    size_t len = strcspn(seg + 1, "/");
+    if (len == 0 || (len == 1 && seg[1] == '.') ||
+        (len == 2 && seg[1] == '.' && seg[2] == '.')) {
+      snprintf(why, whylen, "empty, '.' and '..' segments are not allowed");
+      return -1;
+    }
+  }
   return 0;
 }
 
@@ -242,11 +389,20 @@ int config_validate(const struct aced_config *c, char *errbuf, size_t errlen)
     snprintf(buf, sizeof buf, "%s", c->trusted_proxies);
     for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t != NULL;
          t = strtok_r(NULL, ", ", &save)) {
-      if (inet_pton(AF_INET, t, &a4) != 1 && inet_pton(AF_INET6, t, &a6) != 1) {
-        snprintf(errbuf, errlen, "trusted_proxies: '%s' is not an IP address", t);
+      struct net n;
+      if (parse_net(t, &n) != 0) {
+        snprintf(errbuf, errlen,
+                 "trusted_proxies: '%s' is not an IP address or CIDR range "
+                 "(such as 10.0.0.1, 127.0.0.0/8, ::1/128)",
+                 t);
         return -1;
       }
     }
+  }
+  char why[128];
+  if (config_base_path_check(c->base_path, why, sizeof why) != 0) {
+    snprintf(errbuf, errlen, "base_path: '%s' %s", c->base_path, why);
+    return -1;
   }
   return 0;
 }

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "aced/metrics.h"
 
@@ -58,11 +61,14 @@ static unsigned long total(atomic_ulong *in_first)
 #define TOTAL(field) total(&shards[0].field)
 
 static atomic_ulong jobs_done, jobs_failed, jobs_cancelled;
+static double process_start_time(void);
+static double start_time = -1; /* set by metrics_init */
 
 void metrics_init(int n, const char *const *route_names)
 {
   n_routes = n < MAX_ROUTES ? n : MAX_ROUTES;
   names = route_names;
+  start_time = process_start_time();
 }
 
 void metrics_request(int route, unsigned status, double seconds)
@@ -129,6 +135,105 @@ static void put(struct buf *b, const char *fmt, ...)
     b->p = q;
     b->cap = b->cap * 2 + (size_t)k;
   }
+}
+
+/* ---- process metrics ----
+ * The names and meanings of the Prometheus client libraries' process
+ * collector, so that the usual dashboards and alerts work unchanged.
+ * Read from /proc/self at each scrape (a scrape is rare: every 15 s or
+ * so), except the start time, which never changes. */
+
+/* Seconds since the epoch at which the process started: the boot time
+ * (/proc/stat btime) plus field 22 of /proc/self/stat (clock ticks after
+ * boot).  -1 when /proc cannot tell. */
+static double process_start_time(void)
+{
+  double btime = -1, ticks = -1;
+  char line[256];
+  FILE *f = fopen("/proc/stat", "r");
+  if (f != NULL) {
+    while (fgets(line, sizeof line, f) != NULL)
+      if (strncmp(line, "btime ", 6) == 0)
+        btime = strtod(line + 6, NULL);
+    fclose(f);
+  }
+  char stat[1024];
+  f = fopen("/proc/self/stat", "r");
+  if (f != NULL) {
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    stat[n] = '\0';
+    fclose(f);
+    /* the command name (field 2) may hold blanks: count from its ')' */
+    char *p = strrchr(stat, ')');
+    for (int field = 2; p != NULL && field < 22; field++)
+      p = strchr(p + 1, ' ');
+    if (p != NULL)
+      ticks = strtod(p + 1, NULL);
+  }
+  long hz = sysconf(_SC_CLK_TCK);
+  if (btime < 0 || ticks < 0 || hz <= 0)
+    return -1;
+  return btime + ticks / (double)hz;
+}
+
+static long count_open_fds(void)
+{
+  DIR *d = opendir("/proc/self/fd");
+  if (d == NULL)
+    return -1;
+  long n = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n - 1; /* not the descriptor opendir itself holds */
+}
+
+
+static void render_process(struct buf *b)
+{
+  struct rusage ru;
+  double cpu = -1;
+  if (getrusage(RUSAGE_SELF, &ru) == 0)
+    cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+          (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+  long vsize_pages = -1, rss_pages = -1;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f != NULL) {
+    if (fscanf(f, "%ld %ld", &vsize_pages, &rss_pages) != 2)
+      vsize_pages = rss_pages = -1;
+    fclose(f);
+  }
+  long page = sysconf(_SC_PAGESIZE);
+  struct rlimit rl;
+  double max_fds = -1;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+    max_fds = rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur;
+  long fds = count_open_fds();
+  /* what /proc cannot tell is left out rather than reported as 0 */
+  if (cpu >= 0)
+    put(b, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+           "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.6f\n", cpu);
+  if (rss_pages >= 0 && page > 0)
+    put(b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+           "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %.0f\n"
+           "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+           "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %.0f\n",
+        (double)rss_pages * page, (double)vsize_pages * page);
+  if (fds >= 0)
+    put(b, "# HELP process_open_fds Number of open file descriptors.\n"
+           "# TYPE process_open_fds gauge\nprocess_open_fds %ld\n", fds);
+  if (max_fds >= 0)
+    put(b, "# HELP process_max_fds Maximum number of open file descriptors.\n"
+           "# TYPE process_max_fds gauge\nprocess_max_fds %.0f\n", max_fds);
+  if (start_time >= 0)
+    put(b, "# HELP process_start_time_seconds Start time of the process since unix epoch in "
+           "seconds.\n"
+           "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n",
+        start_time);
+  put(b, "# HELP aced_build_info The aced version running; always 1.\n"
+         "# TYPE aced_build_info gauge\naced_build_info{version=\"%s\"} 1\n",
+      PACKAGE_VERSION);
 }
 
 static const char *route_name(int r) { return r < n_routes ? names[r] : "unmatched"; }
@@ -204,5 +309,6 @@ char *metrics_render(const struct metrics_gauges *g)
   put(&b, "# HELP aced_models_loaded Prepared models held in memory.\n"
           "# TYPE aced_models_loaded gauge\naced_models_loaded %ld\n",
       g->models_loaded);
+  render_process(&b);
   return b.p;
 }

@@ -16,7 +16,7 @@
 struct token {
   unsigned char hash[SHA256_DIGEST_SIZE];
   int scopes;
-  char label[64];
+  char label[ACED_TOKEN_LABEL_MAX];
 };
 
 struct auth {
@@ -41,9 +41,14 @@ void auth_hash_token(const char *token, size_t len, char out[72])
     sprintf(out + 7 + 2 * i, "%02x", h[i]);
 }
 
-static int parse_scopes(char *s, int *out)
+int auth_parse_scopes(const char *scopes, int *out)
 {
+  char buf[64];
   *out = 0;
+  if (strlen(scopes) >= sizeof buf)
+    return -1;
+  snprintf(buf, sizeof buf, "%s", scopes);
+  char *s = buf;
   for (char *save = NULL, *t = strtok_r(s, ",", &save); t != NULL;
        t = strtok_r(NULL, ",", &save)) {
     if (strcmp(t, "read") == 0)
@@ -100,7 +105,7 @@ struct auth *auth_load(const char *path, char *errbuf, size_t errlen)
       goto fail;
     }
     struct token *t = &a->tokens[a->n];
-    if (hash == NULL || parse_scopes(scopes, &t->scopes) != 0 ||
+    if (hash == NULL || auth_parse_scopes(scopes, &t->scopes) != 0 ||
         parse_hash(hash, t->hash) != 0) {
       snprintf(errbuf, errlen,
                "%s:%d: expected '<read|write|read,write> sha256:<64 hex> [label]'",

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "aced/auth.h"
+#include "aced/config.h"
 #include "aced/limits.h"
 #include "aced/log.h"
 #include "aced/metrics.h"
@@ -104,32 +105,38 @@ static int is_json_type(const char *ct)
   return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
+/* The peer's address as text into peer[INET6_ADDRSTRLEN], and whether it
+ * is one of trusted_proxies (an address or a CIDR range). */
+static int peer_address(struct request *rq, char *peer)
+{
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  snprintf(peer, INET6_ADDRSTRLEN, "?");
+  if (ci == NULL || ci->client_addr == NULL)
+    return 0;
+  const struct sockaddr *sa = ci->client_addr;
+  const char *proxies = rq->srv->cfg.trusted_proxies;
+  if (sa->sa_family == AF_INET) {
+    const struct in_addr *a = &((const struct sockaddr_in *)sa)->sin_addr;
+    inet_ntop(AF_INET, a, peer, INET6_ADDRSTRLEN);
+    return config_proxy_trusted(proxies, AF_INET, a);
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    inet_ntop(AF_INET6, a, peer, INET6_ADDRSTRLEN);
+    return config_proxy_trusted(proxies, AF_INET6, a);
+  }
+  return 0;
+}
+
 /* Client address for logs: the peer, or X-Forwarded-For's first entry when
  * the peer is a configured proxy.  Worked out on first use: most requests
  * are never logged at a level that shows it. */
 static void client_address(struct request *rq)
 {
-  const union MHD_ConnectionInfo *ci =
-      MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-  char peer[INET6_ADDRSTRLEN] = "?";
-  if (ci != NULL && ci->client_addr != NULL) {
-    const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
-      inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, peer, sizeof peer);
-    else if (sa->sa_family == AF_INET6)
-      inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, peer, sizeof peer);
-  }
+  char peer[INET6_ADDRSTRLEN];
+  int trusted = peer_address(rq, peer);
   snprintf(rq->client, sizeof rq->client, "%s", peer);
-  const char *proxies = rq->srv->cfg.trusted_proxies;
-  if (proxies[0] == '\0')
-    return;
-  char list[sizeof rq->srv->cfg.trusted_proxies];
-  snprintf(list, sizeof list, "%s", proxies);
-  int trusted = 0;
-  for (char *save = NULL, *t = strtok_r(list, ", ", &save); t != NULL;
-       t = strtok_r(NULL, ", ", &save))
-    if (strcmp(t, peer) == 0)
-      trusted = 1;
   const char *xff =
       MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Forwarded-For");
   if (!trusted || xff == NULL)
@@ -146,6 +153,29 @@ static void client_address(struct request *rq)
     if (!strchr("0123456789abcdefABCDEF.:[] ", first[i]))
       return;
   snprintf(rq->client, sizeof rq->client, "%s via %s", first, peer);
+}
+
+/* X-Forwarded-Prefix, honoured only from a trusted proxy, replaces
+ * base_path for this request.  Returns 0, or -1 when a trusted proxy sent
+ * a prefix that is not a valid one (the caller answers 400: a proxy
+ * misconfigured so must not make aced write broken or foreign URLs). */
+static int forwarded_prefix(struct request *rq, char *why, size_t whylen)
+{
+  const char *xfp =
+      MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Forwarded-Prefix");
+  char peer[INET6_ADDRSTRLEN];
+  if (xfp == NULL || !peer_address(rq, peer))
+    return 0;
+  if (config_base_path_check(xfp, why, whylen) != 0)
+    return -1;
+  snprintf(rq->priv->prefix, sizeof rq->priv->prefix, "%s", xfp);
+  rq->priv->has_prefix = 1;
+  return 0;
+}
+
+const char *request_base_path(struct request *rq)
+{
+  return rq->priv->has_prefix ? rq->priv->prefix : rq->srv->cfg.base_path;
 }
 
 const char *request_client(struct request *rq)
@@ -324,6 +354,11 @@ MHD_RESULT http_on_request(void *cls, struct MHD_Connection *conn,
     }
     rq->route = &aced_routes[ri];
     rq->route_index = ri;
+    char why[128];
+    if (forwarded_prefix(rq, why, sizeof why) != 0)
+      return reply_error(rq, ACED_E_BAD_REQUEST, "X-Forwarded-Prefix",
+                         "X-Forwarded-Prefix from a trusted proxy is not a valid prefix: %s",
+                         why);
 
     if (rq->route->scope != 0) {
       pthread_rwlock_rdlock(&http_auth_lock);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "aced/http.h"
+#include "aced/limits.h"
 
 enum phase { PH_NEW, PH_BODY, PH_DISCARD, PH_SUSPENDED, PH_RESUMED, PH_DONE };
 
@@ -36,6 +37,9 @@ struct request_priv {
   size_t n_params;               /* query parameters ('&'-separated) */
   char method[8];
   char url[160];                 /* for the access log, truncated */
+  /* X-Forwarded-Prefix of a trusted proxy (request_base_path) */
+  int has_prefix;
+  char prefix[ACED_BASE_PATH_MAX + 1];
 };
 
 /* ---- header deadline ----

@@ -52,6 +52,10 @@ MHD_RESULT http_queue_reply(struct request *rq, unsigned status,
   MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
   if (extra_name != NULL)
     MHD_add_response_header(r, extra_name, extra_value);
+  /* A 202 hands over a job to poll: say how soon (every 202, whichever
+   * path it took: submitted in the background or a sync wait timed out). */
+  if (status == 202)
+    MHD_add_response_header(r, "Retry-After", "1");
   rq->priv->status = status;
   rq->priv->phase = PH_DONE;
   /* Counted when queued, so that a client's next request already sees
@@ -89,7 +93,7 @@ MHD_RESULT reply_json_text(struct request *rq, unsigned status, char *text, size
 MHD_RESULT reply_json(struct request *rq, unsigned status, json_t *j)
 {
   const char *hn = NULL, *hv = NULL;
-  char loc[128];
+  char loc[ACED_BASE_PATH_MAX + 64];
   if (status == 503) {
     hn = "Retry-After";
     hv = "1";

@@ -69,10 +69,15 @@ static int match(const char *pattern, const char *u, size_t *off, size_t *len)
   return 1;
 }
 
+/* HEAD is answered wherever GET is, as GET without the body (RFC 9110
+ * 9.3.2; libmicrohttpd leaves the body out of a reply to HEAD): it matches
+ * the GET routes, and an Allow header that lists GET lists HEAD too. */
 int http_route_find(const char *method, const char *url, char *argbuf,
                     const char **args, char *allow, size_t allowlen)
 {
   int path_seen = 0;
+  if (strcmp(method, "HEAD") == 0)
+    method = "GET";
   allow[0] = '\0';
   /* a longer URL is matched as cut to ACED_URL_MAX bytes (on_request
    * refuses it before it gets here) */
@@ -106,8 +111,9 @@ int http_route_find(const char *method, const char *url, char *argbuf,
     path_seen = 1;
     if (strstr(allow, aced_routes[i].method) == NULL) {
       size_t n = strlen(allow);
-      snprintf(allow + n, allowlen - n, "%s%s", n ? ", " : "",
-               aced_routes[i].method);
+      int get = strcmp(aced_routes[i].method, "GET") == 0;
+      snprintf(allow + n, allowlen - n, "%s%s%s", n ? ", " : "",
+               aced_routes[i].method, get ? ", HEAD" : "");
     }
   }
   return path_seen ? -2 : -1;

@@ -212,8 +212,12 @@ struct http *http_start(struct server *srv, char *errbuf, size_t errlen)
     label_ptrs[i] = labels[i];
   }
   metrics_init(aced_n_routes, label_ptrs);
+  /* The logger comes first: libmicrohttpd reports problems with the
+   * options as it reads them, and warns (through its default logger, to
+   * stderr) when MHD_OPTION_EXTERNAL_LOGGER is not the first option. */
   h->d = MHD_start_daemon(
       flags, 0, NULL, NULL, http_on_request, srv,
+      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
       MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)c->http_threads,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->connection_limit,
@@ -221,7 +225,6 @@ struct http *http_start(struct server *srv, char *errbuf, size_t errlen)
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)c->connection_memory,
       MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, srv,
       MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
       MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, NULL,
       MHD_OPTION_URI_LOG_CALLBACK, http_on_uri, srv,
       MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U,
