@@ -16,7 +16,8 @@
  *     distance from what the scheme could ever reach;
  *   - low-rank mode (lowrank_share 0.99, 0.95, 0.9): speed and max error;
  *   - eng_finite_difference (paper App. A.5): speed and error vs taylor;
- *   - the shared fixture: taylor and montecarlo against its reference.
+ *   - the shared fixture: taylor and montecarlo against its reference;
+ *   - integrated gradients (64 Gauss-Legendre steps) for 1000 rows.
  *
  * Results go to stdout (human) and to --json FILE (for bench/run).  The
  * same network and covariance go to --dump FILE for bench/peer_torch.py,
@@ -479,6 +480,8 @@ out:
 /* Binary dump for peer_torch.py: "ACEDBNC1", a little-endian uint32 header
  * length, a JSON header (dims, activations, check pairs, epsilon), then
  * float64 arrays: W and b of each layer, mean (k), covariance (k x k). */
+static int ig_rows_dump; /* integrated-gradients rows timed, for the peer */
+
 static int write_dump(const char *path, const struct bnet *b, const double *mean,
                       const double *cov, const int *cf, int ncf, const double *ca, int nca,
                       int n_alpha_time, const int *tfeat, int ntf)
@@ -503,6 +506,8 @@ static int write_dump(const char *path, const struct bnet *b, const double *mean
   json_object_set_new(h, "time_features", jt);
   json_object_set_new(h, "n_alpha", json_integer(n_alpha_time));
   json_object_set_new(h, "epsilon", json_real(1e-6));
+  json_object_set_new(h, "ig_rows", json_integer(ig_rows_dump));
+  json_object_set_new(h, "ig_steps", json_integer(64));
   char *hs = json_dumps(h, JSON_COMPACT);
   json_decref(h);
   FILE *f = fopen(path, "wb");
@@ -1011,6 +1016,60 @@ int main(int argc, char **argv)
     free(al);
     free(Efd);
     free(Et);
+  }
+
+  /* ---- integrated gradients (explanations) ----
+   * ig_rows rows x_r[p] = mean[p] + 0.5 sqrt(S_pp) sin(0.37 r + 0.11 p)
+   * (peer_torch.py builds the same rows from the dump), baseline zeros,
+   * output 0, Gauss-Legendre with ig_steps nodes, one core. */
+  int ig_rows = o.smoke ? 8 : 1000, ig_steps = 64;
+  ig_rows_dump = ig_rows;
+  {
+    double *xr = xcalloc((size_t)ig_rows * k, sizeof *xr), *zero = xcalloc((size_t)k, sizeof *zero);
+    double *att = xcalloc((size_t)ig_rows * k, sizeof *att);
+    double tq[64], wq[64];
+    for (int r = 0; r < ig_rows; r++)
+      for (int p = 0; p < k; p++)
+        xr[(size_t)r * k + p] = mean[p] + 0.5 * sqrt(cov[(size_t)p * k + p]) * sin(0.37 * r + 0.11 * p);
+    eng_quadrature(ENG_RULE_GAUSS_LEGENDRE, ig_steps, tq, wq);
+    eng_integrated_gradients(m, xr, ig_rows < 4 ? ig_rows : 4, zero, tq, wq, ig_steps, 0, att);
+    double w0 = wall_now(), c0 = cpu_now();
+    int rc = eng_integrated_gradients(m, xr, ig_rows, zero, tq, wq, ig_steps, 0, att);
+    double iw = wall_now() - w0, ic = cpu_now() - c0;
+    /* completeness: sum(attr) - (f(x) - f(0)) */
+    double *ends = xcalloc((size_t)(ig_rows + 1) * k, sizeof *ends);
+    double *fy = xcalloc((size_t)(ig_rows + 1) * n_out, sizeof *fy);
+    memcpy(ends, xr, sizeof(double) * (size_t)ig_rows * k);
+    eng_forward(m, ends, ig_rows + 1, fy);
+    double gap = 0;
+    for (int r = 0; r < ig_rows; r++) {
+      double sum = 0;
+      for (int p = 0; p < k; p++)
+        sum += att[(size_t)r * k + p];
+      double g = fabs(sum - (fy[(size_t)r * n_out] - fy[(size_t)ig_rows * n_out]));
+      if (!(g <= gap))
+        gap = g;
+    }
+    json_t *first = json_array();
+    for (int r = 0; r < 2 && r < ig_rows; r++) {
+      json_t *row = json_array();
+      for (int p = 0; p < k; p++)
+        json_array_append_new(row, jreal(att[(size_t)r * k + p]));
+      json_array_append_new(first, row);
+    }
+    printf("integrated gradients: %d rows x %d steps in %.3f s (cpu %.3f s), completeness gap %.2g\n",
+           ig_rows, ig_steps, iw, ic, gap);
+    if (rc != 0 || !all_finite(att, (size_t)ig_rows * k))
+      failures++;
+    json_object_set_new(res, "integrated_gradients",
+                        json_pack("{s:i,s:i,s:i,s:f,s:f,s:o,s:o}", "rows", ig_rows, "steps",
+                                  ig_steps, "output", 0, "seconds", iw, "cpu_seconds", ic,
+                                  "completeness_gap", jreal(gap), "first_rows", first));
+    free(xr);
+    free(zero);
+    free(att);
+    free(ends);
+    free(fy);
   }
 
   /* ---- the shared fixture ---- */

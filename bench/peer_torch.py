@@ -221,6 +221,29 @@ def main():
                         "seconds_per_hessian": t_exact / (n_exact * n_out)}
         print("exact Hessian: %.1f ms per (feature, alpha), all %d outputs (%.1f ms per Hessian, vectorize=%s)"
               % (1e3 * t_exact / n_exact, n_out, 1e3 * t_exact / (n_exact * n_out), res["vectorize"]))
+    # ---- integrated gradients: the rows bench_engine timed, baseline zeros, output 0 ----
+    if head.get("ig_rows"):
+        rows, steps = head["ig_rows"], head["ig_steps"]
+        k = dims[0]
+        r = torch.arange(rows, dtype=torch.float64)[:, None]
+        p = torch.arange(k, dtype=torch.float64)[None, :]
+        X = mean[None, :] + 0.5 * torch.sqrt(torch.diagonal(cov))[None, :] * torch.sin(0.37 * r + 0.11 * p)
+        t, w = np.polynomial.legendre.leggauss(steps)
+        t = torch.tensor((t + 1) / 2)
+        w = torch.tensor(w / 2)
+
+        def ig(Xb):  # the plain computation: autograd at every point of every path
+            P = (t[None, :, None] * Xb[:, None, :]).reshape(-1, k).requires_grad_(True)
+            f(P)[:, 0].sum().backward()
+            G = P.grad.reshape(Xb.shape[0], steps, k)
+            return Xb * (w[None, :, None] * G).sum(dim=1)
+        ig(X[:4])  # warm-up
+        t0, c0 = time.perf_counter(), time.process_time()
+        A = torch.cat([ig(X[i:i + 16]) for i in range(0, rows, 16)])
+        res["integrated_gradients"] = {"rows": rows, "steps": steps, "seconds": time.perf_counter() - t0,
+                                       "cpu_seconds": time.process_time() - c0,
+                                       "first_rows": A[:2].tolist()}
+        print("integrated gradients: %d rows x %d steps in %.3f s" % (rows, steps, res["integrated_gradients"]["seconds"]))
     if args.json:
         with open(args.json, "w") as fp:
             json.dump(res, fp, indent=1)

@@ -391,6 +391,38 @@ def main():
                 b("| error | %s | |" % json.dumps(mj["error"])[:300])
             b("")
 
+    # ---------------- integrated gradients ----------------
+    eig, tig = (eng or {}).get("integrated_gradients"), (tor or {}).get("integrated_gradients")
+    if eig:
+        w("## Integrated gradients: `eng_integrated_gradients` vs PyTorch autograd (one core, float64)")
+        w("")
+        w("%d input rows of the MNIST-scale network, %d Gauss-Legendre steps, baseline zeros, output 0 "
+          "(`POST .../explanations` with `integrated_gradients`). aced takes the first layer's pre-activations "
+          "along each path as a line and applies W1 once per row; PyTorch runs autograd at every point of "
+          "every path, 16 rows at a time." % (eig["rows"], eig["steps"]))
+        w("")
+        w("| | wall | CPU |")
+        w("|---|---|---|")
+        w("| aced | %s | %s |" % (sec(eig["seconds"]), sec(eig["cpu_seconds"])))
+        if tig:
+            w("| PyTorch | %s | %s |" % (sec(tig["seconds"]), sec(tig["cpu_seconds"])))
+            w("| **PyTorch / aced** | **%s** | **%s** |" % (ratio(tig["seconds"], eig["seconds"]),
+                                                         ratio(tig["cpu_seconds"], eig["cpu_seconds"])))
+        w("")
+        diff = (max(maxdiff(a, b) for a, b in zip(eig["first_rows"], tig["first_rows"]))
+                if tig and eig.get("first_rows") and tig.get("first_rows") else None)
+        w("Completeness gap (largest |sum(attributions) - (f(x) - f(0))| over the rows): %s; largest difference "
+          "from PyTorch on the first two rows: %s." % (sci(eig["completeness_gap"]),
+                                                       sci(diff) if diff is not None else "n/a"))
+        w("")
+        if tig:
+            sp = tig["cpu_seconds"] / eig["cpu_seconds"]
+            targets.append(("integrated gradients, 64 steps, 1000 rows, MNIST-scale, vs PyTorch, one core", ">= 3x",
+                            "%s CPU (aced %s, PyTorch %s), %s wall" % (ratio(tig["cpu_seconds"], eig["cpu_seconds"]),
+                                                                      sec(eig["cpu_seconds"]), sec(tig["cpu_seconds"]),
+                                                                      ratio(tig["seconds"], eig["seconds"])),
+                            MET if sp >= 3 else NOT))
+
     # ---------------- targets ----------------
     if full:
         tw, tc = full["taylor_seconds_per_eval"], full["taylor_cpu_seconds_per_eval"]

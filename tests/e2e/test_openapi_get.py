@@ -25,7 +25,7 @@ ok(r.status == 200 and r.raw == spec, "GET /openapi.yaml serves api/openapi.yaml
    "%d %d bytes %r" % (r.status, len(r.raw), r.raw[:200]))
 ok(r.headers.get("Content-Type") == "application/yaml", "its Content-Type is application/yaml", r.headers)
 r = d.request("POST", "/openapi.yaml", body={})
-ok(r.status == 405 and r.headers.get("Allow") == "GET", "POST /openapi.yaml -> 405, Allow: GET", r)
+ok(r.status == 405 and r.headers.get("Allow") == "GET, HEAD", "POST /openapi.yaml -> 405, Allow: GET, HEAD", r)
 d.cleanup()
 
 # Read scope.

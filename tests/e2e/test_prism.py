@@ -174,6 +174,13 @@ check("regressor by index, finite_difference", "GET",
 attr = {"output": "y1", "inputs": [[0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.5, 0.5]], "num": 25}
 check("attributions, miss", "POST", "/v1/models/mlp/attributions", 200, body=attr)
 check("attributions, cached", "POST", "/v1/models/mlp/attributions", 200, body=attr)
+check("explanations, integrated gradients", "POST", "/v1/models/mlp/explanations", 200,
+      body={"method": "integrated_gradients", "output": "y0", "inputs": [[0.1, 0.2, 0.3, 0.4]], "steps": 16})
+check("explanations, several methods", "POST", "/v1/models/mlp/explanations", 200,
+      body={"methods": ["gradient", "ablation", "connection_weights"], "output": 1,
+            "inputs": [[0.1, 0.2, 0.3, 0.4]], "baseline": "zeros"})
+check("explanations, an unknown method", "POST", "/v1/models/mlp/explanations", 422,
+      body={"method": "saliency", "output": 0, "inputs": [[0.1, 0.2, 0.3, 0.4]]}, valid=False)
 acc = check("regressor set (background job)", "POST", "/v1/models/mlp/regressors", 202, body={"num": 20})
 job = acc["job"]["id"] if acc and "job" in acc else "0" * 32
 deadline = time.time() + 120
