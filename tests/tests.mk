@@ -26,6 +26,8 @@ E2E_TESTS = \
 	tests/e2e/test_hostile.py \
 	tests/e2e/test_layers.py \
 	tests/e2e/test_singleflight.py \
-	tests/e2e/test_mixed_load.py
+	tests/e2e/test_mixed_load.py \
+	tests/e2e/test_transform.py \
+	tests/e2e/test_pipeline.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)
