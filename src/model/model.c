@@ -562,14 +562,14 @@ static enum aced_err parse_layer(const json_t *lj, int li, int last, int n_in,
   if (eng_act_from_name(act, &L->act) != 0)
     return fail(err, ACED_E_INVALID,
                 MSG(msg, "unknown activation '%.64s' (known: identity, relu, "
-                         "leaky_relu, elu, sigmoid, tanh, softplus, gelu, softmax)",
+                         "leaky_relu, elu, sigmoid, tanh, softplus, gelu, softmax, log_softmax)",
                     act),
                 "%s.activation", path);
-  if (L->act == ENG_ACT_SOFTMAX && !last)
+  if ((L->act == ENG_ACT_SOFTMAX || L->act == ENG_ACT_LOG_SOFTMAX) && !last)
     return fail(err, ACED_E_INVALID,
-                MSG(msg, "softmax is allowed on the last layer only (this is layer "
+                MSG(msg, "%s is allowed on the last layer only (this is layer "
                          "%d of %d)",
-                    li, m->net.n_layers),
+                    act, li, m->net.n_layers),
                 "%s.activation", path);
 
   rows = json_array_size(W);
