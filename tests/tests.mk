@@ -30,6 +30,8 @@ E2E_TESTS = \
 	tests/e2e/test_mixed_load.py \
 	tests/e2e/test_transform.py \
 	tests/e2e/test_pipeline.py \
-	tests/e2e/test_register_torch.py
+	tests/e2e/test_register_torch.py \
+	tests/e2e/test_errorlog.py \
+	tests/e2e/test_explanations.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)

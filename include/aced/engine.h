@@ -175,4 +175,23 @@ double eng_regressor_baseline(const struct eng_regressor *r);
 /* n evenly spaced points from low to high inclusive (n >= 2). */
 void eng_grid(double low, double high, int n, double *out);
 
+/* ---- input gradients (explanations) ----
+ * G (n x k) gets d y_output / d x at each row of x (n x k), exactly, by
+ * reverse mode; y (n x n_out), if not NULL, the outputs.  Polls the stop
+ * check between chunks of rows. */
+int eng_gradient(const struct eng_model *m, const double *x, int n, int output, double *G,
+                 double *y);
+
+/* Quadrature on [0, 1] for integrated gradients: n nodes t (ascending)
+ * and weights w of the rule.  Gauss-Legendre integrates polynomials of
+ * degree 2n - 1 exactly; the trapezoid rule needs n >= 2. */
+enum eng_rule {
+  ENG_RULE_GAUSS_LEGENDRE,
+  ENG_RULE_RIEMANN_LEFT,
+  ENG_RULE_RIEMANN_RIGHT,
+  ENG_RULE_RIEMANN_MIDDLE,
+  ENG_RULE_TRAPEZOID,
+};
+int eng_quadrature(enum eng_rule rule, int n, double *t, double *w);
+
 #endif

@@ -62,6 +62,12 @@
 #define ACED_VALUES_MAX 10000       /* values per interventions request */
 #define ACED_ATTR_ROWS_MAX 1000     /* input rows per attributions request */
 #define ACED_CURVE_POINTS 101       /* points in a regressor's plotted curve */
+/* Integrated gradients: Gauss-Legendre with 64 nodes is exact for
+ * polynomials of degree 127 along the path, far past what a network's
+ * curvature needs for a completeness gap at rounding level; 1024 lets a
+ * Riemann rule get there too (its error falls as 1/steps). */
+#define ACED_IG_STEPS_DEFAULT 64
+#define ACED_IG_STEPS_MAX 1024
 #define ACED_MC_DIAG_POINTS 5       /* grid points compared with montecarlo */
 
 /* Job system.  Two workers keep the numerical work on two cores, the

@@ -45,7 +45,8 @@ struct svc {
   X(interventions)   /* POST .../interventions */                         \
   X(regressor)       /* GET .../regressors/{output}/{feature} */          \
   X(attributions)    /* POST .../attributions */                          \
-  X(regressors)      /* POST .../regressors: fit a set in the background */
+  X(regressors)      /* POST .../regressors: fit a set in the background */ \
+  X(explanations)    /* POST .../explanations: gradients, IG, ablation */
 
 #define SVC_KIND_DECLARE(k) extern const struct job_ops svc_kind_##k;
 SVC_KINDS(SVC_KIND_DECLARE)

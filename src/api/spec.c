@@ -69,6 +69,24 @@ static enum aced_err check_field(const struct spec_field *f, const json_t *v,
     return ACED_OK;
   case SPEC_NUMBERS:
     return check_numbers(v, name, f->max, err);
+  case SPEC_STRING_OR_NUMBERS:
+    if (json_is_string(v))
+      return ACED_OK;
+    if (!json_is_array(v))
+      return aced_error_set(err, ACED_E_BAD_TYPE, name,
+                            "'%s' must be a name or an array of numbers", name);
+    return check_numbers(v, name, ACED_MAX_INPUTS, err);
+  case SPEC_STRINGS:
+    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > f->max)
+      return aced_error_set(err, ACED_E_BAD_TYPE, name,
+                            "'%s' must be an array of 1 to %zu strings", name, f->max);
+    for (size_t i = 0; i < json_array_size(v); i++)
+      if (!json_is_string(json_array_get(v, i))) {
+        char path[48];
+        snprintf(path, sizeof path, "%s[%zu]", name, i);
+        return aced_error_set(err, ACED_E_BAD_TYPE, path, "must be a string");
+      }
+    return ACED_OK;
   case SPEC_ROWS:
     if (!json_is_array(v) || json_array_size(v) == 0)
       return aced_error_set(err, ACED_E_BAD_TYPE, name,

@@ -26,6 +26,8 @@ enum spec_type {
   SPEC_REFS,     /* a non-empty array of names or indices >= 0 */
   SPEC_NUMBERS,  /* 1 to max finite numbers */
   SPEC_ROWS,     /* 1 to max rows, each 1 to ACED_MAX_INPUTS finite numbers */
+  SPEC_STRINGS,  /* 1 to max strings */
+  SPEC_STRING_OR_NUMBERS, /* a string, or 1 to ACED_MAX_INPUTS finite numbers */
 };
 
 struct spec_field {

@@ -15,4 +15,5 @@ libaced_core_a_SOURCES += \
 	src/svc/interventions.c \
 	src/svc/regressor.c \
 	src/svc/attributions.c \
-	src/svc/regressors.c
+	src/svc/regressors.c \
+	src/svc/explanations.c

@@ -1,0 +1,383 @@
+/*
+ * explanations.c -- the "explanations" job kind (POST
+ * .../explanations): the attributions users compare causal ones with,
+ * computed exactly from the engine's gradients:
+ *
+ *   gradient              d y / d x at the input (saliency)
+ *   gradient_x_input      x * d y / d x
+ *   integrated_gradients  (x - b) * integral_0^1 d y / d x (b + t (x - b)) dt
+ *                         by the quadrature rule asked for, with the
+ *                         completeness gap sum(attr) - (f(x) - f(b)) per row
+ *   ablation              f(x) - f(x with x_i set to b_i), per feature
+ *
+ * b is the baseline: the model's mean (default), zeros, each feature's
+ * domain low, or a row given in the request.  One task per method, so
+ * several methods asked at once run on several workers; each polls the
+ * job's stop check between chunks of rows.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aced/limits.h"
+#include "svc/internal.h"
+
+enum method { M_GRADIENT, M_GRADIENT_X_INPUT, M_INTEGRATED_GRADIENTS, M_ABLATION, M__COUNT };
+static const char *const method_names[M__COUNT] = {"gradient", "gradient_x_input",
+                                                   "integrated_gradients", "ablation"};
+static const char *const rule_names[] = {"gauss_legendre", "riemann_left", "riemann_right",
+                                         "riemann_middle", "trapezoid"};
+#define N_RULES ((int)(sizeof rule_names / sizeof rule_names[0]))
+
+struct explanations_work {
+  struct job *job;
+  struct loaded *L;
+  int multi;                 /* "methods" was given: answer a list */
+  int n_methods;
+  enum method methods[M__COUNT];
+  json_t *blocks[M__COUNT];  /* per method, filled by its task */
+  int output;
+  int rows, k;
+  double *x;                 /* rows x k */
+  double *base;              /* k */
+  const char *baseline_name; /* "mean", "zeros", "domain_low", "given" */
+  int steps;
+  enum eng_rule rule;
+};
+
+static void explanations_free(void *work)
+{
+  struct explanations_work *w = work;
+  if (w == NULL)
+    return;
+  prepared_release(w->L);
+  for (int i = 0; i < M__COUNT; i++)
+    json_decref(w->blocks[i]);
+  free(w->x);
+  free(w->base);
+  free(w);
+}
+
+static enum aced_err method_parse(const json_t *v, const char *field, enum method *m,
+                                  struct aced_error *err)
+{
+  const char *s = json_string_value(v);
+  for (int i = 0; s && i < M__COUNT; i++)
+    if (strcmp(s, method_names[i]) == 0) {
+      *m = (enum method)i;
+      return ACED_OK;
+    }
+  return aced_error_set(err, ACED_E_INVALID, field,
+                        "method must be gradient, gradient_x_input, integrated_gradients or "
+                        "ablation");
+}
+
+/* The request's methods, baseline, steps and rule (body types were checked
+ * by the route's spec). */
+static enum aced_err parse_options(struct explanations_work *w, const json_t *p,
+                                   struct aced_error *err)
+{
+  const json_t *one = json_object_get(p, "method"), *many = json_object_get(p, "methods");
+  if ((one == NULL) == (many == NULL))
+    return aced_error_set(err, one ? ACED_E_INVALID : ACED_E_MISSING_FIELD, "method",
+                          "give either 'method' or 'methods'");
+  if (one != NULL) {
+    w->n_methods = 1;
+    if (method_parse(one, "method", &w->methods[0], err) != ACED_OK)
+      return err->code;
+  } else {
+    w->multi = 1;
+    if (json_array_size(many) > M__COUNT)
+      return aced_error_set(err, ACED_E_INVALID, "methods", "at most %d methods", M__COUNT);
+    for (size_t i = 0; i < json_array_size(many); i++) {
+      char field[32];
+      snprintf(field, sizeof field, "methods[%zu]", i);
+      enum method m;
+      if (method_parse(json_array_get(many, i), field, &m, err) != ACED_OK)
+        return err->code;
+      for (int j = 0; j < w->n_methods; j++)
+        if (w->methods[j] == m)
+          return aced_error_set(err, ACED_E_INVALID, field, "listed twice");
+      w->methods[w->n_methods++] = m;
+    }
+  }
+  const json_t *steps = json_object_get(p, "steps");
+  w->steps = steps ? (int)(json_integer_value(steps) > ACED_IG_STEPS_MAX
+                               ? ACED_IG_STEPS_MAX + 1
+                               : json_integer_value(steps) < 0 ? 0 : json_integer_value(steps))
+                   : ACED_IG_STEPS_DEFAULT;
+  if (w->steps < 1 || w->steps > ACED_IG_STEPS_MAX)
+    return aced_error_set(err, ACED_E_INVALID, "steps", "steps must be in [1, %d]",
+                          ACED_IG_STEPS_MAX);
+  w->rule = ENG_RULE_GAUSS_LEGENDRE;
+  const char *rule = json_string_value(json_object_get(p, "rule"));
+  if (rule != NULL) {
+    int r = 0;
+    while (r < N_RULES && strcmp(rule, rule_names[r]) != 0)
+      r++;
+    if (r == N_RULES)
+      return aced_error_set(err, ACED_E_INVALID, "rule",
+                            "rule must be gauss_legendre, riemann_left, riemann_right, "
+                            "riemann_middle or trapezoid");
+    w->rule = (enum eng_rule)r;
+  }
+  if (w->rule == ENG_RULE_TRAPEZOID && w->steps < 2)
+    return aced_error_set(err, ACED_E_INVALID, "steps", "the trapezoid rule needs steps >= 2");
+
+  const struct aced_model *m = w->L->m;
+  w->base = malloc(sizeof(double) * (size_t)w->k);
+  if (w->base == NULL)
+    return aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+  const json_t *b = json_object_get(p, "baseline");
+  w->baseline_name = json_is_string(b) ? json_string_value(b) : b ? "given" : "mean";
+  if (json_is_array(b)) {
+    if (json_array_size(b) != (size_t)w->k)
+      return aced_error_set(err, ACED_E_SHAPE, "baseline",
+                            "baseline has %zu values; the model has %d features",
+                            json_array_size(b), w->k);
+    for (int i = 0; i < w->k; i++)
+      w->base[i] = json_number_value(json_array_get(b, (size_t)i));
+  } else if (strcmp(w->baseline_name, "mean") == 0) {
+    memcpy(w->base, m->mean, sizeof(double) * (size_t)w->k);
+  } else if (strcmp(w->baseline_name, "zeros") == 0) {
+    memset(w->base, 0, sizeof(double) * (size_t)w->k);
+  } else if (strcmp(w->baseline_name, "domain_low") == 0) {
+    for (int i = 0; i < w->k; i++)
+      w->base[i] = m->features[i].low;
+  } else {
+    return aced_error_set(err, ACED_E_INVALID, "baseline",
+                          "baseline must be mean, zeros, domain_low or a row of %d numbers",
+                          w->k);
+  }
+  return ACED_OK;
+}
+
+static void *explanations_plan(void *ctx, struct job *job, const struct job_request *req,
+                               int *n_tasks, long *units_total, struct aced_error *err)
+{
+  *n_tasks = 0;
+  *units_total = 1;
+  struct explanations_work *w = calloc(1, sizeof *w);
+  if (w == NULL) {
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+    return NULL;
+  }
+  w->job = job;
+  const json_t *p = req->params;
+  if ((w->L = prepared_acquire(ctx, req->model, req->version, req->digest, err)) == NULL ||
+      resolve_index(w->L, json_object_get(p, "output"), "output", 1, &w->output, err) !=
+          ACED_OK)
+    goto fail;
+  w->k = w->L->m->n_features;
+  if (parse_options(w, p, err) != ACED_OK)
+    goto fail;
+  const json_t *inputs = json_object_get(p, "inputs");
+  w->rows = (int)json_array_size(inputs);
+  w->x = malloc(sizeof(double) * (size_t)w->rows * (size_t)w->k);
+  if (w->x == NULL) {
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+    goto fail;
+  }
+  for (int r = 0; r < w->rows; r++) {
+    const json_t *row = json_array_get(inputs, (size_t)r);
+    if (json_array_size(row) != (size_t)w->k) {
+      char field[32];
+      snprintf(field, sizeof field, "inputs[%d]", r);
+      aced_error_set(err, ACED_E_SHAPE, field, "inputs[%d] has %zu values; the model has %d "
+                     "features", r, json_array_size(row), w->k);
+      goto fail;
+    }
+    for (int i = 0; i < w->k; i++)
+      w->x[(size_t)r * w->k + i] = json_number_value(json_array_get(row, (size_t)i));
+  }
+  *n_tasks = w->n_methods;
+  *units_total = w->n_methods;
+  return w;
+fail:
+  explanations_free(w);
+  return NULL;
+}
+
+/* attr (rows x k) for method m; gap (rows) for integrated gradients. */
+static int compute(struct explanations_work *w, enum method m, double *attr, double *gap)
+{
+  int rows = w->rows, k = w->k, no = w->L->m->n_outputs, rc = 0;
+  size_t rk = (size_t)rows * k;
+  const struct eng_model *em = w->L->em;
+  switch (m) {
+  case M_GRADIENT:
+  case M_GRADIENT_X_INPUT:
+    rc = eng_gradient(em, w->x, rows, w->output, attr, NULL);
+    if (rc == 0 && m == M_GRADIENT_X_INPUT)
+      for (size_t t = 0; t < rk; t++)
+        attr[t] *= w->x[t];
+    return rc;
+  case M_INTEGRATED_GRADIENTS: {
+    int s = w->steps;
+    double *t = malloc(sizeof(double) * (size_t)s), *wt = malloc(sizeof(double) * (size_t)s);
+    double *pts = malloc(sizeof(double) * (size_t)s * k), *G = malloc(sizeof(double) * (size_t)s * k);
+    double *fx = malloc(sizeof(double) * (size_t)(rows + 1) * no);
+    double *ends = malloc(sizeof(double) * (size_t)(rows + 1) * k);
+    rc = -1;
+    if (t && wt && pts && G && fx && ends && eng_quadrature(w->rule, s, t, wt) == 0) {
+      rc = 0;
+      /* one row at a time: its s points make one batch of gradients */
+      for (int r = 0; r < rows && rc == 0; r++) {
+        const double *xr = w->x + (size_t)r * k;
+        for (int j = 0; j < s; j++)
+          for (int i = 0; i < k; i++)
+            pts[(size_t)j * k + i] = w->base[i] + t[j] * (xr[i] - w->base[i]);
+        rc = eng_gradient(em, pts, s, w->output, G, NULL);
+        for (int i = 0; i < k && rc == 0; i++) {
+          double acc = 0.0;
+          for (int j = 0; j < s; j++)
+            acc += wt[j] * G[(size_t)j * k + i];
+          attr[(size_t)r * k + i] = (xr[i] - w->base[i]) * acc;
+        }
+      }
+      /* completeness: f(x) - f(b) against the sum of the attributions */
+      if (rc == 0) {
+        memcpy(ends, w->x, sizeof(double) * rk);
+        memcpy(ends + rk, w->base, sizeof(double) * (size_t)k);
+        rc = eng_forward(em, ends, rows + 1, fx);
+      }
+      for (int r = 0; r < rows && rc == 0; r++) {
+        double sum = 0.0;
+        for (int i = 0; i < k; i++)
+          sum += attr[(size_t)r * k + i];
+        gap[r] = sum - (fx[(size_t)r * no + w->output] - fx[(size_t)rows * no + w->output]);
+      }
+    }
+    free(t);
+    free(wt);
+    free(pts);
+    free(G);
+    free(fx);
+    free(ends);
+    return rc;
+  }
+  case M_ABLATION: {
+    /* per row: x and its k ablated copies in one forward batch */
+    double *batch = malloc(sizeof(double) * (size_t)(k + 1) * k);
+    double *y = malloc(sizeof(double) * (size_t)(k + 1) * no);
+    rc = batch && y ? 0 : -1;
+    for (int r = 0; r < rows && rc == 0; r++) {
+      if (job_cancelled(w->job)) {
+        rc = ENG_STOPPED;
+        break;
+      }
+      const double *xr = w->x + (size_t)r * k;
+      for (int c = 0; c <= k; c++) {
+        memcpy(batch + (size_t)c * k, xr, sizeof(double) * (size_t)k);
+        if (c > 0)
+          batch[(size_t)c * k + (c - 1)] = w->base[c - 1];
+      }
+      rc = eng_forward(em, batch, k + 1, y);
+      for (int i = 0; i < k && rc == 0; i++)
+        attr[(size_t)r * k + i] = y[w->output] - y[(size_t)(i + 1) * no + w->output];
+    }
+    free(batch);
+    free(y);
+    return rc;
+  }
+  default:
+    return -1;
+  }
+}
+
+static json_t *rows_json(const double *a, int rows, int k)
+{
+  json_t *out = json_array();
+  for (int r = 0; r < rows; r++)
+    json_array_append_new(out, dbl_array(a + (size_t)r * k, k, 1));
+  return out;
+}
+
+static long explanations_task(void *work, int i, struct aced_error *err)
+{
+  struct explanations_work *w = work;
+  enum method m = w->methods[i];
+  int rows = w->rows, k = w->k;
+  double *attr = malloc(sizeof(double) * (size_t)rows * k);
+  double *gap = malloc(sizeof(double) * (size_t)(rows ? rows : 1));
+  if (attr == NULL || gap == NULL) {
+    free(attr);
+    free(gap);
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+    return -1;
+  }
+  svc_stop_begin(w->job);
+  int rc = compute(w, m, attr, gap);
+  svc_stop_end();
+  for (size_t t = 0; rc == 0 && t < (size_t)rows * k; t++)
+    if (!isfinite(attr[t])) {
+      char field[64];
+      snprintf(field, sizeof field, "inputs[%zu][%zu]", t / (size_t)k, t % (size_t)k);
+      aced_error_set(err, ACED_E_NOT_FINITE, field, "the %s attribution overflows",
+                     method_names[m]);
+      rc = -3;
+    }
+  if (rc != 0) {
+    free(attr);
+    free(gap);
+    if (rc == ENG_STOPPED)
+      aced_error_set(err, ACED_E_UNAVAILABLE, "",
+                     "job stopped (cancelled, timed out or shutting down)");
+    else if (rc != -3)
+      aced_error_set(err, ACED_E_INTERNAL, "", "the engine could not compute %s",
+                     method_names[m]);
+    return -1;
+  }
+  const struct aced_model *md = w->L->m;
+  json_t *feats = json_array();
+  for (int f = 0; f < k; f++)
+    json_array_append_new(feats, json_string(md->features[f].name));
+  json_t *block = json_pack("{s:s,s:s,s:o,s:o}", "method", method_names[m], "output",
+                            md->outputs[w->output], "features", feats, "attributions",
+                            rows_json(attr, rows, k));
+  if (block != NULL && (m == M_INTEGRATED_GRADIENTS || m == M_ABLATION)) {
+    json_object_set_new(block, "baseline", dbl_array(w->base, k, 1));
+    json_object_set_new(block, "baseline_kind", json_string(w->baseline_name));
+  }
+  if (block != NULL && m == M_INTEGRATED_GRADIENTS) {
+    json_object_set_new(block, "completeness_gap", dbl_array(gap, rows, 1));
+    json_object_set_new(block, "steps", json_integer(w->steps));
+    json_object_set_new(block, "rule", json_string(rule_names[w->rule]));
+  }
+  if (block != NULL && !w->multi)
+    json_object_set_new(block, "meta", meta_json("none", "none", NULL));
+  free(attr);
+  free(gap);
+  if (block == NULL) {
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+    return -1;
+  }
+  w->blocks[i] = block;
+  return 1;
+}
+
+static json_t *explanations_finish(void *work, struct aced_error *err)
+{
+  struct explanations_work *w = work;
+  if (!w->multi)
+    return json_incref(w->blocks[0]);
+  json_t *list = json_array();
+  for (int i = 0; i < w->n_methods; i++)
+    json_array_append(list, w->blocks[i]);
+  json_t *res = json_pack("{s:o,s:o}", "explanations", list, "meta",
+                          meta_json("none", "none", NULL));
+  if (res == NULL)
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+  return res;
+}
+
+const struct job_ops svc_kind_explanations = {
+    .name = "explanations",
+    .plan = explanations_plan,
+    .task = explanations_task,
+    .finish = explanations_finish,
+    .free = explanations_free,
+};
