@@ -7,7 +7,8 @@ EXTRA_DIST += tests/unit/tap.h tests/e2e/acedtest.py
 # The reference fixture every test and benchmark reads (nothing reads
 # outside the tree), its provenance, and the PyTorch script that
 # recomputes its reference values (tools/gen_small_mlp.py --check).
-EXTRA_DIST += tests/data/small_mlp.json tests/data/README.md tools/gen_small_mlp.py
+EXTRA_DIST += tests/data/small_mlp.json tests/data/README.md tools/gen_small_mlp.py \
+	tests/data/log_softmax_mlp.json
 
 TEST_EXTENSIONS = .py
 PY_LOG_DRIVER = $(LOG_DRIVER)
@@ -27,6 +28,9 @@ E2E_TESTS = \
 	tests/e2e/test_layers.py \
 	tests/e2e/test_singleflight.py \
 	tests/e2e/test_mixed_load.py \
+	tests/e2e/test_transform.py \
+	tests/e2e/test_pipeline.py \
+	tests/e2e/test_register_torch.py \
 	tests/e2e/test_errorlog.py \
 	tests/e2e/test_explanations.py \
 	tests/e2e/test_edges.py \

@@ -50,6 +50,7 @@ def activation(name):
         "softplus": lambda z: torch.logaddexp(z, torch.zeros_like(z)),
         "gelu": lambda z: F.gelu(z),  # exact (erf) form
         "softmax": lambda z: torch.softmax(z, dim=-1),
+        "log_softmax": lambda z: torch.log_softmax(z, dim=-1),
     }
     if name not in table:
         sys.exit("gen_small_mlp.py: unknown activation %r" % name)

@@ -32,6 +32,7 @@ enum eng_act {
   ENG_ACT_SOFTPLUS,   /* log(1 + e^z), beta 1 */
   ENG_ACT_GELU,       /* exact: z * Phi(z), Phi the standard normal CDF */
   ENG_ACT_SOFTMAX,    /* vector-valued; last layer only */
+  ENG_ACT_LOG_SOFTMAX, /* z - logsumexp(z): vector-valued; last layer only */
   ENG_ACT__COUNT
 };
 const char *eng_act_name(enum eng_act a);
@@ -84,7 +85,8 @@ size_t eng_model_bytes(const struct eng_model *m);  /* memory held */
 int eng_forward(const struct eng_model *m, const double *x, int n, double *y);
 
 /* The range an output can take given the last activation
- * (softmax/sigmoid [0,1], tanh [-1,1], relu/softplus/elu lower bounds,
+ * (softmax/sigmoid [0,1], tanh [-1,1], log_softmax [-inf,0],
+ * relu/softplus/elu lower bounds,
  * identity unbounded: -inf/+inf). */
 void eng_output_range(const struct eng_model *m, double *lo, double *hi);
 

@@ -73,12 +73,20 @@ extern const int aced_n_routes;
  * deeper than ACED_JSON_DEPTH_MAX are refused before jansson sees them. */
 int http_json_depth(const char *s, size_t n);
 
+/* Percent-decode one path segment src[0..n) into dst (n + 1 bytes,
+ * NUL-terminated), leaving %00 as it is; returns the decoded length.  The
+ * path reaches the router with %2F and %25 still encoded (http_unescape),
+ * so a segment may decode to a name holding '/'. */
+size_t http_segment_decode(char *dst, const char *src, size_t n);
+
 /* Find the route for method + url.  Returns its index into aced_routes,
  * -1 for no such path, -2 when the path exists under other methods (allow
  * then lists them).  Path arguments point into argbuf, which must hold
  * strlen(url) + 1 bytes (at most ACED_URL_MAX + 1; a longer URL is
  * matched as cut to ACED_URL_MAX); args must hold REQUEST_MAX_ARGS
- * entries, and those a route does not use are set to NULL. */
+ * entries, and those a route does not use are set to NULL.  Each argument
+ * is its segment split on the raw '/' and then percent-decoded
+ * (http_segment_decode): it may contain '/'. */
 int http_route_find(const char *method, const char *url, char *argbuf,
                     const char **args, char *allow, size_t allowlen);
 

@@ -3,8 +3,8 @@
  *
  * model_parse() is the single gate between client JSON and the rest of
  * aced: everything past it may assume shapes chain, numbers are finite,
- * domains are proper and the covariance is symmetric PSD.  Stored models
- * are re-read through the same gate (model_parse on the canonical JSON), so
+ * low <= high in every domain (low == high: a constant feature) and the
+ * covariance is symmetric PSD.  Stored models are re-read through the same gate (model_parse on the canonical JSON), so
  * a damaged row is an error, never undefined behaviour.
  */
 #ifndef ACED_MODEL_H
@@ -36,6 +36,10 @@ struct aced_model {
   double *mean;             /* n_features (given, or computed from samples) */
   double *cov;              /* n_features^2 (given, or computed, divisor n-1) */
   int moments_given;        /* mean/covariance were sent, not computed */
+  /* Input transform x_model = (x_raw - shift) / scale, per feature; both
+   * NULL (and has_transform 0) when the registration gave none. */
+  int has_transform;
+  double *tf_scale, *tf_shift;
 };
 
 /* Check that s is a valid model name: [A-Za-z0-9._-]{1,64}. */
@@ -66,6 +70,15 @@ int model_feature_index(const struct aced_model *m, const json_t *v);
 /* Same, from a URL path segment: a name, or a decimal index. */
 int model_output_lookup(const struct aced_model *m, const char *s);
 int model_feature_lookup(const struct aced_model *m, const char *s);
+
+/* The network the engine is prepared with: m->net, with the input
+ * transform (if any) folded into layer 0.  *layers is NULL when nothing
+ * was folded, else a copy of the layer array whose layer 0 owns new
+ * weights: free with model_engine_net_free() after eng_model_prepare()
+ * (which copies the net).  0, or -1 when out of memory. */
+int model_engine_net(const struct aced_model *m, struct eng_net *out,
+                     struct eng_layer **layers);
+void model_engine_net_free(struct eng_layer *layers);
 
 void model_free(struct aced_model *m);
 

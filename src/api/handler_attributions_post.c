@@ -11,7 +11,8 @@
 
 static const struct spec_field attributions_spec[] = {
     {"inputs", SPEC_ROWS, 1, ACED_ATTR_ROWS_MAX},
-    {"output", SPEC_REF, 1, 0},
+    {"output", SPEC_REF, 0, 0},  /* one of output, outputs: the service checks */
+    {"outputs", SPEC_REFS, 0, 0},
     {"features", SPEC_REFS, 0, 0},
     SPEC_ESTIMATE_FIELDS,
     SPEC_END};

@@ -108,6 +108,7 @@ static const struct eng_act_info table[ENG_ACT__COUNT] = {
     [ENG_ACT_SOFTPLUS] = {"softplus", act_softplus, 0.0, INFINITY},
     [ENG_ACT_GELU] = {"gelu", act_gelu, GELU_MIN, INFINITY},
     [ENG_ACT_SOFTMAX] = {"softmax", NULL, 0.0, 1.0},
+    [ENG_ACT_LOG_SOFTMAX] = {"log_softmax", NULL, -INFINITY, 0.0},
 };
 
 const struct eng_act_info *eng_act_info(enum eng_act a)
@@ -150,8 +151,33 @@ void eng_softmax(const double *z, int n, double *s)
     s[j] /= sum;
 }
 
+void eng_log_softmax(const double *z, int n, double *y, double *s)
+{
+  double zmax = -INFINITY, sum = 0.0;
+  for (int j = 0; j < n; j++)
+    if (z[j] > zmax)
+      zmax = z[j];
+  for (int j = 0; j < n; j++) {
+    double e = exp(z[j] - zmax);
+    if (s)
+      s[j] = e;
+    sum += e;
+  }
+  double lse = zmax + log(sum);
+  for (int j = 0; j < n; j++) {
+    if (s)
+      s[j] /= sum;
+    y[j] = z[j] - lse;
+  }
+}
+
 void eng_act_rows(enum eng_act a, double *z, int n, int width)
 {
+  if (a == ENG_ACT_LOG_SOFTMAX) {
+    for (int i = 0; i < n; i++)
+      eng_log_softmax(z + (size_t)i * width, width, z + (size_t)i * width, NULL);
+    return;
+  }
   if (a == ENG_ACT_SOFTMAX) {
     for (int i = 0; i < n; i++)
       eng_softmax(z + (size_t)i * width, width, z + (size_t)i * width);

@@ -86,6 +86,16 @@ int eng_gradient(const struct eng_model *m, const double *x, int n, int output, 
           for (int j = 0; j < w; j++)
             o[j] = s[j] * (gr[j] - sg);
         }
+      } else if (ly->act == ENG_ACT_LOG_SOFTMAX) {
+        /* y = z - lse(z): J = I - 1 s^T, J^T g = g - s (1.g), s = e^y */
+        for (int r = 0; r < nc; r++) {
+          const double *hr = h + (size_t)r * w;
+          double *gr = g + (size_t)r * w, *o = gz + (size_t)r * w, sum = 0.0;
+          for (int j = 0; j < w; j++)
+            sum += gr[j];
+          for (int j = 0; j < w; j++)
+            o[j] = gr[j] - exp(hr[j]) * sum;
+        }
       } else if (ai != NULL && ai->eval != NULL) {
         for (size_t t = 0; t < (size_t)nc * w; t++) {
           double f, d1, d2;

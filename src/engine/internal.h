@@ -20,6 +20,9 @@ const struct eng_act_info *eng_act_info(enum eng_act a);
 
 /* s = softmax(z) over n entries (max-shifted, so it cannot overflow). */
 void eng_softmax(const double *z, int n, double *s);
+/* y = log_softmax(z) = z - logsumexp(z) over n entries (max-shifted);
+ * s = softmax(z) as well unless NULL.  y may be z; s must not be. */
+void eng_log_softmax(const double *z, int n, double *y, double *s);
 
 /* Non-zero when the calling thread's stop check (eng_set_stop) says to
  * stop; the long loops poll it and return ENG_STOPPED. */

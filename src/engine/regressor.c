@@ -33,8 +33,13 @@
 #define EVID_REL_TOL 1e-12
 #define LOG_2PI 1.83787706640934548356
 
+/* A one-point domain (low == high, a constant feature) has no scale: every
+ * x maps to the centre t = 0 rather than to 0/0.  eng_regressor_fit
+ * refuses such a domain; this keeps a series evaluated on one finite. */
 static double to_t(double low, double high, double x)
 {
+  if (!(high > low))
+    return 0.0;
   return 2.0 * (x - low) / (high - low) - 1.0;
 }
 

@@ -40,11 +40,13 @@
 /* Add this chunk's share of e_j = sum_q ((J Tz)_jq / jd_j)^2 for one alpha:
  * element-wise activations: rowsum(Tz^2); softmax (J v = s (v - s.v)):
  * sum_q (Tz_jq - st_q)^2 = rs_j - 2 (Tz st)_j + |st|^2 with st = Tz^T s.
+ * log_softmax (J v = v - s.v, jd holding s): the same sum, which is then
+ * sum_q (J Tz)_jq^2 itself.
  * tz: n x cc, leading dimension ldt.  scratch: n + cc doubles. */
 static void accum_e(enum eng_act act, int n, int cc, const double *tz, int ldt,
                     const double *jd, double *e, double *scratch)
 {
-  if (act != ENG_ACT_SOFTMAX) {
+  if (act != ENG_ACT_SOFTMAX && act != ENG_ACT_LOG_SOFTMAX) {
     for (int j = 0; j < n; j++) {
       const double *row = tz + (size_t)j * ldt;
       double r = 0.0;
@@ -95,7 +97,8 @@ static void w_times_j(enum eng_act act, const double *W, int n, int n_in,
  *     times it; later layers are (W J(a)) Tz(a) per alpha.  The
  *     post-activation tangents J Tz are never formed: the next layer takes
  *     W J, a small matrix, instead.
- *  C. Q: q_l = J_l (W_l q_{l-1}) + act''_l e_l (softmax: s (e - s.e)).
+ *  C. Q: q_l = J_l (W_l q_{l-1}) + act''_l e_l (softmax: s (e - s.e);
+ *     log_softmax: - s.e).
  * Memory is bounded by TP_WORK_CAP whatever the width of the factor. */
 int eng_tangent_pass(const struct eng_model *m, const double *tz1, int c,
                      const double *z1, int n_alpha, double *val, double *q,
@@ -163,6 +166,8 @@ int eng_tangent_pass(const struct eng_model *m, const double *tz1, int c,
         if (ly->act == ENG_ACT_SOFTMAX) {
           eng_softmax(x, n, x);
           memcpy(jd, x, (size_t)n * sizeof *jd);
+        } else if (ly->act == ENG_ACT_LOG_SOFTMAX) {
+          eng_log_softmax(x, n, x, jd); /* jd holds s, as for softmax */
         } else {
           void (*ev)(double, double *, double *, double *) =
               eng_act_info(ly->act)->eval;
@@ -236,6 +241,19 @@ int eng_tangent_pass(const struct eng_model *m, const double *tz1, int c,
           }
           for (int j = 0; j < n; j++)
             qv[j] = jd[j] * (qv[j] - sq) + jd[j] * (e[j] - se);
+        } else if (ly->act == ENG_ACT_LOG_SOFTMAX) {
+          /* y = z - lse(z): J q = q - s.q, and every output's Hessian is
+           * -(diag(s) - s s^T), so sum_k v_k^T H v_k = -(sum_i s_i rs_i -
+           * |st|^2) = -s.e (with e as accum_e leaves it, sum s = 1) */
+          double sq = 0.0, se = 0.0;
+          for (int j = 0; j < n; j++) {
+            if (e[j] < 0.0)
+              e[j] = 0.0;
+            sq += jd[j] * qv[j];
+            se += jd[j] * e[j];
+          }
+          for (int j = 0; j < n; j++)
+            qv[j] = qv[j] - sq - se;
         } else {
           for (int j = 0; j < n; j++)
             qv[j] = jd[j] * qv[j] + d2[j] * e[j];
@@ -249,7 +267,8 @@ int eng_tangent_pass(const struct eng_model *m, const double *tz1, int c,
       }
     if (jl)
       for (int o = 0; o < no; o++) {
-        double d = JD[off[nl - 1] + o];
+        /* log_softmax: e is already sum_q (J Tz)_oq^2 (jd holds s) */
+        double d = m->net.layers[nl - 1].act == ENG_ACT_LOG_SOFTMAX ? 1.0 : JD[off[nl - 1] + o];
         jl[o] = d * d * EE[off[nl - 1] + o];
       }
   }

@@ -525,14 +525,23 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* Percent-decoding of the URL and query arguments, as libmicrohttpd's
  * own, except that %00 stays as it is: decoded, it would end the C string
- * early and /v1/models/a%00b would be served as model "a". */
+ * early and /v1/models/a%00b would be served as model "a".  In the path
+ * (the string libmicrohttpd hands over that starts with '/'), %2F and %25
+ * stay encoded too: routing splits on the raw '/' and decodes each
+ * segment afterwards (http_segment_decode, routes.c), so that a name with
+ * a '/' in it can be addressed as %2F within its segment.  A query key or
+ * value that itself starts with '/' keeps its %2F and %25 as well: no
+ * query parameter of aced takes either character. */
 size_t http_unescape(void *cls, struct MHD_Connection *c, char *s)
 {
+  (void)cls;
+  (void)c;
+  const int path = s[0] == '/';
   char *w = s;
   for (const char *r = s; *r != '\0'; r++) {
     unsigned v;
     if (r[0] == '%' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2]) &&
-        sscanf(r + 1, "%2x", &v) == 1 && v != 0) {
+        sscanf(r + 1, "%2x", &v) == 1 && v != 0 && !(path && (v == '/' || v == '%'))) {
       *w++ = (char)v;
       r += 2;
     } else {
@@ -542,4 +551,3 @@ size_t http_unescape(void *cls, struct MHD_Connection *c, char *s)
   *w = '\0';
   return (size_t)(w - s);
 }
-

@@ -36,6 +36,39 @@ const int aced_n_routes = sizeof aced_routes / sizeof aced_routes[0];
 
 /* ---- routing ---- */
 
+/* The value of a hex digit, or -1. */
+static int hexval(char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/* Decode one path segment src[0..n) into dst (n + 1 bytes): the %2F and
+ * %25 that http_unescape left encoded so that routing could split on the
+ * raw '/' (and any other %XX), except %00, which stays as it is (a NUL
+ * would cut the name).  Returns the decoded length, never 0 for n > 0. */
+size_t http_segment_decode(char *dst, const char *src, size_t n)
+{
+  size_t w = 0;
+  for (size_t r = 0; r < n; r++) {
+    int hi, lo;
+    if (src[r] == '%' && r + 2 < n && (hi = hexval(src[r + 1])) >= 0 &&
+        (lo = hexval(src[r + 2])) >= 0 && (hi | lo) != 0) {
+      dst[w++] = (char)(hi * 16 + lo);
+      r += 2;
+    } else {
+      dst[w++] = src[r];
+    }
+  }
+  dst[w] = '\0';
+  return w;
+}
+
 /* Match the path u against pattern; on a match, record where each {x}
  * segment starts and how long it is.  Returns 1 on a match.  Nothing is
  * copied: this runs for every route on every request. */
@@ -101,10 +134,8 @@ int http_route_find(const char *method, const char *url, char *argbuf,
           args[k] = NULL;
           continue;
         }
-        memcpy(argbuf + pos, url + off[k], len[k]);
-        argbuf[pos + len[k]] = '\0';
         args[k] = argbuf + pos;
-        pos += len[k] + 1;
+        pos += http_segment_decode(argbuf + pos, url + off[k], len[k]) + 1;
       }
       return i;
     }

@@ -50,7 +50,7 @@ static void w_matrix(struct jw *w, const double *a, size_t rows, size_t cols)
 
 /* Keys in byte order at every level, as JSON_SORT_KEYS would put them:
  * data{covariance,mean,samples} description features[{high,low,name}]
- * network{layers[{activation,bias,weights}],type} outputs. */
+ * input_transform{scale,shift} (only when given) network{layers[{activation,bias,weights}],type} outputs. */
 static void write_canonical(struct jw *w, const struct aced_model *m)
 {
   const size_t k = (size_t)m->n_features;
@@ -84,7 +84,15 @@ static void write_canonical(struct jw *w, const struct aced_model *m)
     jw_str(w, m->features[i].name);
     jw_raw(w, "}", 1);
   }
-  jw_lit(w, "],\"network\":{\"layers\":[");
+  jw_raw(w, "]", 1);
+  if (m->has_transform) {
+    jw_lit(w, ",\"input_transform\":{\"scale\":");
+    w_reals(w, m->tf_scale, k);
+    jw_lit(w, ",\"shift\":");
+    w_reals(w, m->tf_shift, k);
+    jw_raw(w, "}", 1);
+  }
+  jw_lit(w, ",\"network\":{\"layers\":[");
   for (i = 0; i < m->net.n_layers; i++) {
     const struct eng_layer *L = &m->net.layers[i];
     jw_lit(w, i ? ",{\"activation\":" : "{\"activation\":");

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +25,14 @@ json_t *model_metadata_json(const struct aced_model *m)
   feats = json_array();
   outs = json_array();
   layers = json_array();
-  for (i = 0; i < m->n_features; i++)
-    json_array_append_new(feats, json_pack("{s:s, s:f, s:f}", "name",
-                                           m->features[i].name, "low",
-                                           m->features[i].low, "high",
-                                           m->features[i].high));
+  for (i = 0; i < m->n_features; i++) {
+    json_t *f = json_pack("{s:s, s:f, s:f}", "name", m->features[i].name, "low",
+                          m->features[i].low, "high", m->features[i].high);
+    /* a one-point domain: accepted, reported, skipped by all-feature jobs */
+    if (f != NULL && !(m->features[i].low < m->features[i].high))
+      json_object_set_new(f, "constant", json_true());
+    json_array_append_new(feats, f);
+  }
   for (i = 0; i < m->n_outputs; i++)
     json_array_append_new(outs, json_string(m->outputs[i]));
   for (i = 0; i < m->net.n_layers; i++)
@@ -44,7 +48,37 @@ json_t *model_metadata_json(const struct aced_model *m)
                 "network", "type", "feedforward", "layers", layers, "n_params",
                 (json_int_t)m->n_params, "data", "n_samples", m->n_samples,
                 "moments", m->moments_given ? "given" : "computed");
+  if (o != NULL && m->has_transform) {
+    json_t *sc = json_array(), *sh = json_array();
+    for (i = 0; i < m->n_features; i++) {
+      json_array_append_new(sc, json_real(m->tf_scale[i]));
+      json_array_append_new(sh, json_real(m->tf_shift[i]));
+    }
+    json_object_set_new(o, "input_transform", json_pack("{s:o, s:o}", "scale", sc, "shift", sh));
+  }
   return o;
+}
+
+/* The model name rule (model.h), here with the other lookups by name. */
+int model_name_valid(const char *s)
+{
+  size_t i;
+
+  if (s == NULL || s[0] == '\0')
+    return 0;
+  /* "." and ".." match the character set but are path segments that
+   * clients collapse before they reach us: such a model could never be
+   * fetched, so refuse to create it. */
+  if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+    return 0;
+  for (i = 0; s[i] != '\0'; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (i >= ACED_NAME_MAX)
+      return 0;
+    if (!(isalnum(c) && c < 0x80) && c != '.' && c != '_' && c != '-')
+      return 0;
+  }
+  return 1;
 }
 
 static int label_index(const char *labels, size_t stride, int n, const char *s)

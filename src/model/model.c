@@ -18,7 +18,7 @@
  *   never allocate more than a small multiple of it.)
  * - Array-length problems (empty where entries are needed, rows of the
  *   wrong length, layers that do not chain, a single sample) are
- *   ACED_E_SHAPE; values that are the right shape but wrong (low >= high,
+ *   ACED_E_SHAPE; values that are the right shape but wrong (low > high,
  *   an unknown activation, a duplicate name) are ACED_E_INVALID.
  * - Numbers may be JSON integers or reals; both are read as doubles, and
  *   -0.0 is read as 0.0 so that the canonical text of a model does not
@@ -48,6 +48,7 @@
 #include <cblas.h>
 #include <lapacke.h>
 #include "aced/model.h"
+#include "model/internal.h"
 
 /* ------------------------------------------------------------------ */
 /* Tolerances for the covariance.                                      */
@@ -211,6 +212,7 @@ static const struct field_spec top_spec[] = {
     {"name", SPEC_STRING, 1},
     {"description", SPEC_STRING, 0},
     {"features", SPEC_ARRAY, 1},
+    {"input_transform", SPEC_OBJECT, 0},
     {"outputs", SPEC_ARRAY, 1},
     {"network", SPEC_OBJECT, 1},
     {"data", SPEC_OBJECT, 1},
@@ -353,27 +355,6 @@ static enum aced_err read_matrix(const json_t *a, const char *base, size_t cols,
 /* ------------------------------------------------------------------ */
 /* Names and labels.                                                   */
 
-int model_name_valid(const char *s)
-{
-  size_t i;
-
-  if (s == NULL || s[0] == '\0')
-    return 0;
-  /* "." and ".." match the character set but are path segments that
-   * clients collapse before they reach us: such a model could never be
-   * fetched, so refuse to create it. */
-  if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-    return 0;
-  for (i = 0; s[i] != '\0'; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (i >= ACED_NAME_MAX)
-      return 0;
-    if (!(isalnum(c) && c < 0x80) && c != '.' && c != '_' && c != '-')
-      return 0;
-  }
-  return 1;
-}
-
 /* A feature or output name: 1..ACED_LABEL_MAX bytes of UTF-8 (jansson
  * guarantees the encoding) without control characters or NUL.  Non-ASCII
  * letters are allowed: labels are display text, never URLs or SQL. */
@@ -497,9 +478,10 @@ static enum aced_err parse_features(const json_t *arr, struct aced_model *m,
         (rc = read_field_number(json_object_get(f, "high"), &ft->high, err,
                                 "%s.high", path)) != ACED_OK)
       return rc;
-    if (!(ft->low < ft->high))
+    /* low == high: a constant feature (src/svc/resolve.c skips it) */
+    if (ft->low > ft->high)
       return fail(err, ACED_E_INVALID,
-                  MSG(msg, "low (%.17g) must be below high (%.17g)", ft->low, ft->high),
+                  MSG(msg, "low (%.17g) must not be above high (%.17g)", ft->low, ft->high),
                   "%s.low", path);
   }
   dup = find_duplicate(m->features[0].name, sizeof m->features[0], m->n_features,
@@ -580,14 +562,14 @@ static enum aced_err parse_layer(const json_t *lj, int li, int last, int n_in,
   if (eng_act_from_name(act, &L->act) != 0)
     return fail(err, ACED_E_INVALID,
                 MSG(msg, "unknown activation '%.64s' (known: identity, relu, "
-                         "leaky_relu, elu, sigmoid, tanh, softplus, gelu, softmax)",
+                         "leaky_relu, elu, sigmoid, tanh, softplus, gelu, softmax, log_softmax)",
                     act),
                 "%s.activation", path);
-  if (L->act == ENG_ACT_SOFTMAX && !last)
+  if ((L->act == ENG_ACT_SOFTMAX || L->act == ENG_ACT_LOG_SOFTMAX) && !last)
     return fail(err, ACED_E_INVALID,
-                MSG(msg, "softmax is allowed on the last layer only (this is layer "
+                MSG(msg, "%s is allowed on the last layer only (this is layer "
                          "%d of %d)",
-                    li, m->net.n_layers),
+                    act, li, m->net.n_layers),
                 "%s.activation", path);
 
   rows = json_array_size(W);
@@ -944,6 +926,7 @@ static enum aced_err parse_body(const json_t *body, int require_name,
     memcpy(m->description, json_string_value(v), n + 1);
   }
   if ((rc = parse_features(json_object_get(body, "features"), m, err)) != ACED_OK ||
+      (rc = model_parse_transform(json_object_get(body, "input_transform"), m, err)) != ACED_OK ||
       (rc = parse_outputs(json_object_get(body, "outputs"), m, err)) != ACED_OK ||
       (rc = parse_network(json_object_get(body, "network"), m, err)) != ACED_OK ||
       (rc = parse_data(json_object_get(body, "data"), m, err)) != ACED_OK)
@@ -993,5 +976,7 @@ void model_free(struct aced_model *m)
   free(m->samples);
   free(m->mean);
   free(m->cov);
+  free(m->tf_scale);
+  free(m->tf_shift);
   free(m);
 }

@@ -3,7 +3,9 @@ libaced_core_a_SOURCES += \
 	include/aced/model.h \
 	src/model/model.c \
 	src/model/canonical.c \
-	src/model/describe.c
+	src/model/describe.c \
+	src/model/internal.h \
+	src/model/transform.c
 
 check_PROGRAMS += tests/unit/test_model
 TESTS += tests/unit/test_model

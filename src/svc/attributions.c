@@ -26,8 +26,8 @@
  * when it is served). */
 static char *attributions_text(const struct loaded *L, int o, const int *feats, int nf,
                                struct reg_summary *const *regs, const json_t *inputs,
-                               const char *cache, int64_t start_us, size_t *len,
-                               struct aced_error *err)
+                               const json_t *notes, const char *cache, int64_t start_us,
+                               size_t *len, struct aced_error *err)
 {
   size_t nrows = json_array_size(inputs), nv = nrows * (size_t)nf;
   double small[256];
@@ -56,7 +56,7 @@ static char *attributions_text(const struct loaded *L, int o, const int *feats, 
     }
   }
 
-  size_t hint = 320 + 26 * nv;
+  size_t hint = 320 + 26 * nv + 160 * json_array_size(notes);
   for (int i = 0; i < nf; i++)
     hint += 96 + regs[i]->warnings_len + strlen(L->m->features[feats[i]].name);
   struct jw w;
@@ -106,6 +106,12 @@ static char *attributions_text(const struct loaded *L, int o, const int *feats, 
   jw_ms(&w, us);
   jw_lit(&w, ",\"warnings\":[");
   int first = 1;
+  for (size_t i = 0; i < json_array_size(notes); i++) {
+    if (!first)
+      jw_raw(&w, ",", 1);
+    jw_str(&w, json_string_value(json_array_get(notes, i)));
+    first = 0;
+  }
   for (int i = 0; i < nf; i++) {
     if (regs[i]->warnings_len == 0)
       continue;
@@ -121,21 +127,85 @@ static char *attributions_text(const struct loaded *L, int o, const int *feats, 
   return text;
 }
 
-/* Checks of an attributions body that need the model. */
+/* Checks of an attributions body that need the model: its outputs
+ * ("output", one, or "outputs", several: exactly one of the two), its
+ * features (constant ones left out of "all" with a note) and the row
+ * lengths. */
 static enum aced_err attributions_resolve(const struct svc *svc, const struct loaded *L,
-                                          const json_t *b, int *o, int **feats, int *nf,
-                                          struct query_params *q, struct aced_error *err)
+                                          const json_t *b, int **outs, int *no, int **feats,
+                                          int *nf, json_t *notes, struct query_params *q,
+                                          struct aced_error *err)
 {
-  if (resolve_index(L, json_object_get(b, "output"), "output", 1, o, err) != ACED_OK ||
-      query_params_parse(svc, b, q, err) != ACED_OK)
-    return err->code;
+  const json_t *one = json_object_get(b, "output"), *many = json_object_get(b, "outputs");
+  *outs = NULL;
+  *feats = NULL;
+  if (one != NULL && many != NULL)
+    return aced_error_set(err, ACED_E_INVALID, "outputs",
+                          "give 'output' (one) or 'outputs' (several), not both");
+  if (one == NULL && many == NULL)
+    return aced_error_set(err, ACED_E_MISSING_FIELD, "output",
+                          "'output' (or 'outputs') is required");
+  if (one != NULL) {
+    if ((*outs = malloc(sizeof **outs)) == NULL)
+      return aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+    *no = 1;
+    if (resolve_index(L, one, "output", 1, *outs, err) != ACED_OK)
+      goto fail;
+  } else if (resolve_index_list(L, many, "outputs", 1, outs, no, NULL, err) != ACED_OK)
+    goto fail;
+  if (query_params_parse(svc, b, q, err) != ACED_OK)
+    goto fail;
   json_t *inputs = json_object_get(b, "inputs");
   for (size_t i = 0; i < json_array_size(inputs); i++)
-    if (json_array_size(json_array_get(inputs, i)) != (size_t)L->m->n_features)
-      return aced_error_set(err, ACED_E_SHAPE, "inputs",
-                            "inputs[%zu] has %zu values; the model has %d features", i,
-                            json_array_size(json_array_get(inputs, i)), L->m->n_features);
-  return resolve_index_list(L, json_object_get(b, "features"), "features", 0, feats, nf, err);
+    if (json_array_size(json_array_get(inputs, i)) != (size_t)L->m->n_features) {
+      aced_error_set(err, ACED_E_SHAPE, "inputs",
+                     "inputs[%zu] has %zu values; the model has %d features", i,
+                     json_array_size(json_array_get(inputs, i)), L->m->n_features);
+      goto fail;
+    }
+  if (resolve_index_list(L, json_object_get(b, "features"), "features", 0, feats, nf, notes,
+                         err) != ACED_OK)
+    goto fail;
+  return ACED_OK;
+fail:
+  free(*outs);
+  *outs = NULL;
+  return err->code;
+}
+
+/* The reply: the single-output text when the body said "output", else
+ * {"results":[<one such text per output>]}.  regs is n_outs x nf. */
+static char *attributions_reply(const struct loaded *L, const json_t *body, const int *outs,
+                                int no, const int *feats, int nf,
+                                struct reg_summary *const *regs, const json_t *notes,
+                                const char *cache, int64_t start_us, size_t *len,
+                                struct aced_error *err)
+{
+  const json_t *inputs = json_object_get(body, "inputs");
+  if (json_object_get(body, "outputs") == NULL)
+    return attributions_text(L, outs[0], feats, nf, regs, inputs, notes, cache, start_us, len,
+                             err);
+  struct jw w;
+  jw_init(&w, 4096);
+  jw_lit(&w, "{\"results\":[");
+  for (int k = 0; k < no; k++) {
+    size_t n = 0;
+    char *t = attributions_text(L, outs[k], feats, nf, regs + (size_t)k * nf, inputs, notes,
+                                cache, start_us, &n, err);
+    if (t == NULL) {
+      jw_free(&w);
+      return NULL;
+    }
+    if (k)
+      jw_raw(&w, ",", 1);
+    jw_raw(&w, t, n);
+    free(t);
+  }
+  jw_lit(&w, "]}");
+  char *text = jw_finish(&w, len);
+  if (text == NULL)
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+  return text;
 }
 
 struct attributions_work {
@@ -144,9 +214,10 @@ struct attributions_work {
   struct loaded *L;
   json_t *params;
   struct query_params q;
-  int output;
+  int *outs, n_outs;
   int *feats, n_feats;
-  struct reg_summary **regs; /* per feats entry: regressor of `output` */
+  struct reg_summary **regs; /* n_outs x n_feats: regressor of (outs[k], feats[i]) */
+  json_t *notes;             /* constant features left out */
   const char *cache_state;
 };
 
@@ -158,10 +229,12 @@ static void attributions_free(void *work)
   prepared_release(w->L);
   json_decref(w->params);
   if (w->regs)
-    for (int i = 0; i < w->n_feats; i++)
+    for (int i = 0; i < w->n_outs * w->n_feats; i++)
       regcache_summary_unref(w->regs[i]);
   free(w->regs);
   free(w->feats);
+  free(w->outs);
+  json_decref(w->notes);
   free(w);
 }
 
@@ -178,20 +251,27 @@ static void *attributions_plan(void *ctx, struct job *job, const struct job_requ
   w->svc = ctx;
   w->job = job;
   w->params = json_incref(req->params);
-  if ((w->L = prepared_acquire(ctx, req->model, req->version, req->digest, err)) == NULL ||
-      attributions_resolve(ctx, w->L, w->params, &w->output, &w->feats, &w->n_feats, &w->q,
-                           err) != ACED_OK)
+  if ((w->notes = json_array()) == NULL) {
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
     goto fail;
-  w->regs = calloc((size_t)w->n_feats, sizeof *w->regs);
+  }
+  if ((w->L = prepared_acquire(ctx, req->model, req->version, req->digest, err)) == NULL ||
+      attributions_resolve(ctx, w->L, w->params, &w->outs, &w->n_outs, &w->feats, &w->n_feats,
+                           w->notes, &w->q, err) != ACED_OK)
+    goto fail;
+  w->regs = calloc((size_t)w->n_outs * (size_t)w->n_feats, sizeof *w->regs);
   if (w->regs == NULL) {
     aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
     goto fail;
   }
-  int missing = regcache_summaries(ctx, w->L, w->output, w->feats, w->n_feats, &w->q, 0,
-                                   w->regs);
-  *n_tasks = w->n_feats; /* tasks with a cached regressor return at once */
+  int missing = 0;
+  for (int k = 0; k < w->n_outs; k++)
+    missing += regcache_summaries(ctx, w->L, w->outs[k], w->feats, w->n_feats, &w->q, 0,
+                                  w->regs + (size_t)k * w->n_feats);
+  *n_tasks = w->n_feats; /* tasks with every regressor cached return at once */
   *units_total = w->n_feats;
-  w->cache_state = missing == 0 ? "hit" : missing < w->n_feats ? "partial" : "miss";
+  w->cache_state =
+      missing == 0 ? "hit" : missing < w->n_outs * w->n_feats ? "partial" : "miss";
   return w;
 fail:
   attributions_free(w);
@@ -201,20 +281,32 @@ fail:
 static long attributions_task(void *work, int i, struct aced_error *err)
 {
   struct attributions_work *w = work;
-  if (w->regs[i] != NULL)
+  const int nf = w->n_feats;
+  int k0 = -1; /* the first output whose regressor is missing */
+  for (int k = 0; k < w->n_outs && k0 < 0; k++)
+    if (w->regs[(size_t)k * nf + i] == NULL)
+      k0 = k;
+  if (k0 < 0)
     return 1;
+  /* one grid fits every output of the feature: the first missing one
+   * comes back from the fit, the others from the cache it filled */
   json_t *v = NULL;
   svc_stop_begin(w->job);
-  enum aced_err rc = fit_feature(w->svc, w->L, w->feats[i], &w->q, w->output, &v, err);
+  enum aced_err rc = fit_feature(w->svc, w->L, w->feats[i], &w->q, w->outs[k0], &v, err);
   svc_stop_end();
   if (rc != ACED_OK)
     return -1;
-  w->regs[i] = regcache_summary_of(v);
+  w->regs[(size_t)k0 * nf + i] = regcache_summary_of(v);
   json_decref(v);
-  if (w->regs[i] == NULL) {
-    aced_error_set(err, ACED_E_INTERNAL, "", "fitted regressor unreadable");
-    return -1;
-  }
+  for (int k = k0 + 1; k < w->n_outs; k++)
+    if (w->regs[(size_t)k * nf + i] == NULL)
+      regcache_summaries(w->svc, w->L, w->outs[k], &w->feats[i], 1, &w->q, 0,
+                         &w->regs[(size_t)k * nf + i]);
+  for (int k = k0; k < w->n_outs; k++)
+    if (w->regs[(size_t)k * nf + i] == NULL) {
+      aced_error_set(err, ACED_E_INTERNAL, "", "fitted regressor unreadable");
+      return -1;
+    }
   return 1;
 }
 
@@ -222,9 +314,8 @@ static json_t *attributions_finish(void *work, struct aced_error *err)
 {
   struct attributions_work *w = work;
   /* the same text as the cached path's, parsed: a job's result is a tree */
-  char *text = attributions_text(w->L, w->output, w->feats, w->n_feats, w->regs,
-                                 json_object_get(w->params, "inputs"), w->cache_state, -1, NULL,
-                                 err);
+  char *text = attributions_reply(w->L, w->params, w->outs, w->n_outs, w->feats, w->n_feats,
+                                  w->regs, w->notes, w->cache_state, -1, NULL, err);
   if (text == NULL)
     return NULL;
   json_t *res = json_loads(text, 0, NULL);
@@ -249,26 +340,39 @@ char *svc_cached_attributions(const struct svc *svc, const char *digest, const j
   struct loaded *L = prepared_peek(digest);
   if (L == NULL)
     return NULL;
-  int o, nf = 0, *feats = NULL;
+  int no = 0, nf = 0, *outs = NULL, *feats = NULL;
   struct query_params q;
   char *reply = NULL;
-  if (attributions_resolve(svc, L, body, &o, &feats, &nf, &q, err) == ACED_OK) {
+  json_t *notes = NULL;
+  /* the notes array only when some feature is constant: the hot path
+   * allocates nothing more than before */
+  for (int f = 0; f < L->m->n_features && notes == NULL; f++)
+    if (!(L->m->features[f].low < L->m->features[f].high))
+      notes = json_array();
+  if (attributions_resolve(svc, L, body, &outs, &no, &feats, &nf, notes, &q, err) == ACED_OK) {
     struct reg_summary *small[64];
+    size_t nr = (size_t)no * (size_t)nf;
     struct reg_summary **regs =
-        (size_t)nf <= sizeof small / sizeof small[0] ? small : calloc((size_t)nf, sizeof *regs);
+        nr <= sizeof small / sizeof small[0] ? small : calloc(nr, sizeof *regs);
     if (regs == NULL) {
       aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
     } else {
       /* any regressor missing: a worker fits it (NULL, no error) */
-      if (regcache_summaries(svc, L, o, feats, nf, &q, 1, regs) == 0)
-        reply = attributions_text(L, o, feats, nf, regs, json_object_get(body, "inputs"), "hit",
-                                  start_us, len, err);
-      for (int i = 0; i < nf; i++)
+      int missing = 0;
+      memset(regs, 0, nr * sizeof *regs);
+      for (int k = 0; k < no && missing == 0; k++)
+        missing = regcache_summaries(svc, L, outs[k], feats, nf, &q, 1, regs + (size_t)k * nf);
+      if (missing == 0)
+        reply = attributions_reply(L, body, outs, no, feats, nf, regs, notes, "hit", start_us,
+                                   len, err);
+      for (size_t i = 0; i < nr; i++)
         regcache_summary_unref(regs[i]);
       if (regs != small)
         free(regs);
     }
   }
+  json_decref(notes);
+  free(outs);
   free(feats);
   prepared_release(L);
   return reply;

@@ -127,6 +127,10 @@ enum aced_err fit_feature(const struct svc *svc, const struct loaded *L, int f,
 {
   int m = L->m->n_outputs;
   double low = L->m->features[f].low, high = L->m->features[f].high;
+  /* a constant feature has a one-point domain: no grid, no regressor
+   * (eng_regressor_fit refuses it too) */
+  if (resolve_not_constant(L, f, "feature", err) != ACED_OK)
+    return err->code;
   double *grid = malloc(sizeof(double) * (size_t)q->num);
   double *col = malloc(sizeof(double) * (size_t)q->num);
   struct eng_regressor *r = malloc(sizeof *r);

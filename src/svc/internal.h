@@ -122,9 +122,15 @@ void regcache_clear(void);
  * error names `field`. */
 enum aced_err resolve_index(const struct loaded *L, const json_t *v, const char *field,
                             int outputs, int *idx, struct aced_error *err);
-/* An optional list of names/indices (NULL: all) into a malloc'ed array. */
+/* An optional list of names/indices (NULL: all) into a malloc'ed array.
+ * Features: all leaves out the constant ones (low == high) with a note
+ * each appended to `notes` (may be NULL); a list naming one is a 422. */
 enum aced_err resolve_index_list(const struct loaded *L, const json_t *v, const char *field,
-                                 int outputs, int **idx, int *n, struct aced_error *err);
+                                 int outputs, int **idx, int *n, json_t *notes,
+                                 struct aced_error *err);
+/* ACED_OK unless feature f is constant: then a 422 naming `field`. */
+enum aced_err resolve_not_constant(const struct loaded *L, int f, const char *field,
+                                   struct aced_error *err);
 
 /* ---- kinds that finish in their plan step ----
  * Work of a job whose result is ready after plan (no tasks). */

@@ -172,13 +172,22 @@ struct loaded *prepared_acquire(const struct svc *svc, const char *name, int ver
   m->version = row.version;
   store_model_row_clear(&row);
 
+  struct eng_net net;
+  struct eng_layer *folded = NULL;
+  if (model_engine_net(m, &net, &folded) != 0) {
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+    model_free(m);
+    return NULL;
+  }
   struct eng_model_input in = {
-      .net = &m->net, .k = m->n_features, .mean = m->mean, .cov = m->cov,
+      .net = &net, .k = m->n_features, .mean = m->mean, .cov = m->cov,
       .n_samples = m->n_samples, .samples = m->samples, .lowrank_share = 0};
   struct eng_model *em = NULL;
   char ebuf[256];
   int64_t t0 = aced_now_us();
-  if (eng_model_prepare(&in, &em, ebuf, sizeof ebuf) != 0) {
+  int prc = eng_model_prepare(&in, &em, ebuf, sizeof ebuf);
+  model_engine_net_free(folded);
+  if (prc != 0) {
     aced_error_set(err, ACED_E_INTERNAL, "", "cannot prepare model: %s", ebuf);
     model_free(m);
     return NULL;

@@ -25,6 +25,7 @@ struct regressors_work {
   int *feats, n_feats;
   pthread_mutex_t lock; /* guards the counts, which tasks update */
   int computed, cached;
+  json_t *notes; /* constant features left out */
 };
 
 static void regressors_free(void *work)
@@ -35,6 +36,7 @@ static void regressors_free(void *work)
   prepared_release(w->L);
   free(w->outs);
   free(w->feats);
+  json_decref(w->notes);
   pthread_mutex_destroy(&w->lock);
   free(w);
 }
@@ -54,12 +56,17 @@ static void *regressors_plan(void *ctx, struct job *job, const struct job_reques
   w->job = job;
   snprintf(w->name, sizeof w->name, "%s", req->model);
   const json_t *p = req->params;
+  if ((w->notes = json_array()) == NULL) {
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+    regressors_free(w);
+    return NULL;
+  }
   if ((w->L = prepared_acquire(ctx, req->model, req->version, req->digest, err)) == NULL ||
       query_params_parse(ctx, p, &w->q, err) != ACED_OK ||
       resolve_index_list(w->L, json_object_get(p, "outputs"), "outputs", 1, &w->outs,
-                         &w->n_outs, err) != ACED_OK ||
+                         &w->n_outs, NULL, err) != ACED_OK ||
       resolve_index_list(w->L, json_object_get(p, "features"), "features", 0, &w->feats,
-                         &w->n_feats, err) != ACED_OK) {
+                         &w->n_feats, w->notes, err) != ACED_OK) {
     regressors_free(w);
     return NULL;
   }
@@ -102,10 +109,11 @@ static json_t *regressors_finish(void *work, struct aced_error *err)
     json_array_append_new(outs, json_string(w->L->m->outputs[w->outs[k]]));
   for (int k = 0; k < w->n_feats; k++)
     json_array_append_new(feats, json_string(w->L->m->features[w->feats[k]].name));
-  json_t *res = json_pack("{s:s,s:i,s:o,s:o,s:s,s:i,s:i,s:i}", "model", w->name, "version",
-                          w->version, "outputs", outs, "features", feats, "estimator",
-                          estimator_name(w->q.estimator), "regressors", w->n_outs * w->n_feats,
-                          "computed", w->computed, "cached", w->cached);
+  json_t *res = json_pack("{s:s,s:i,s:o,s:o,s:s,s:i,s:i,s:i,s:O}", "model", w->name,
+                          "version", w->version, "outputs", outs, "features", feats,
+                          "estimator", estimator_name(w->q.estimator), "regressors",
+                          w->n_outs * w->n_feats, "computed", w->computed, "cached", w->cached,
+                          "warnings", w->notes);
   if (res == NULL)
     aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
   return res;

@@ -38,18 +38,48 @@ enum aced_err resolve_index(const struct loaded *L, const json_t *v, const char 
   return ACED_OK;
 }
 
-/* A JSON array of indices from an optional list of names/indices. */
+enum aced_err resolve_not_constant(const struct loaded *L, int f, const char *field,
+                                   struct aced_error *err)
+{
+  const struct aced_feature *ft = &L->m->features[f];
+  if (ft->low < ft->high)
+    return ACED_OK;
+  return aced_error_set(err, ACED_E_INVALID, field,
+                        "feature '%s' is constant (its domain is the single value %.17g): "
+                        "it has no causal regressor and no attribution",
+                        ft->name, ft->low);
+}
+
+/* A JSON array of indices from an optional list of names/indices.  All
+ * features (v NULL) leaves out the constant ones, with a note each in
+ * `notes` (when not NULL); naming one is an error. */
 enum aced_err resolve_index_list(const struct loaded *L, const json_t *v, const char *field,
-                                 int outputs, int **idx, int *n, struct aced_error *err)
+                                 int outputs, int **idx, int *n, json_t *notes,
+                                 struct aced_error *err)
 {
   int total = outputs ? L->m->n_outputs : L->m->n_features;
   if (v == NULL) {
     *idx = malloc(sizeof(int) * (size_t)total);
     if (*idx == NULL)
       return aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
-    for (int i = 0; i < total; i++)
-      (*idx)[i] = i;
-    *n = total;
+    *n = 0;
+    for (int i = 0; i < total; i++) {
+      const struct aced_feature *ft = outputs ? NULL : &L->m->features[i];
+      if (ft != NULL && !(ft->low < ft->high)) {
+        if (notes != NULL)
+          json_array_append_new(
+              notes, json_sprintf("feature '%s' is constant (%.17g) and was skipped",
+                                  ft->name, ft->low));
+        continue;
+      }
+      (*idx)[(*n)++] = i;
+    }
+    if (*n == 0) {
+      free(*idx);
+      *idx = NULL;
+      return aced_error_set(err, ACED_E_INVALID, field,
+                            "every feature of the model is constant: nothing to do");
+    }
     return ACED_OK;
   }
   if (!json_is_array(v) || json_array_size(v) == 0)
@@ -66,6 +96,11 @@ enum aced_err resolve_index_list(const struct loaded *L, const json_t *v, const 
     snprintf(path, sizeof path, "%s[%d]", field, i);
     enum aced_err rc = resolve_index(L, json_array_get(v, (size_t)i), path, outputs, &(*idx)[i], err);
     if (rc != ACED_OK) {
+      free(*idx);
+      *idx = NULL;
+      return rc;
+    }
+    if (!outputs && (rc = resolve_not_constant(L, (*idx)[i], path, err)) != ACED_OK) {
       free(*idx);
       *idx = NULL;
       return rc;

@@ -53,7 +53,7 @@ static void t_forward(const struct eng_net *net, const double *x, double *y)
         mx = b[j];
     }
     for (int j = 0; j < ly->n_out; j++) {
-      if (ly->act == ENG_ACT_SOFTMAX) {
+      if (ly->act == ENG_ACT_SOFTMAX || ly->act == ENG_ACT_LOG_SOFTMAX) {
         a[j] = exp(b[j] - mx);
         sum += a[j];
       } else {
@@ -63,6 +63,9 @@ static void t_forward(const struct eng_net *net, const double *x, double *y)
     if (ly->act == ENG_ACT_SOFTMAX)
       for (int j = 0; j < ly->n_out; j++)
         a[j] /= sum;
+    if (ly->act == ENG_ACT_LOG_SOFTMAX) /* a = exp(b - mx), sum its total */
+      for (int j = 0; j < ly->n_out; j++)
+        a[j] = b[j] - mx - log(sum);
   }
   memcpy(y, a, (size_t)net->layers[net->n_layers - 1].n_out * sizeof *y);
 }
@@ -162,7 +165,7 @@ static void test_activations(void)
     enum eng_act e;
     tap_ok(eng_act_from_name(eng_act_name((enum eng_act)a), &e) == 0 && (int)e == a,
            "activation %s: name round trip", eng_act_name((enum eng_act)a));
-    if (a == ENG_ACT_SOFTMAX)
+    if (a == ENG_ACT_SOFTMAX || a == ENG_ACT_LOG_SOFTMAX)
       continue;
     const struct eng_act_info *ai = eng_act_info((enum eng_act)a);
     double w1 = 0, w2 = 0, wv = 0;
@@ -197,9 +200,9 @@ static void test_taylor_vs_hessian(void)
   for (int a = 0; a < ENG_ACT__COUNT; a++) {
     int sizes[] = {K, 5, 3};
     enum eng_act acts[2] = {(enum eng_act)a, ENG_ACT_IDENTITY};
-    if (a == ENG_ACT_SOFTMAX) {
+    if (a == ENG_ACT_SOFTMAX || a == ENG_ACT_LOG_SOFTMAX) {
       acts[0] = ENG_ACT_TANH;
-      acts[1] = ENG_ACT_SOFTMAX;
+      acts[1] = (enum eng_act)a;
     }
     struct eng_net *net = make_net(2, sizes, acts, 1.5);
     struct eng_model *m = prep(net, K, mu, S, 0, NULL, 0);
@@ -232,7 +235,7 @@ static void test_taylor_vs_hessian(void)
     tap_ok(ran && worst < 5e-7 && worst_f < 1e-13,
            "taylor through %s: second term vs FD Hessian %.2g, f(mu_a) %.2g (|term| up to %.2g)%s",
            eng_act_name((enum eng_act)a), worst, worst_f, maxsec, ran ? "" : "; eng_taylor failed");
-    if (a == ENG_ACT_SOFTMAX) {
+    if (a == ENG_ACT_SOFTMAX || a == ENG_ACT_LOG_SOFTMAX) {
       /* linearised spread sqrt(diag(J S J^T)) vs a central-difference J */
       const double *sp = eng_output_spread(m);
       double J[3 * K], yp[3], ym[3], w = sp ? 0 : INFINITY;
@@ -254,7 +257,8 @@ static void test_taylor_vs_hessian(void)
         if (sp)
           w = fmax(w, fabs(sp[o] - sqrt(v)));
       }
-      tap_ok(w < 1e-8, "softmax Jacobian: linearised spread vs FD Jacobian (%.2g)", w);
+      tap_ok(w < 1e-8, "%s Jacobian: linearised spread vs FD Jacobian (%.2g)",
+             eng_act_name((enum eng_act)a), w);
     }
     eng_model_free(m);
     free_net(net);

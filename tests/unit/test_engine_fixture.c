@@ -3,7 +3,8 @@
  * $ACED_SRCDIR/tests/data/small_mlp.json holds E[y | do(x_i = a)] computed
  * in PyTorch float64 with an exact autograd Hessian (taylor, Eq. 4) and as
  * the mean over the samples (montecarlo, Eq. 2); tools/gen_small_mlp.py
- * recomputes them.  A missing fixture fails.
+ * recomputes them.  A missing fixture fails.  log_softmax_mlp.json is the
+ * same network with a log_softmax output layer.
  */
 #include <math.h>
 #include <stdio.h>
@@ -155,5 +156,28 @@ int main(void)
   eng_model_free(m2);
   eng_model_free(m);
   tl_free(&t);
+
+  /* log_softmax (issue 10): the same network with a log_softmax output
+   * layer, its reference computed by tools/gen_small_mlp.py with
+   * torch.log_softmax and an exact autograd Hessian */
+  snprintf(path, sizeof path, "%s/tests/data/log_softmax_mlp.json", src ? src : ".");
+  struct tl_model tl = {0};
+  if (tap_ok(tl_load(path, &tl) == 0, "load %s", path)) {
+    struct eng_model *ml = NULL;
+    tap_ok(tl_prepare(&tl, 1, 0.0, &ml) == 0, "prepare the log_softmax network");
+    err = compare(ml, tl.root, "taylor", &n);
+    tap_ok(err >= 0.0 && err <= 1e-10 && n == 132,
+           "log_softmax: taylor reproduces PyTorch's autograd Hessian reference (max err %.3g "
+           "over %d values)", err, n);
+    err = compare(ml, tl.root, "montecarlo", &n);
+    tap_ok(err >= 0.0 && err <= 1e-10 && n == 132,
+           "log_softmax: montecarlo reproduces the reference (max err %.3g over %d values)", err,
+           n);
+    double lo, hi;
+    eng_output_range(ml, &lo, &hi);
+    tap_ok(isinf(lo) && lo < 0 && hi == 0.0, "log_softmax outputs range over (-inf, 0]");
+    eng_model_free(ml);
+  }
+  tl_free(&tl);
   return tap_done();
 }

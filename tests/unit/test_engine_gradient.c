@@ -143,6 +143,32 @@ int main(void)
     ok &= fabs(y[r * 2 + 1] - s1) < 1e-14;
   }
   tap_ok(ok, "softmax output: s1 (1 - s1) (W2[1] - W2[0]) W1, and the outputs");
+  /* log_softmax (issue 10): d log s1 / d z = e_1 - s, so (1 - s1) (W2[1] - W2[0]) W1 */
+  struct eng_model *lsm = model(ENG_ACT_IDENTITY, ENG_ACT_LOG_SOFTMAX, W1, b1, W2, b2);
+  ok = lsm && eng_gradient(lsm, x, 2, 1, G, y) == 0;
+  for (int r = 0; r < 2 && ok; r++) {
+    double h[4], z[2];
+    for (int j = 0; j < 4; j++) {
+      h[j] = b1[j];
+      for (int q = 0; q < 3; q++)
+        h[j] += W1[j * 3 + q] * x[r * 3 + q];
+    }
+    for (int o = 0; o < 2; o++) {
+      z[o] = b2[o];
+      for (int j = 0; j < 4; j++)
+        z[o] += W2[o * 4 + j] * h[j];
+    }
+    double s1 = 1 / (1 + exp(z[0] - z[1]));
+    for (int i = 0; i < 3; i++) {
+      double d = 0;
+      for (int j = 0; j < 4; j++)
+        d += (W2[4 + j] - W2[j]) * W1[j * 3 + i];
+      ok &= fabs(G[r * 3 + i] - (1 - s1) * d) < 1e-14;
+    }
+    ok &= fabs(y[r * 2 + 1] - log(s1)) < 1e-14;
+  }
+  tap_ok(ok, "log_softmax output: (1 - s1) (W2[1] - W2[0]) W1, and the outputs log s1");
+  eng_model_free(lsm);
   tap_ok(eng_gradient(sm, x, 2, 2, G, y) == -1, "an output out of range is refused");
 
   /* integrated gradients (first-layer shortcut) against the plain

@@ -35,6 +35,20 @@ int main(void)
   tap_ok(x[0] == -2.0 && x[N - 1] == 3.0 && fabs(x[1] - x[0] - 5.0 / 99) < 1e-15,
          "eng_grid: inclusive, even spacing");
 
+  /* a constant feature's one-point domain (issue 10): the grid is that
+   * point, the fit refuses it, and a series evaluated on it stays finite
+   * (t = 0, not 0/0) */
+  {
+    double g[5], c[3] = {0.5, 2.0, -1.0}, tc[5] = {1, 1, 1, 1, 1};
+    eng_grid(0.25, 0.25, 5, g);
+    tap_ok(g[0] == 0.25 && g[2] == 0.25 && g[4] == 0.25, "eng_grid on low == high: that point");
+    tap_ok(eng_regressor_fit(g, tc, 5, 0.25, 0.25, 3, &r) != 0,
+           "eng_regressor_fit refuses low == high");
+    double v = eng_legendre_series(c, 2, 0.25, 0.25, 0.25);
+    tap_ok(isfinite(v) && fabs(v - (0.5 + 2.0 * 0.0 - 1.0 * -0.5)) < 1e-15,
+           "a series on low == high is its value at t = 0 (%g), not NaN", v);
+  }
+
   for (int i = 0; i < N; i++)
     t[i] = cubic(x[i]);
   tap_ok(eng_regressor_fit(x, t, N, -2.0, 3.0, 20, &r) == 0, "fit cubic");

@@ -526,7 +526,18 @@ static void test_value_errors(void)
 
   b = body();
   json_object_set_new(at(b, "features.2"), "low", json_integer(1));
-  expect_err(b, 1, ACED_E_INVALID, "features[2].low", "low == high");
+  {
+    /* low == high: a constant feature (issue 10), accepted and reported */
+    struct aced_model *mc = parse_ok(b, 1);
+    json_t *md = mc ? model_metadata_json(mc) : NULL;
+    tap_ok(mc != NULL && mc->features[2].low == 1.0 && mc->features[2].high == 1.0,
+           "low == high is accepted (a constant feature)");
+    tap_ok(md && json_is_true(json_object_get(at(md, "features.2"), "constant")) &&
+               json_object_get(at(md, "features.1"), "constant") == NULL,
+           "the metadata marks it \"constant\": true, and only it");
+    json_decref(md);
+    model_free(mc);
+  }
   b = body();
   json_object_set_new(at(b, "features.0"), "low", json_real(2.5));
   expect_err(b, 1, ACED_E_INVALID, "features[0].low", "low > high");
@@ -803,6 +814,88 @@ static void test_metadata_and_lookups(void)
 
 /* Every tests/data/models/good_*.json registers.  The list is fixed here
  * rather than globbed so that a missing file is a failure. */
+/* The input transform (issue 10): canonical form, digest, folding. */
+static void test_transform(void)
+{
+  json_t *b = body(), *tf;
+  struct aced_model *m0, *m1, *m2;
+
+  m0 = parse_ok(json_deep_copy(b), 1);
+  tf = json_pack("{s:[f,f,f,f], s:[f,f,f,f]}", "scale", 2.0, 0.5, -4.0, 1.0, "shift", 1.0,
+                 -3.0, 0.25, 0.0);
+  json_object_set_new(b, "input_transform", tf);
+  m1 = parse_ok(json_deep_copy(b), 1);
+  tap_ok(m0 && m1 && m1->has_transform && !m0->has_transform &&
+             strcmp(m0->digest, m1->digest) != 0,
+         "a transform is parsed and changes the digest");
+  if (m0 && m1) {
+    char *c0 = model_canonical_json(m0), *c1 = model_canonical_json(m1);
+    json_t *j = json_loads(c1, 0, NULL);
+    char *dumped = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17))
+                     : NULL;
+    tap_ok(dumped && strcmp(dumped, c1) == 0,
+           "canonical text with a transform is exactly what jansson writes for it");
+    tap_ok(strstr(c0, "input_transform") == NULL &&
+               strstr(c1, "\"input_transform\":{\"scale\":[2.0,0.5,-4.0,1.0],"
+                          "\"shift\":[1.0,-3.0,0.25,0.0]}") != NULL,
+           "no transform: canonical text as before; a transform: kept as given");
+    m2 = j ? parse_ok(json_incref(j), 0) : NULL;
+    tap_ok(m2 && strcmp(m2->digest, m1->digest) == 0,
+           "canonical text with a transform re-parses to the same digest");
+    model_free(m2);
+    json_decref(j);
+    free(dumped);
+    free(c0);
+    free(c1);
+
+    /* folding: W' = W diag(1/scale), b' = b - W (shift/scale), other
+     * layers shared */
+    struct eng_net net;
+    struct eng_layer *ls = NULL;
+    double werr = 0.0, berr = 0.0;
+    tap_ok(model_engine_net(m0, &net, &ls) == 0 && ls == NULL && net.layers == m0->net.layers,
+           "without a transform the engine gets the network as registered");
+    tap_ok(model_engine_net(m1, &net, &ls) == 0 && ls != NULL &&
+               net.layers[1].W == m1->net.layers[1].W,
+           "with one, layer 0 is a folded copy and the rest is shared");
+    if (ls != NULL) {
+      const struct eng_layer *L0 = &m1->net.layers[0];
+      for (int u = 0; u < L0->n_out; u++) {
+        double bb = L0->b[u];
+        for (int j2 = 0; j2 < L0->n_in; j2++) {
+          double w = L0->W[u * L0->n_in + j2];
+          werr = fmax(werr, fabs(ls[0].W[u * L0->n_in + j2] - w / m1->tf_scale[j2]));
+          bb -= w * m1->tf_shift[j2] / m1->tf_scale[j2];
+        }
+        berr = fmax(berr, fabs(ls[0].b[u] - bb));
+      }
+      tap_ok(werr == 0.0 && berr <= 1e-14, "folded layer 0 is W/scale, b - W shift/scale "
+                                           "(max diffs %.1e, %.1e)",
+             werr, berr);
+      model_engine_net_free(ls);
+    }
+  }
+  model_free(m0);
+  model_free(m1);
+
+  /* errors name the field */
+  json_object_set_new(b, "input_transform", json_pack("{s:[i,i,i,i]}", "scale", 1, 1, 0, 1));
+  expect_err(json_deep_copy(b), 1, ACED_E_INVALID, "input_transform.scale[2]", "zero scale");
+  json_object_set_new(b, "input_transform", json_pack("{s:[i,i]}", "shift", 1, 1));
+  expect_err(json_deep_copy(b), 1, ACED_E_SHAPE, "input_transform.shift", "short shift");
+  json_object_set_new(b, "input_transform", json_pack("{s:[f,f,f,f]}", "scale", 1.0, 1.0, 1.0,
+                                                      1e-310));
+  expect_err(json_deep_copy(b), 1, ACED_E_NOT_FINITE, "input_transform.scale[3]",
+             "scale whose inverse overflows");
+  json_object_set_new(b, "input_transform", json_object());
+  expect_err(json_deep_copy(b), 1, ACED_E_MISSING_FIELD, "input_transform.scale",
+             "empty transform");
+  json_object_set_new(b, "input_transform", json_pack("{s:[i,i,i,i]}", "offset", 1, 1, 1, 1));
+  expect_err(json_deep_copy(b), 1, ACED_E_UNKNOWN_FIELD, "input_transform.offset",
+             "unknown transform field");
+  json_decref(b);
+}
+
 static void test_example_bodies(void)
 {
   static const char *files[] = {"good_tiny_linear.json"};
@@ -847,6 +940,7 @@ int main(void)
   test_value_errors();
   test_limits();
   test_metadata_and_lookups();
+  test_transform();
   json_decref(fixture);
   return tap_done();
 }
