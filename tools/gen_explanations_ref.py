@@ -2,8 +2,9 @@
 """Generate tests/data/explanations_ref.json: reference explanations computed independently in
 PyTorch float64 for tests/e2e/test_explanations.py.
 
-For the two test models (tests/data/small_mlp.json: tanh, softplus, identity; and
-tests/data/sharp_classifier.json: tanh, softmax), a few input rows in each feature's domain, the
+For the three test models (tests/data/small_mlp.json: tanh, softplus, identity;
+tests/data/sharp_classifier.json: tanh, softmax; tests/data/log_softmax_mlp.json: tanh, softplus,
+log_softmax), a few input rows in each feature's domain, the
 first and last outputs, and every method of POST /v1/models/{name}/explanations:
   - gradient, gradient_x_input: torch.autograd on the network written out here layer by layer;
   - integrated_gradients: (x - b) * sum_j w_j grad f(b + t_j (x - b)), nodes and weights of each
@@ -29,7 +30,8 @@ torch.set_default_dtype(torch.float64)
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "tests", "data")
 ACTS = {"tanh": torch.tanh, "identity": lambda z: z, "softplus": torch.nn.functional.softplus,
-        "relu": torch.relu, "sigmoid": torch.sigmoid, "softmax": lambda z: torch.softmax(z, dim=-1)}
+        "relu": torch.relu, "sigmoid": torch.sigmoid, "softmax": lambda z: torch.softmax(z, dim=-1),
+        "log_softmax": lambda z: torch.log_softmax(z, dim=-1)}
 
 
 def net(model):
@@ -142,7 +144,8 @@ def main():
     dest = sys.argv[1] if len(sys.argv) > 1 else os.path.join(DATA, "explanations_ref.json")
     ref = {"generator": "tools/gen_explanations_ref.py", "torch": torch.__version__,
            "models": [cases_for("mlp", os.path.join(DATA, "small_mlp.json")),
-                      cases_for("sharp", os.path.join(DATA, "sharp_classifier.json"))]}
+                      cases_for("sharp", os.path.join(DATA, "sharp_classifier.json")),
+                      cases_for("logsm", os.path.join(DATA, "log_softmax_mlp.json"))]}
     with open(dest, "w") as fh:
         json.dump(ref, fh, indent=1)
         fh.write("\n")

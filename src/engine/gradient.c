@@ -22,6 +22,68 @@
 
 #define GRAD_CHUNK 256
 
+/* gz = J^T g through the activation of layer ly, for nc rows of width
+ * n_out: z the pre-activations, h the activations.  Element-wise rules
+ * take the derivative from h where it is cheaper than from z (sigmoid
+ * h(1-h), tanh 1-h^2: no exp per unit, which was most of the time of a
+ * gradient on a sigmoid network).  -1 for an activation with no rule. */
+static int act_backward(const struct eng_layer *ly, const double *z, const double *h,
+                        const double *g, double *gz, int nc)
+{
+  int w = ly->n_out;
+  size_t n = (size_t)nc * w;
+  switch (ly->act) {
+  case ENG_ACT_SOFTMAX:
+    /* J^T g = s * (g - s.g) (J symmetric) */
+    for (int r = 0; r < nc; r++) {
+      const double *s = h + (size_t)r * w, *gr = g + (size_t)r * w;
+      double *o = gz + (size_t)r * w, sg = 0.0;
+      for (int j = 0; j < w; j++)
+        sg += s[j] * gr[j];
+      for (int j = 0; j < w; j++)
+        o[j] = s[j] * (gr[j] - sg);
+    }
+    return 0;
+  case ENG_ACT_LOG_SOFTMAX:
+    /* y = z - lse(z): J = I - 1 s^T, J^T g = g - s (1.g), s = e^y */
+    for (int r = 0; r < nc; r++) {
+      const double *hr = h + (size_t)r * w, *gr = g + (size_t)r * w;
+      double *o = gz + (size_t)r * w, sum = 0.0;
+      for (int j = 0; j < w; j++)
+        sum += gr[j];
+      for (int j = 0; j < w; j++)
+        o[j] = gr[j] - exp(hr[j]) * sum;
+    }
+    return 0;
+  case ENG_ACT_IDENTITY:
+    memcpy(gz, g, sizeof(double) * n);
+    return 0;
+  case ENG_ACT_SIGMOID:
+    for (size_t t = 0; t < n; t++)
+      gz[t] = h[t] * (1.0 - h[t]) * g[t];
+    return 0;
+  case ENG_ACT_TANH:
+    for (size_t t = 0; t < n; t++)
+      gz[t] = (1.0 - h[t] * h[t]) * g[t];
+    return 0;
+  case ENG_ACT_RELU:
+    for (size_t t = 0; t < n; t++)
+      gz[t] = z[t] > 0.0 ? g[t] : 0.0;
+    return 0;
+  default: {
+    const struct eng_act_info *ai = eng_act_info(ly->act);
+    if (ai == NULL || ai->eval == NULL)
+      return -1;
+    for (size_t t = 0; t < n; t++) {
+      double f, d1, d2;
+      ai->eval(z[t], &f, &d1, &d2);
+      gz[t] = d1 * g[t];
+    }
+    return 0;
+  }
+  }
+}
+
 int eng_gradient(const struct eng_model *m, const double *x, int n, int output, double *G,
                  double *y)
 {
@@ -75,36 +137,8 @@ int eng_gradient(const struct eng_model *m, const double *x, int n, int output, 
       int w = ly->n_out;
       off -= (size_t)w;
       const double *z = Z + off * chunk, *h = H + off * chunk;
-      const struct eng_act_info *ai = eng_act_info(ly->act);
-      if (ly->act == ENG_ACT_SOFTMAX) {
-        /* J^T g = s * (g - s.g) (J symmetric) */
-        for (int r = 0; r < nc; r++) {
-          const double *s = h + (size_t)r * w;
-          double *gr = g + (size_t)r * w, *o = gz + (size_t)r * w, sg = 0.0;
-          for (int j = 0; j < w; j++)
-            sg += s[j] * gr[j];
-          for (int j = 0; j < w; j++)
-            o[j] = s[j] * (gr[j] - sg);
-        }
-      } else if (ly->act == ENG_ACT_LOG_SOFTMAX) {
-        /* y = z - lse(z): J = I - 1 s^T, J^T g = g - s (1.g), s = e^y */
-        for (int r = 0; r < nc; r++) {
-          const double *hr = h + (size_t)r * w;
-          double *gr = g + (size_t)r * w, *o = gz + (size_t)r * w, sum = 0.0;
-          for (int j = 0; j < w; j++)
-            sum += gr[j];
-          for (int j = 0; j < w; j++)
-            o[j] = gr[j] - exp(hr[j]) * sum;
-        }
-      } else if (ai != NULL && ai->eval != NULL) {
-        for (size_t t = 0; t < (size_t)nc * w; t++) {
-          double f, d1, d2;
-          ai->eval(z[t], &f, &d1, &d2);
-          gz[t] = d1 * g[t];
-        }
-      } else {
+      if (act_backward(ly, z, h, g, gz, nc) != 0)
         goto done; /* a vector activation with no rule here */
-      }
       /* g_prev = gz W: (nc x w) (w x n_in) */
       cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, ly->n_in, w, 1.0, gz, w,
                   ly->W, ly->n_in, 0.0, g, ly->n_in);
@@ -208,25 +242,8 @@ int eng_integrated_gradients(const struct eng_model *m, const double *x, int row
       int wd = ly->n_out;
       off -= (size_t)wd;
       const double *zl = Z + off * chunk, *hl = H + off * chunk;
-      const struct eng_act_info *ai = eng_act_info(ly->act);
-      if (ly->act == ENG_ACT_SOFTMAX) {
-        for (int c = 0; c < nc; c++) {
-          const double *s = hl + (size_t)c * wd;
-          double *gr = g + (size_t)c * wd, *o = gz + (size_t)c * wd, sg = 0.0;
-          for (int j = 0; j < wd; j++)
-            sg += s[j] * gr[j];
-          for (int j = 0; j < wd; j++)
-            o[j] = s[j] * (gr[j] - sg);
-        }
-      } else if (ai != NULL && ai->eval != NULL) {
-        for (size_t q = 0; q < (size_t)nc * wd; q++) {
-          double f, d1, d2;
-          ai->eval(zl[q], &f, &d1, &d2);
-          gz[q] = d1 * g[q];
-        }
-      } else {
+      if (act_backward(ly, zl, hl, g, gz, nc) != 0)
         goto done;
-      }
       if (l > 0)
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, ly->n_in, wd, 1.0, gz, wd,
                     ly->W, ly->n_in, 0.0, g, ly->n_in);

@@ -2,8 +2,9 @@
 """End to end: POST /v1/models/{name}/explanations over real HTTP against references computed
 independently in PyTorch float64 (tests/data/explanations_ref.json, written by
 tools/gen_explanations_ref.py): gradient, gradient x input, integrated gradients with every
-quadrature rule and baseline (nodes from numpy there, from aced's own Newton iteration here), and
-ablation, on a tanh/softplus network and a softmax classifier; several methods at once; the
+quadrature rule and baseline (nodes from numpy there, from aced's own Newton iteration here),
+ablation and connection weights, on a tanh/softplus network, a softmax classifier and a log_softmax
+output; several methods at once; the
 completeness property; and the errors that name their field."""
 
 import copy
@@ -21,6 +22,11 @@ sharp = fixture("sharp_classifier.json")
 sharp["name"] = "sharp"
 r = d.post("/v1/models", sharp)
 ok(r.status == 201, "sharp registers", r)
+logsm = fixture("log_softmax_mlp.json")
+logsm.pop("reference", None)
+logsm["name"] = "logsm"
+r = d.post("/v1/models", logsm)
+ok(r.status == 201, "logsm (log_softmax output) registers", r)
 
 
 def close(a, b):
