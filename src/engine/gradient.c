@@ -20,7 +20,7 @@
 
 #include "engine/internal.h"
 
-#define GRAD_CHUNK 256
+#define GRAD_CHUNK 1024
 
 /* gz = J^T g through the activation of layer ly, for nc rows of width
  * n_out: z the pre-activations, h the activations.  Element-wise rules
