@@ -505,7 +505,7 @@ def main():
                         "%s relative (%s abs)" % (sci(tor_worst["ex_rel"]), sci(tor_worst["ex"])),
                         MET if tor_worst["ex_rel"] <= 1e-9 else NOT))
 
-    w("## Targets (issue #4)")
+    w("## Targets (issues #4 and #15)")
     w("")
     w("| requirement | target | measured | status |")
     w("|---|---|---|---|")
