@@ -206,6 +206,7 @@ int main(int argc, char **argv)
     return 2;
   }
   log_set_level(lvl);
+  log_access_config((size_t)srv.cfg.access_log_buffer, (int)srv.cfg.access_log_flush_ms);
 
   struct auth *auth = NULL;
   if (load_tokens(&srv.cfg, &auth) != 0)
@@ -280,6 +281,7 @@ int main(int argc, char **argv)
       }
       if (log_level_parse(fresh.log_level, &lvl) == 0)
         log_set_level(lvl);
+      log_access_config((size_t)fresh.access_log_buffer, (int)fresh.access_log_flush_ms);
       struct auth *a = NULL;
       if (load_tokens(&fresh, &a) == 0) {
         if (a == NULL && srv.cfg.token_file[0] != '\0')
@@ -308,5 +310,6 @@ int main(int argc, char **argv)
   http_set_auth(NULL);
   srv.store->ops->close(srv.store);
   log_info("main", "stopped");
+  log_flush();
   return 0;
 }

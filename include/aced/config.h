@@ -27,6 +27,8 @@ struct aced_config {
   char trusted_proxies[1024];/* comma-separated addresses and CIDR ranges */
   char base_path[ACED_BASE_PATH_MAX + 1]; /* "" or "/aced": URL prefix */
   char log_level[16];        /* error, warn, info, debug */
+  long access_log_buffer;    /* bytes of access-log lines per write; 0: a write per line */
+  long access_log_flush_ms;  /* longest an access-log line waits in the buffer */
   long model_cache;          /* prepared models kept in memory */
 };
 

@@ -143,6 +143,14 @@
  * connection, not a client on any real network (a 64 MiB body at that
  * rate would take 18 hours; let the proxy buffer bodies from slow links). */
 #define ACED_BODY_MIN_RATE 1024 /* bytes per second */
+/* Access log (log.h): 32 KiB is nginx's own example buffer, some 200
+ * lines, so a server answering 50k requests a second writes its log in
+ * about 250 writes instead of 50,000; one second is as long as an operator
+ * watching `journalctl -f` waits.  The buffer lives for the process, so a
+ * megabyte is the most it may take. */
+#define ACED_ACCESS_LOG_BUFFER_DEFAULT 32768
+#define ACED_ACCESS_LOG_BUFFER_MAX 1048576
+#define ACED_ACCESS_LOG_FLUSH_MS_DEFAULT 1000
 
 /* In-memory regressor summaries (src/svc/regcache.c): a summary is under
  * 1 KiB, so 8192 slots hold every regressor of 20 models of 100 features

@@ -9,6 +9,8 @@
 #ifndef ACED_LOG_H
 #define ACED_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_L_ERROR = 3, LOG_L_WARN = 4, LOG_L_INFO = 6, LOG_L_DEBUG = 7 };
 
 void log_set_level(enum log_level l);
@@ -16,6 +18,19 @@ int log_level_parse(const char *s, enum log_level *out);
 int log_enabled(enum log_level l);
 void log_msg(enum log_level l, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The access log: one info line per request ("http" component).  Written
+ * one write(2) per line, a busy server spends more on those writes than on
+ * its answers, so access lines are buffered, as nginx's access_log
+ * buffer=/flush= do: they go to stderr in batches of up to `bytes`, at most
+ * `flush_ms` after the first of a batch was logged (log_flush_stale, called
+ * by a timer, sees to that).  bytes 0: one write per line.  Every other
+ * record first writes what is buffered, so lines keep their order. */
+void log_access_config(size_t bytes, int flush_ms);
+void log_access(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Write what is buffered (shutdown, reload); the timer's check. */
+void log_flush(void);
+void log_flush_stale(void);
 
 #define log_error(...) log_msg(LOG_L_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_L_WARN, __VA_ARGS__)

@@ -1,16 +1,46 @@
 /*
- * log.c -- see log.h.  Records are written with one write(2) each so that
- * lines from different threads never interleave.
+ * log.c -- see log.h.  Records are written with one write(2) each (or, for
+ * access lines, one per batch of whole lines) so that lines from different
+ * threads never interleave.
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "aced/clock.h"
 #include "aced/log.h"
+
+/* The access-log buffer; `lock` also orders other records after it. */
+static pthread_mutex_t acc_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *acc_buf;
+static size_t acc_len, acc_cap;
+static int64_t acc_first_us; /* when the oldest buffered line was logged */
+static atomic_long acc_flush_us = 1000000;
+static atomic_int acc_on;    /* a buffer is configured: others must lock */
+
+static void write_all(const char *p, size_t n)
+{
+  while (n > 0) {
+    ssize_t w = write(STDERR_FILENO, p, n);
+    if (w <= 0)
+      return; /* nowhere to report it */
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+static void flush_locked(void)
+{
+  if (acc_len > 0)
+    write_all(acc_buf, acc_len);
+  acc_len = 0;
+}
 
 static atomic_int current = LOG_L_INFO;
 
@@ -41,28 +71,112 @@ static const char *level_name(enum log_level l)
   }
 }
 
-void log_msg(enum log_level l, const char *component, const char *fmt, ...)
+/* One record into buf: prefix, message, control characters blanked, a
+ * newline.  Returns its length, or -1. */
+static int format_record(char *buf, size_t size, enum log_level l, const char *component,
+                         const char *fmt, va_list ap)
 {
-  if (!log_enabled(l))
-    return;
-  char buf[2048];
-  int n = snprintf(buf, sizeof buf, "<%d>%s %s: ", (int)l, level_name(l),
-                   component);
-  va_list ap;
-  va_start(ap, fmt);
-  if (n >= 0 && (size_t)n < sizeof buf)
-    n += vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
-  va_end(ap);
+  int n = snprintf(buf, size, "<%d>%s %s: ", (int)l, level_name(l), component);
+  if (n >= 0 && (size_t)n < size)
+    n += vsnprintf(buf + n, size - (size_t)n, fmt, ap);
   if (n < 0)
-    return;
-  if ((size_t)n >= sizeof buf - 1)
-    n = sizeof buf - 2;
+    return -1;
+  if ((size_t)n >= size - 1)
+    n = (int)size - 2;
   /* One record, one line: control characters from client input must not
    * forge extra log lines. */
   for (int i = 0; i < n; i++)
     if ((unsigned char)buf[i] < 0x20)
       buf[i] = ' ';
   buf[n++] = '\n';
-  ssize_t w = write(STDERR_FILENO, buf, (size_t)n);
-  (void)w;
+  return n;
+}
+
+void log_msg(enum log_level l, const char *component, const char *fmt, ...)
+{
+  if (!log_enabled(l))
+    return;
+  char buf[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = format_record(buf, sizeof buf, l, component, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  if (!atomic_load_explicit(&acc_on, memory_order_relaxed)) {
+    write_all(buf, (size_t)n);
+    return;
+  }
+  pthread_mutex_lock(&acc_lock);
+  flush_locked(); /* buffered access lines came first */
+  write_all(buf, (size_t)n);
+  pthread_mutex_unlock(&acc_lock);
+}
+
+void log_access(const char *fmt, ...)
+{
+  if (!log_enabled(LOG_L_INFO))
+    return;
+  char buf[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = format_record(buf, sizeof buf, LOG_L_INFO, "http", fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  if (!atomic_load_explicit(&acc_on, memory_order_relaxed)) {
+    write_all(buf, (size_t)n);
+    return;
+  }
+  int64_t now = aced_now_us();
+  pthread_mutex_lock(&acc_lock);
+  if (acc_len + (size_t)n > acc_cap)
+    flush_locked();
+  if (acc_len == 0)
+    acc_first_us = now;
+  if ((size_t)n > acc_cap) {
+    write_all(buf, (size_t)n); /* longer than the whole buffer */
+  } else {
+    memcpy(acc_buf + acc_len, buf, (size_t)n);
+    acc_len += (size_t)n;
+  }
+  if (acc_len > 0 && now - acc_first_us >= atomic_load(&acc_flush_us))
+    flush_locked();
+  pthread_mutex_unlock(&acc_lock);
+}
+
+void log_access_config(size_t bytes, int flush_ms)
+{
+  pthread_mutex_lock(&acc_lock);
+  flush_locked();
+  char *nb = bytes > 0 ? realloc(acc_buf, bytes) : NULL;
+  if (bytes > 0 && nb == NULL) {
+    bytes = 0; /* no memory for a buffer: write each line */
+    free(acc_buf);
+  } else if (bytes == 0) {
+    free(acc_buf);
+  }
+  acc_buf = nb;
+  acc_cap = bytes;
+  atomic_store(&acc_flush_us, (long)flush_ms * 1000L);
+  atomic_store(&acc_on, bytes > 0);
+  pthread_mutex_unlock(&acc_lock);
+}
+
+void log_flush(void)
+{
+  pthread_mutex_lock(&acc_lock);
+  flush_locked();
+  pthread_mutex_unlock(&acc_lock);
+}
+
+void log_flush_stale(void)
+{
+  if (!atomic_load_explicit(&acc_on, memory_order_relaxed))
+    return;
+  int64_t now = aced_now_us();
+  pthread_mutex_lock(&acc_lock);
+  if (acc_len > 0 && now - acc_first_us >= atomic_load(&acc_flush_us))
+    flush_locked();
+  pthread_mutex_unlock(&acc_lock);
 }

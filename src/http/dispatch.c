@@ -510,7 +510,7 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     metrics_request(rq->route_index, status, secs);
   }
   if (log_enabled(LOG_L_INFO))
-    log_info("http", "%s %s %s %u %.1fms who=%s", request_client(rq), rq->priv->method,
+    log_access("%s %s %s %u %.1fms who=%s", request_client(rq), rq->priv->method,
              rq->priv->url, status, secs * 1e3, rq->who);
   http_conn_mark(conn, CS_IDLE, 0, now);
   if (rq->hstate_free != NULL)

@@ -135,6 +135,8 @@ static void *watchdog_main(void *arg)
   int64_t limit = h->srv->cfg.connection_timeout * 1000000L;
   pthread_mutex_lock(&h->track_lock);
   while (!h->stop) {
+    /* buffered access-log lines older than access_log_flush_ms */
+    log_flush_stale();
     int64_t now = aced_now_us();
     for (struct conn_track *t = h->tracked; t; t = t->next) {
       int st = atomic_load_explicit(&t->state, memory_order_acquire);

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""End to end: the buffered access log (issue #11: one write(2) per access line cost a third of the
+throughput at the default log level).  Every request still gets its line, in order and none lost at
+a stop; a buffered line reaches the log within access_log_flush_ms; other records write the buffered
+lines first; and the batches show in the daemon's count of write system calls (/proc/PID/io syscw):
+500 requests cost some 500 fewer writes than with access_log_buffer = 0."""
+
+import os
+import re
+import time
+
+from acedtest import Daemon, diag, done, ok, skip
+
+
+def syscw(pid):
+    for line in open("/proc/%d/io" % pid):
+        if line.startswith("syscw:"):
+            return int(line.split()[1])
+    return None
+
+
+def run(args, n):
+    d = Daemon(args=args).start()
+    time.sleep(0.3)
+    w0 = syscw(d.proc.pid)
+    for i in range(n):
+        d.get("/v1/models/m%04d" % i)  # 404s: no store writes, one access line each
+    w1 = syscw(d.proc.pid)
+    return d, (w1 - w0) if w0 is not None and w1 is not None else None
+
+
+N = 500
+d, buffered = run(["--access_log_flush_ms=60000"], N)
+d.stop()
+log = d.read_log()
+lines = [l for l in log.splitlines() if l.startswith("<6>info http:")]
+urls = [re.search(r"GET (/v1/models/m\d+)", l).group(1) for l in lines if "/v1/models/m" in l]
+ok(urls == ["/v1/models/m%04d" % i for i in range(N)],
+   "every one of %d requests has its access line, in order, after a stop (%d)" % (N, len(urls)))
+stop = [i for i, l in enumerate(log.splitlines()) if "shutting down" in l]
+last = max(i for i, l in enumerate(log.splitlines()) if l.startswith("<6>info http:"))
+ok(stop and last < stop[0], "the buffered lines are written before the next other record (shutting down)")
+
+d, unbuffered = run(["--access_log_buffer=0"], N)
+d.stop()
+diag("write system calls for %d requests: %s buffered, %s with access_log_buffer = 0" % (N, buffered, unbuffered))
+if buffered is not None and unbuffered is not None:
+    ok(unbuffered - buffered >= 0.8 * N, "buffering saves a write per request (%d vs %d)" % (buffered, unbuffered))
+else:
+    skip("buffering saves a write per request", "/proc/PID/io is not readable here")
+
+d = Daemon(args=["--access_log_flush_ms=300"]).start()
+d.get("/v1/models/flushme")
+deadline, seen = time.time() + 5, False
+while time.time() < deadline and not seen:
+    seen = "/v1/models/flushme" in d.read_log()
+    time.sleep(0.05)
+ok(seen, "a buffered line reaches the log within its flush time (+ the 250 ms timer)")
+ok(d.stop() == 0, "clean shutdown")
+done()
