@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """End to end: the buffered access log (issue #11: one write(2) per access line cost a third of the
-throughput at the default log level).  Every request still gets its line, in order and none lost at
+throughput at the default log level).  Every request still gets its line, none lost or doubled at
 a stop; a buffered line reaches the log within access_log_flush_ms; other records write the buffered
 lines first; and the batches show in the daemon's count of write system calls (/proc/PID/io syscw):
 500 requests cost some 500 fewer writes than with access_log_buffer = 0."""
@@ -35,8 +35,10 @@ d.stop()
 log = d.read_log()
 lines = [l for l in log.splitlines() if l.startswith("<6>info http:")]
 urls = [re.search(r"GET (/v1/models/m\d+)", l).group(1) for l in lines if "/v1/models/m" in l]
-ok(urls == ["/v1/models/m%04d" % i for i in range(N)],
-   "every one of %d requests has its access line, in order, after a stop (%d)" % (N, len(urls)))
+# each line is written when libmicrohttpd reports its request complete, on
+# the HTTP thread that served it: across threads that is not request order
+ok(sorted(urls) == ["/v1/models/m%04d" % i for i in range(N)],
+   "every one of %d requests has exactly one access line after a stop (%d)" % (N, len(urls)))
 stop = [i for i, l in enumerate(log.splitlines()) if "shutting down" in l]
 last = max(i for i, l in enumerate(log.splitlines()) if l.startswith("<6>info http:"))
 ok(stop and last < stop[0], "the buffered lines are written before the next other record (shutting down)")

@@ -201,6 +201,10 @@ ok(r.status == 405 and r.headers.get("Allow") == "GET, HEAD", "Allow of /healthz
 m = d.get("/metrics").raw.decode()
 ok('aced_http_requests_total{route="GET /healthz",status="200"}' in m,
    "HEAD requests are counted under their GET route in /metrics")
+# the access log is written in batches, at most access_log_flush_ms (1 s) late
+deadline = time.time() + 5
+while "HEAD /v1/models/m 200" not in d.read_log() and time.time() < deadline:
+    time.sleep(0.05)
 ok("HEAD /v1/models/m 200" in d.read_log(), "the access log shows the HEAD method", d.read_log()[-800:])
 
 # ---- libmicrohttpd's option order ----
