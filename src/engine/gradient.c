@@ -84,73 +84,112 @@ static int act_backward(const struct eng_layer *ly, const double *z, const doubl
   }
 }
 
+/* Workspace of a gradient pass over chunks of up to `chunk` rows: Z and H
+ * the pre-activations and activations of every layer, g and gz the
+ * backward vectors. */
+struct grad_ws {
+  int chunk;
+  double *Z, *H, *g, *gz;
+};
+
+static int ws_init(struct grad_ws *ws, const struct eng_model *m, int chunk)
+{
+  size_t tot = 0;
+  for (int l = 0; l < m->net.n_layers; l++)
+    tot += (size_t)m->net.layers[l].n_out;
+  size_t wide = (size_t)(m->max_units > m->k ? m->max_units : m->k);
+  ws->chunk = chunk;
+  ws->Z = malloc(sizeof(double) * tot * (size_t)chunk);
+  ws->H = malloc(sizeof(double) * tot * (size_t)chunk);
+  ws->g = malloc(sizeof(double) * wide * (size_t)chunk);
+  ws->gz = malloc(sizeof(double) * wide * (size_t)chunk);
+  return ws->Z && ws->H && ws->g && ws->gz ? 0 : -1;
+}
+
+static void ws_free(struct grad_ws *ws)
+{
+  free(ws->Z);
+  free(ws->H);
+  free(ws->g);
+  free(ws->gz);
+}
+
+/* The pass both gradient paths share.  ws->Z holds the first layer's
+ * pre-activations of nc rows; the rest of the network runs forward
+ * (y, if not NULL, gets the nc x n_out outputs), then backward from
+ * e_output, leaving d y_output / d z1 (nc x n1) in ws->gz.  Returns 0, or
+ * -1 for an activation with no backward rule. */
+static int pass_from_z1(const struct eng_model *m, struct grad_ws *ws, int nc, int output,
+                        double *y)
+{
+  const struct eng_net *net = &m->net;
+  int nl = net->n_layers, no = m->n_out, chunk = ws->chunk;
+  const double *in = NULL;
+  size_t off = 0;
+  for (int l = 0; l < nl; l++) {
+    const struct eng_layer *ly = &net->layers[l];
+    double *z = ws->Z + off * chunk, *h = ws->H + off * chunk;
+    if (l > 0) {
+      for (int r = 0; r < nc; r++)
+        memcpy(z + (size_t)r * ly->n_out, ly->b, sizeof(double) * (size_t)ly->n_out);
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, ly->n_out, ly->n_in, 1.0, in,
+                  ly->n_in, ly->W, ly->n_in, 1.0, z, ly->n_out);
+    }
+    memcpy(h, z, sizeof(double) * (size_t)nc * ly->n_out);
+    eng_act_rows(ly->act, h, nc, ly->n_out);
+    in = h;
+    off += (size_t)ly->n_out;
+  }
+  if (y != NULL)
+    memcpy(y, in, sizeof(double) * (size_t)nc * no);
+  memset(ws->g, 0, sizeof(double) * (size_t)nc * no);
+  for (int r = 0; r < nc; r++)
+    ws->g[(size_t)r * no + output] = 1.0;
+  for (int l = nl - 1; l >= 0; l--) {
+    const struct eng_layer *ly = &net->layers[l];
+    int w = ly->n_out;
+    off -= (size_t)w;
+    if (act_backward(ly, ws->Z + off * chunk, ws->H + off * chunk, ws->g, ws->gz, nc) != 0)
+      return -1;
+    /* g_prev = gz W: (nc x w) (w x n_in); below the first layer the
+     * callers apply W1 themselves */
+    if (l > 0)
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, ly->n_in, w, 1.0, ws->gz, w,
+                  ly->W, ly->n_in, 0.0, ws->g, ly->n_in);
+  }
+  return 0;
+}
+
 int eng_gradient(const struct eng_model *m, const double *x, int n, int output, double *G,
                  double *y)
 {
   if (!m || output < 0 || output >= m->n_out || n < 0 || (n > 0 && (!x || !G)))
     return -1;
-  const struct eng_net *net = &m->net;
-  int nl = net->n_layers, k = m->k, no = m->n_out;
-  size_t tot = 0; /* units over all layers */
-  for (int l = 0; l < nl; l++)
-    tot += (size_t)net->layers[l].n_out;
-  int chunk = n < GRAD_CHUNK ? (n > 0 ? n : 1) : GRAD_CHUNK;
-  /* Z: pre-activations, H: activations, per layer, chunk rows each;
-   * g, gz: the backward vectors (widest layer or k) */
-  size_t wide = (size_t)(m->max_units > k ? m->max_units : k);
-  double *Z = malloc(sizeof(double) * tot * (size_t)chunk);
-  double *H = malloc(sizeof(double) * tot * (size_t)chunk);
-  double *g = malloc(sizeof(double) * wide * (size_t)chunk);
-  double *gz = malloc(sizeof(double) * wide * (size_t)chunk);
+  const struct eng_layer *l1 = &m->net.layers[0];
+  int k = m->k, n1 = m->n1;
+  struct grad_ws ws;
   int rc = -1;
-  if (!Z || !H || !g || !gz)
+  if (ws_init(&ws, m, n < GRAD_CHUNK ? (n > 0 ? n : 1) : GRAD_CHUNK) != 0)
     goto done;
-  for (int r0 = 0; r0 < n; r0 += chunk) {
+  for (int r0 = 0; r0 < n; r0 += ws.chunk) {
     if (eng_should_stop()) {
       rc = ENG_STOPPED;
       goto done;
     }
-    int nc = n - r0 < chunk ? n - r0 : chunk;
-    const double *in = x + (size_t)r0 * k;
-    size_t off = 0;
-    /* forward, keeping z and h of every layer */
-    for (int l = 0; l < nl; l++) {
-      const struct eng_layer *ly = &net->layers[l];
-      double *z = Z + off * chunk, *h = H + off * chunk;
-      for (int r = 0; r < nc; r++)
-        memcpy(z + (size_t)r * ly->n_out, ly->b, sizeof(double) * (size_t)ly->n_out);
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, ly->n_out, ly->n_in, 1.0, in,
-                  ly->n_in, ly->W, ly->n_in, 1.0, z, ly->n_out);
-      memcpy(h, z, sizeof(double) * (size_t)nc * ly->n_out);
-      eng_act_rows(ly->act, h, nc, ly->n_out);
-      in = h;
-      off += (size_t)ly->n_out;
-    }
-    if (y != NULL)
-      memcpy(y + (size_t)r0 * no, in, sizeof(double) * (size_t)nc * no);
-    /* backward from e_output */
-    memset(g, 0, sizeof(double) * (size_t)nc * no);
+    int nc = n - r0 < ws.chunk ? n - r0 : ws.chunk;
     for (int r = 0; r < nc; r++)
-      g[(size_t)r * no + output] = 1.0;
-    for (int l = nl - 1; l >= 0; l--) {
-      const struct eng_layer *ly = &net->layers[l];
-      int w = ly->n_out;
-      off -= (size_t)w;
-      const double *z = Z + off * chunk, *h = H + off * chunk;
-      if (act_backward(ly, z, h, g, gz, nc) != 0)
-        goto done; /* a vector activation with no rule here */
-      /* g_prev = gz W: (nc x w) (w x n_in) */
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, ly->n_in, w, 1.0, gz, w,
-                  ly->W, ly->n_in, 0.0, g, ly->n_in);
-    }
-    memcpy(G + (size_t)r0 * k, g, sizeof(double) * (size_t)nc * k);
+      memcpy(ws.Z + (size_t)r * n1, l1->b, sizeof(double) * (size_t)n1);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, n1, k, 1.0, x + (size_t)r0 * k, k,
+                l1->W, k, 1.0, ws.Z, n1);
+    if (pass_from_z1(m, &ws, nc, output, y ? y + (size_t)r0 * m->n_out : NULL) != 0)
+      goto done; /* a vector activation with no rule here */
+    /* d y / d x = (d y / d z1) W1 */
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, k, n1, 1.0, ws.gz, n1, l1->W, k,
+                0.0, G + (size_t)r0 * k, k);
   }
   rc = 0;
 done:
-  free(Z);
-  free(H);
-  free(g);
-  free(gz);
+  ws_free(&ws);
   return rc;
 }
 
@@ -171,25 +210,16 @@ int eng_integrated_gradients(const struct eng_model *m, const double *x, int row
     return -1;
   if (rows == 0)
     return 0;
-  const struct eng_net *net = &m->net;
-  const struct eng_layer *l1 = &net->layers[0];
-  int nl = net->n_layers, k = m->k, n1 = m->n1, no = m->n_out;
-  size_t tot = 0;
-  for (int l = 0; l < nl; l++)
-    tot += (size_t)net->layers[l].n_out;
-  int chunk = GRAD_CHUNK;
-  size_t wide = (size_t)m->max_units;
+  const struct eng_layer *l1 = &m->net.layers[0];
+  int k = m->k, n1 = m->n1, chunk = GRAD_CHUNK;
+  struct grad_ws ws;
   double *zx = malloc(sizeof(double) * (size_t)rows * n1);  /* z1 at x, then z_x - z_b */
   double *zb = malloc(sizeof(double) * (size_t)n1);         /* z1 at the baseline */
   double *V = calloc((size_t)rows * n1, sizeof(double));    /* sum_j w_j dy/dz1 */
-  double *Z = malloc(sizeof(double) * tot * (size_t)chunk);
-  double *H = malloc(sizeof(double) * tot * (size_t)chunk);
-  double *g = malloc(sizeof(double) * wide * (size_t)chunk);
-  double *gz = malloc(sizeof(double) * wide * (size_t)chunk);
   int *prow = malloc(sizeof(int) * (size_t)chunk);
   double *pw = malloc(sizeof(double) * (size_t)chunk);
   int rc = -1;
-  if (!zx || !zb || !V || !Z || !H || !g || !gz || !prow || !pw)
+  if (ws_init(&ws, m, chunk) != 0 || !zx || !zb || !V || !prow || !pw)
     goto done;
   for (int r = 0; r < rows; r++)
     memcpy(zx + (size_t)r * n1, l1->b, sizeof(double) * (size_t)n1);
@@ -208,7 +238,6 @@ int eng_integrated_gradients(const struct eng_model *m, const double *x, int row
     }
     int nc = total - p0 < chunk ? (int)(total - p0) : chunk;
     /* first layer: interpolated pre-activations */
-    double *z = Z, *h = H;
     for (int c = 0; c < nc; c++) {
       long p = p0 + c;
       int r = (int)(p / steps), j = (int)(p % steps);
@@ -216,42 +245,14 @@ int eng_integrated_gradients(const struct eng_model *m, const double *x, int row
       pw[c] = w[j];
       const double *d = zx + (size_t)r * n1;
       for (int u = 0; u < n1; u++)
-        z[(size_t)c * n1 + u] = zb[u] + t[j] * d[u];
+        ws.Z[(size_t)c * n1 + u] = zb[u] + t[j] * d[u];
     }
-    memcpy(h, z, sizeof(double) * (size_t)nc * n1);
-    eng_act_rows(l1->act, h, nc, n1);
-    const double *in = h;
-    size_t off = (size_t)n1;
-    for (int l = 1; l < nl; l++) {
-      const struct eng_layer *ly = &net->layers[l];
-      double *zl = Z + off * chunk, *hl = H + off * chunk;
-      for (int c = 0; c < nc; c++)
-        memcpy(zl + (size_t)c * ly->n_out, ly->b, sizeof(double) * (size_t)ly->n_out);
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, ly->n_out, ly->n_in, 1.0, in,
-                  ly->n_in, ly->W, ly->n_in, 1.0, zl, ly->n_out);
-      memcpy(hl, zl, sizeof(double) * (size_t)nc * ly->n_out);
-      eng_act_rows(ly->act, hl, nc, ly->n_out);
-      in = hl;
-      off += (size_t)ly->n_out;
-    }
-    memset(g, 0, sizeof(double) * (size_t)nc * no);
-    for (int c = 0; c < nc; c++)
-      g[(size_t)c * no + output] = 1.0;
-    for (int l = nl - 1; l >= 0; l--) {
-      const struct eng_layer *ly = &net->layers[l];
-      int wd = ly->n_out;
-      off -= (size_t)wd;
-      const double *zl = Z + off * chunk, *hl = H + off * chunk;
-      if (act_backward(ly, zl, hl, g, gz, nc) != 0)
-        goto done;
-      if (l > 0)
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, ly->n_in, wd, 1.0, gz, wd,
-                    ly->W, ly->n_in, 0.0, g, ly->n_in);
-    }
+    if (pass_from_z1(m, &ws, nc, output, NULL) != 0)
+      goto done;
     /* gz is dy/dz1 for each pair: weight it into its row's sum */
     for (int c = 0; c < nc; c++) {
       double *v = V + (size_t)prow[c] * n1;
-      const double *q = gz + (size_t)c * n1;
+      const double *q = ws.gz + (size_t)c * n1;
       for (int u = 0; u < n1; u++)
         v[u] += pw[c] * q[u];
     }
@@ -264,13 +265,10 @@ int eng_integrated_gradients(const struct eng_model *m, const double *x, int row
       attr[(size_t)r * k + i] *= x[(size_t)r * k + i] - base[i];
   rc = 0;
 done:
+  ws_free(&ws);
   free(zx);
   free(zb);
   free(V);
-  free(Z);
-  free(H);
-  free(g);
-  free(gz);
   free(prow);
   free(pw);
   return rc;
@@ -278,7 +276,7 @@ done:
 
 /* Gauss-Legendre nodes and weights on [0, 1] by Newton's method on P_n
  * from the Chebyshev guesses (converges to machine precision in a few
- * steps for every n we allow). */
+ * steps for every n we allow); n >= 2, eng_quadrature handles n = 1. */
 static void gauss_legendre(int n, double *t, double *w)
 {
   for (int i = 0; i < (n + 1) / 2; i++) {
@@ -289,10 +287,6 @@ static void gauss_legendre(int n, double *t, double *w)
         double p2 = ((2.0 * j - 1.0) * xr * p1 - (j - 1.0) * p0) / j;
         p0 = p1;
         p1 = p2;
-      }
-      if (n == 1) {
-        p1 = xr;
-        p0 = 1.0;
       }
       dp = n * (xr * p1 - p0) / (xr * xr - 1.0);
       double dx = p1 / dp;
