@@ -7,6 +7,7 @@ lines first; and the batches show in the daemon's count of write system calls (/
 
 import os
 import re
+import threading
 import time
 
 from acedtest import Daemon, diag, done, ok, skip
@@ -42,6 +43,30 @@ ok(sorted(urls) == ["/v1/models/m%04d" % i for i in range(N)],
 stop = [i for i, l in enumerate(log.splitlines()) if "shutting down" in l]
 last = max(i for i, l in enumerate(log.splitlines()) if l.startswith("<6>info http:"))
 ok(stop and last < stop[0], "the buffered lines are written before the next other record (shutting down)")
+
+# Concurrent clients on both HTTP threads append to the one buffer: every
+# line whole, none lost, none doubled.
+d = Daemon(args=["--http_threads=2", "--access_log_flush_ms=60000"]).start()
+T, PER = 8, 100
+
+
+def client(t):
+    for i in range(PER):
+        d.get("/v1/models/t%d-%03d" % (t, i))
+
+
+threads = [threading.Thread(target=client, args=(t,)) for t in range(T)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+d.stop()
+lines = [l for l in d.read_log().splitlines() if "/v1/models/t" in l]
+well_formed = all(re.fullmatch(r"<6>info http: \S+ GET /v1/models/t\d-\d{3} 404 [\d.]+ms who=-", l) for l in lines)
+got = sorted(re.search(r"(/v1/models/t\d-\d{3})", l).group(1) for l in lines)
+ok(well_formed and got == sorted("/v1/models/t%d-%03d" % (t, i) for t in range(T) for i in range(PER)),
+   "%d concurrent clients: %d whole lines, one per request (%d)" % (T, T * PER, len(lines)),
+   [l for l in lines if not re.search(r"404 [\d.]+ms who=-$", l)][:3])
 
 d, unbuffered = run(["--access_log_buffer=0"], N)
 d.stop()
