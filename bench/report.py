@@ -14,6 +14,9 @@ import argparse
 import json
 import math
 import os
+import sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import section  # noqa: E402  (bench/section.py: marked sections kept across runs)
 
 
 def load(path):
@@ -520,8 +523,18 @@ def main():
       "folder. `make bench-smoke` (also part of `make check`) runs a seconds-long version of every part "
       "without PyTorch or wrk. Peers: Debian's `python3-torch` run with `/usr/bin/python3`, Debian's `wrk`.")
     w("")
+    # Sections written by other topics' benchmarks (bench/section.py)
+    # survive this rewrite, in their order, after the core figures.
+    try:
+        with open(a.out) as f:
+            kept = [blk for _, blk in section.sections(f.read())]
+    except FileNotFoundError:
+        kept = []
+    text = "\n".join(L)
+    for blk in kept:
+        text = text.rstrip("\n") + "\n\n" + blk
     with open(a.out, "w") as f:
-        f.write("\n".join(L))
+        f.write(text)
 
 
 if __name__ == "__main__":
