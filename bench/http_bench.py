@@ -373,7 +373,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--spin-ns", type=int, default=1000,
                     help="busy work per request of the calibration server (mhd_fixed --spin-ns)")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: big,mnist,k4096")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: cached,big,mnist,k4096")
     args = ap.parse_args()
     skip = set(s for s in args.skip.split(",") if s)
     b = os.path.abspath(args.builddir)
@@ -397,7 +397,7 @@ def main():
         # ---- 1. cached attributions vs bare libmicrohttpd ----
         # with 2 HTTP threads (the daemon's default; the spin calibration
         # runs here) and with 1 (the core wrk leaves free)
-        for threads, key in ((2, "cached"), (1, "cached_1thread")):
+        for threads, key in ((2, "cached"), (1, "cached_1thread")) if "cached" not in skip else ():
             res[key] = cached_config(aced, mhd, fixture, work, threads, args, use_wrk,
                                      spin_ns=args.spin_ns if threads == 2 and use_wrk else 0)
             if "reply_bytes" not in res:

@@ -164,6 +164,11 @@
  * oldest of them is replaced: a bounded search on every cached query. */
 #define ACED_REGCACHE_SLOTS 8192 /* a power of two */
 #define ACED_REGCACHE_PROBE 8
+/* A summary asked for by a regressor GET also keeps that GET's reply as
+ * text (split around meta.elapsed_ms), so a warm GET reads no database and
+ * parses nothing.  A reply is 20 to 60 KiB; 64 MiB of them is a dashboard's
+ * working set of curves.  Past it, GETs take the path through the store. */
+#define ACED_REGCACHE_REPLY_BYTES (64L << 20)
 
 /* SQLite (src/store/sqlite.c).  Readers: enough for the HTTP threads and
  * workers that read at the same moment in practice; more would only hold
