@@ -232,6 +232,14 @@ def main():
              ratio(a5["seconds_per_eval"], t_aced, 1), ratio(a5["cpu_seconds_per_eval"], t_aced_c, 1)))
         b("| of which: forward passes per alpha / eigendecomposition per feature | %s / %s | | |"
           % (ms(a5["forward_seconds_per_alpha"], 1), ms(a5["eigh_seconds_per_feature"], 1)))
+        fa = tor.get("a5_fast")
+        if fa:
+            b("| torch A.5, the fastest obvious way: W1 (eps V) once per feature, then per alpha only "
+              "W1 mu_a + b and the later layers for the %d rows (agrees with the plain script to %s) "
+              "| %s | %s | **%s / %s** |"
+              % (2 * tor["dims"][0] + 1, sci(fa["max_abs_diff_vs_a5"]), ms(fa["seconds_per_eval"], 1),
+                 ms(fa["cpu_seconds_per_eval"], 1), ratio(fa["seconds_per_eval"], t_aced, 1),
+                 ratio(fa["cpu_seconds_per_eval"], t_aced_c, 1)))
         if ex:
             b("| torch exact Hessian (%d pairs) | %s | %s | **%s / %s** |"
               % (ex["pairs"], ms(ex["seconds_per_eval"], 1), ms(ex["cpu_seconds_per_eval"], 1),
