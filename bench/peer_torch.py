@@ -208,10 +208,11 @@ def main():
                 v = a5_fast_values(layers, mu, D, eps)
                 tq_fwd += time.perf_counter() - t0
                 cq_fwd += time.process_time() - c0
-        # the two are the same scheme: their values agree to the cancellation of eps = 1e-6
+        # the two are the same scheme; at eps = 1e-6 both lose about as much as the second-order term
+        # to cancellation (differently), so they are compared at eps = 1e-4, where neither does
         mu, S = interventional(mean, cov, tf[0], al[0])
         V = a5_factor(S)
-        fast_gap = float((a5_values(f, mu, V, eps) - a5_fast_values(layers, mu, a5_fast_prepare(layers, V, eps), eps))
+        fast_gap = float((a5_values(f, mu, V, 1e-4) - a5_fast_values(layers, mu, a5_fast_prepare(layers, V, 1e-4), 1e-4))
                          .abs().max())
     res["a5_fast"] = {"features": nf, "alphas": len(al),
                       "prepare_seconds_per_feature": tq_prep / nf,
@@ -230,7 +231,7 @@ def main():
     print("A.5: %.2f ms per (feature, alpha), all %d outputs (forward %.2f ms + eigh %.1f ms / %d alphas)"
           % (1e3 * res["a5"]["seconds_per_eval"], n_out, 1e3 * fwd_per_alpha, 1e3 * eigh_per_feature, n_alpha))
     print("A.5, first layer once per feature: %.2f ms per (feature, alpha) (rest of the network %.2f ms + "
-          "eigh and W1 V %.1f ms / %d alphas); values agree with the plain script to %.2g"
+          "eigh and W1 V %.1f ms / %d alphas); values agree with the plain script to %.2g at eps 1e-4"
           % (1e3 * res["a5_fast"]["seconds_per_eval"], 1e3 * res["a5_fast"]["forward_seconds_per_alpha"],
              1e3 * res["a5_fast"]["prepare_seconds_per_feature"], n_alpha, fast_gap))
     sys.stdout.flush()

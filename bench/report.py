@@ -235,7 +235,7 @@ def main():
         fa = tor.get("a5_fast")
         if fa:
             b("| torch A.5, the fastest obvious way: W1 (eps V) once per feature, then per alpha only "
-              "W1 mu_a + b and the later layers for the %d rows (agrees with the plain script to %s) "
+              "W1 mu_a + b and the later layers for the %d rows (agrees with the plain script to %s at eps 1e-4) "
               "| %s | %s | **%s / %s** |"
               % (2 * tor["dims"][0] + 1, sci(fa["max_abs_diff_vs_a5"]), ms(fa["seconds_per_eval"], 1),
                  ms(fa["cpu_seconds_per_eval"], 1), ratio(fa["seconds_per_eval"], t_aced, 1),
