@@ -74,6 +74,8 @@ def main():
     ap.add_argument("--torch")
     ap.add_argument("--http")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--hosts", help="the per-host-kind figures kept across runs (default: bench/hosts.json "
+                    "beside OUT)")
     a = ap.parse_args()
     info = load(a.info) or {}
     eng = load(a.engine)
@@ -93,6 +95,7 @@ def main():
     for k, label in (("date", "run at"), ("commit", "source"), ("host", "host"), ("cpu", "CPU"),
                      ("cores", "cores (nproc)"), ("blas", "BLAS (openblas_get_config)"),
                      ("compiler", "compiler"), ("cflags", "CFLAGS"), ("kernel", "kernel"),
+                     ("mhd", "libmicrohttpd"),
                      ("torch", "PyTorch peer"), ("wrk", "HTTP load generator"),
                      ("load_start", "load average at start"), ("load_end", "load average at end")):
         if info.get(k):
@@ -523,6 +526,7 @@ def main():
     for t in targets:
         w("| %s | %s | %s | %s |" % t)
     w("")
+    hosts_table(a, info, w, host_figures(full, cached, cached1, htt, eig, tig))
     L.extend(body)
     w("## Reproducing")
     w("")
@@ -543,6 +547,73 @@ def main():
         text = text.rstrip("\n") + "\n\n" + blk
     with open(a.out, "w") as f:
         f.write(text)
+
+
+def host_figures(full, cached, cached1, htt, eig, tig):
+    """The headline figures of this run that differ between kinds of host, as text."""
+    f = {}
+    if full:
+        f["taylor per (feature, alpha), CPU"] = ms(full["taylor_cpu_seconds_per_eval"])
+        f["taylor / GEMM floor (CPU)"] = "%.2fx" % (full["taylor_cpu_seconds_per_eval"] /
+                                                   full["floor_cpu_seconds_per_eval"])
+    for c, label in ((cached, "2 HTTP threads"), (cached1, "1 HTTP thread")):
+        if c and c.get("ratio") is not None:
+            f["cached attributions vs bare libmicrohttpd, " + label] = "%.1f%% (%.0f vs %.0f req/s)" % (
+                100 * c["ratio"], c["aced"]["rps"], c["mhd"]["rps"])
+            a_cpu, m_cpu = c["aced"].get("server_cpu_us_per_request"), c["mhd"].get("server_cpu_us_per_request")
+            if a_cpu and m_cpu:
+                f["server CPU per cached request, aced / bare, " + label] = "%.1f / %.1f us (%.2fx)" % (
+                    a_cpu, m_cpu, a_cpu / m_cpu)
+    mj = htt.get("mnist_job") if htt else None
+    if mj and full and mj.get("daemon_cpu_seconds"):
+        per = mj["daemon_cpu_seconds"] / (mj["features"] * mj["num"])
+        f["regressor job: daemon CPU per (feature, alpha) / bench_engine taylor"] = "%.2fx (%s vs %s)" % (
+            per / full["taylor_cpu_seconds_per_eval"], ms(per), ms(full["taylor_cpu_seconds_per_eval"]))
+    if eig and tig:
+        f["integrated gradients: PyTorch / aced (CPU)"] = ratio(tig["cpu_seconds"], eig["cpu_seconds"])
+    return f
+
+
+def hosts_table(a, info, w, figures):
+    """One column per kind of host (CPU model and kernel), kept across runs in the hosts file: this
+    run replaces its own kind's column and leaves the others as they were measured."""
+    path = a.hosts or os.path.join(os.path.dirname(os.path.abspath(a.out)), "bench", "hosts.json")
+    try:
+        with open(path) as fh:
+            hosts = json.load(fh)
+    except (OSError, ValueError):
+        hosts = []
+    kind = "%s, %s" % (info.get("cpu", "?"), info.get("kernel", "?"))
+    if figures:
+        hosts = [h for h in hosts if h.get("kind") != kind]
+        hosts.append({"kind": kind, "run": "%s at %s" % (info.get("date", "?"), info.get("commit", "?")),
+                      "libmicrohttpd": info.get("mhd", "?"), "figures": figures})
+        try:
+            with open(path, "w") as fh:
+                json.dump(hosts, fh, indent=1)
+                fh.write("\n")
+        except OSError:
+            pass
+    if not hosts:
+        return
+    w("## On each kind of host")
+    w("")
+    w("A ratio measured on one kind of host does not stand for another: system-call costs and vector "
+      "units differ. Each column is the latest run on that kind (CPU model and kernel), kept in "
+      "`bench/hosts.json`; this run replaced its own column only.")
+    w("")
+    w("| figure | " + " | ".join(h["kind"] for h in hosts) + " |")
+    w("|---|" + "---|" * len(hosts))
+    w("| measured | " + " | ".join(h.get("run", "?") for h in hosts) + " |")
+    w("| libmicrohttpd | " + " | ".join(h.get("libmicrohttpd", "?") for h in hosts) + " |")
+    names = []
+    for h in hosts:
+        for k in h.get("figures", {}):
+            if k not in names:
+                names.append(k)
+    for k in names:
+        w("| %s | %s |" % (k, " | ".join(h.get("figures", {}).get(k, "not measured") for h in hosts)))
+    w("")
 
 
 if __name__ == "__main__":

@@ -87,10 +87,14 @@ ok $rc "http_bench.py: cached answers are all 200, registration, job and queries
 torch_arg=""
 [ -f "$tmp/torch.json" ] && torch_arg="--torch $tmp/torch.json"
 # shellcheck disable=SC2086
+cp "$srcdir/bench/hosts.json" "$tmp/hosts.json" && chmod u+w "$tmp/hosts.json"
 $py "$srcdir/bench/report.py" --engine "$tmp/engine.json" $torch_arg --http "$tmp/http.json" \
-  --out "$tmp/BENCHMARKS.md" >"$tmp/report.log" 2>&1 && grep -q '^## Targets' "$tmp/BENCHMARKS.md"
+  --hosts "$tmp/hosts.json" --out "$tmp/BENCHMARKS.md" >"$tmp/report.log" 2>&1 &&
+  grep -q '^## Targets' "$tmp/BENCHMARKS.md" && grep -q '^## On each kind of host' "$tmp/BENCHMARKS.md" &&
+  grep -q 'Intel Xeon' "$tmp/BENCHMARKS.md" && [ "$(grep -c '"kind"' "$tmp/hosts.json")" -gt \
+  "$(grep -c '"kind"' "$srcdir/bench/hosts.json")" ]
 rc=$?
-ok $rc "report.py renders the report with its targets table"
+ok $rc "report.py renders the report with its targets table and a column per kind of host (the others kept)"
 [ $rc -eq 0 ] || show "$tmp/report.log"
 
 echo "1..$n"
