@@ -484,7 +484,7 @@ static void test_registry(const char *dir)
       mode = strdup((const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
   }
-  tap_ok(uv == 1, "user_version is 1 (%d)", uv);
+  tap_ok(uv == 2, "user_version is 2 (%d)", uv);
   tap_ok(mode && strcmp(mode, "wal") == 0, "journal mode is WAL (%s)",
          mode ? mode : "?");
   free(mode);
