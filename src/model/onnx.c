@@ -340,7 +340,8 @@ enum aced_err onnx_const_decode(struct onnx_ctx *c, const Onnx__TensorProto *t,
                           "%s '%s' has more than %ld elements (or a negative dimension)", what,
                           nm, ACED_MAX_PARAMS);
   out->n_dims = (int)t->n_dims;
-  memcpy(out->dims, t->dims, t->n_dims * sizeof *t->dims);
+  if (t->n_dims > 0) /* a scalar has no dims array at all */
+    memcpy(out->dims, t->dims, t->n_dims * sizeof *t->dims);
   out->n = n;
   switch (type) {
   case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: listed = t->n_float_data; break;

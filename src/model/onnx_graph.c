@@ -236,8 +236,10 @@ static enum aced_err matmul(struct walk *w, int ni)
 static enum aced_err add(struct walk *w, int ni)
 {
   const Onnx__NodeProto *n = node(w, ni);
-  const char *other = strcmp(S(n->input[0]), w->cur) == 0 ? n->input[1] : n->input[0];
-  const struct onnx_const *C = onnx_const_find(w->c, other);
+  const struct onnx_const *C =
+      n->n_input != 2 ? NULL
+                      : onnx_const_find(w->c, strcmp(S(n->input[0]), w->cur) == 0 ? n->input[1]
+                                                                                   : n->input[0]);
   enum aced_err rc;
 
   if (n->n_input != 2 || w->width < 0 || !bias_ok(C, w->width))
@@ -256,7 +258,10 @@ static enum aced_err add(struct walk *w, int ni)
 static int sole_reader(const struct walk *w, const char *v, int from, const char *op, size_t n_in)
 {
   int r = uses(w, v) == 1 ? reader(w, v, from) : -1;
-  return r >= 0 && is_op(node(w, r), op) && node(w, r)->n_input == n_in ? r : -1;
+  return r >= 0 && is_op(node(w, r), op) && node(w, r)->n_input == n_in &&
+                 node(w, r)->n_output >= 1
+             ? r
+             : -1;
 }
 
 /* Of a two-input node reading v, the other input (NULL if v is neither). */
@@ -500,26 +505,58 @@ static json_t *reals(const double *a, int n)
   return r;
 }
 
+/* The layers as JSON; NULL when out of memory.  Every value is finite
+ * (checked before), so json_real() cannot refuse one. */
 static json_t *layers_json(const struct walk *w)
 {
   json_t *layers = json_array();
   int l, i;
   for (l = 0; layers != NULL && l < w->n; l++) {
     const struct ff_layer *L = &w->L[l];
-    json_t *W = json_array(), *lj;
+    json_t *W = json_array(), *b = reals(L->b, L->n_out), *lj = json_object();
     for (i = 0; W != NULL && i < L->n_out; i++)
       if (json_array_append_new(W, reals(L->W + (size_t)i * (size_t)L->n_in, L->n_in)) != 0) {
         json_decref(W);
         W = NULL;
       }
-    lj = json_pack("{s:o*,s:o*,s:s}", "weights", W, "bias", reals(L->b, L->n_out), "activation",
-                   L->act != NULL ? L->act : "identity");
-    if (W == NULL || lj == NULL || json_array_append_new(layers, lj) != 0) {
+    if (W == NULL || b == NULL || lj == NULL) {
+      json_decref(W);
+      json_decref(b);
+      json_decref(lj);
+      json_decref(layers);
+      return NULL;
+    }
+    /* these steal their value even when they fail */
+    if (json_object_set_new(lj, "weights", W) != 0 ||
+        json_object_set_new(lj, "bias", b) != 0 ||
+        json_object_set_new(lj, "activation", json_string(L->act != NULL ? L->act : "identity")) !=
+            0 ||
+        json_array_append_new(layers, lj) != 0) {
       json_decref(layers);
       return NULL;
     }
   }
   return layers;
+}
+
+/* Weights scaled by Gemm's alpha, or biases by its beta, may overflow. */
+static enum aced_err check_finite(const struct walk *w)
+{
+  int l;
+  size_t i;
+  for (l = 0; l < w->n; l++) {
+    const struct ff_layer *L = &w->L[l];
+    for (i = 0; i < (size_t)L->n_out * (size_t)L->n_in; i++)
+      if (!isfinite(L->W[i]))
+        return aced_error_set(w->c->err, ACED_E_NOT_FINITE, "network.model",
+                              "layer %d: weight [%zu][%zu] is not finite", l,
+                              i / (size_t)L->n_in, i % (size_t)L->n_in);
+    for (i = 0; i < (size_t)L->n_out; i++)
+      if (!isfinite(L->b[i]))
+        return aced_error_set(w->c->err, ACED_E_NOT_FINITE, "network.model",
+                              "layer %d: bias [%zu] is not finite", l, i);
+  }
+  return ACED_OK;
 }
 
 enum aced_err onnx_graph_convert(struct onnx_ctx *c, json_t **network, int *n_out)
@@ -578,6 +615,8 @@ enum aced_err onnx_graph_convert(struct onnx_ctx *c, json_t **network, int *n_ou
   }
   if (w->L[w->n - 1].act == NULL)
     w->L[w->n - 1].act = "identity";
+  if ((rc = check_finite(w)) != ACED_OK)
+    goto out;
   if ((layers = layers_json(w)) == NULL ||
       (*network = json_pack("{s:s,s:o}", "type", "feedforward", "layers", layers)) == NULL) {
     rc = aced_error_set(c->err, ACED_E_INTERNAL, "", "out of memory");
