@@ -257,13 +257,20 @@ def refusals():
                       [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", 2])], [W])
     save("bad_loop", oh.make_model(g, opset_imports=[oh.make_opsetid("", 13)]).SerializeToString(),
          "unsupported_operator", "network.model", "Loop")
-    # Weights in a file beside the model: the .onnx names the file, aced must not open it.
+    # Weights in a file beside the model: the .onnx names the file, aced must not open it.  Saved
+    # into a temporary folder under a relative name, then (in memory only) renamed to point at
+    # /etc/passwd: onnx.save_model appends the tensors to whatever file `location` names.
     m = onnx.load_from_string(export(torch.nn.Sequential(torch.nn.Linear(3, 2)), torch.zeros(1, 3), 13))
     with tempfile.TemporaryDirectory() as d:
         p = os.path.join(d, "m.onnx")
         onnx.save_model(m, p, save_as_external_data=True, all_tensors_to_one_file=True,
-                        location="/etc/passwd", size_threshold=0)
-        data = open(p, "rb").read()
+                        location="weights.bin", size_threshold=0)
+        m = onnx.load(p, load_external_data=False)
+    for t in m.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = "/etc/passwd"
+    data = m.SerializeToString()
     save("bad_external", data, "invalid_value", "network.model", "external")
     g = oh.make_graph([oh.make_node("Gemm", ["x", "W"], ["y"], transB=1, name="fc"),
                        oh.make_node("Relu", ["W"], ["unused"], name="stray")], "stray",
@@ -272,6 +279,102 @@ def refusals():
     save("bad_stray_node", oh.make_model(g, opset_imports=[oh.make_opsetid("", 13)]).SerializeToString(),
          "invalid_value", "network.model", "not on the chain")
     return out
+
+
+class Seq(torch.nn.Module):
+    """A recurrent cell stack and a Linear head on the last step or on every step, reading the last
+    step as out[:, -1] / out[-1] or, with via_state, as the final state h_n[-1]."""
+
+    def __init__(self, kind, batch_first, every, layers=1, via_state=False, act=None, relu=False):
+        super().__init__()
+        kw = {"nonlinearity": "relu"} if relu else {}
+        self.rnn = getattr(torch.nn, kind)(2, 3, num_layers=layers, batch_first=batch_first, **kw)
+        self.head = torch.nn.Linear(3, 2)
+        self.bf, self.every, self.via_state, self.act = batch_first, every, via_state, act
+
+    def forward(self, x):
+        out, state = self.rnn(x)
+        if self.every:
+            h = out
+        elif self.via_state:
+            h = (state[0] if isinstance(state, tuple) else state)[-1]
+        else:
+            h = out[:, -1] if self.bf else out[-1]
+        y = self.head(h)
+        return torch.sigmoid(y) if self.act == "sigmoid" else y
+
+
+T = 5
+
+
+def rnn_case(name, kind, opset, dtype, batch_first, every, layers=1, via_state=False, act=None,
+             relu=False):
+    model = Seq(kind, batch_first, every, layers, via_state, act, relu).eval().to(dtype)
+    shape = (1, T, 2) if batch_first else (T, 1, 2)
+    f = io.BytesIO()
+    torch.onnx.export(model, torch.zeros(*shape, dtype=dtype), f, opset_version=opset,
+                      input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0 if batch_first else 1: "batch"}})
+    with open(os.path.join(OUT, name + ".onnx"), "wb") as fh:
+        fh.write(f.getvalue())
+    sd = {k: widened(v) for k, v in model.state_dict().items()}
+    cell = {"GRU": "gru", "LSTM": "lstm", "RNN": "rnn_relu" if relu else "rnn_tanh"}[kind]
+    net = {"type": "recurrent", "cell": cell, "input_size": 2, "hidden_size": 3,
+           "head": [{"weights": sd["head.weight"].tolist(), "bias": sd["head.bias"].tolist(),
+                     "activation": act or "identity"}],
+           "output_at": "every" if every else "last", "feedback": False}
+    cells = [{"weight_ih": sd["rnn.weight_ih_l%d" % l].tolist(),
+              "weight_hh": sd["rnn.weight_hh_l%d" % l].tolist(),
+              "bias_ih": sd["rnn.bias_ih_l%d" % l].tolist(),
+              "bias_hh": sd["rnn.bias_hh_l%d" % l].tolist()} for l in range(layers)]
+    if layers == 1:
+        net.update(cells[0])
+    else:
+        net["layers"] = cells
+    # PyTorch's own forward, float64, on a few sequences (batch x T x 2), and E[y_0 | do(x_0^t = a)]
+    # at the last step over those sequences: for the registration through issue #12's parser.
+    f64 = model.to(torch.float64)
+    g = torch.Generator().manual_seed(11)
+    seqs = torch.rand(6, T, 2, generator=g, dtype=torch.float64) * 2 - 1
+    with torch.no_grad():
+        y = f64(seqs if batch_first else seqs.transpose(0, 1))
+        if every and not batch_first:
+            y = y.transpose(0, 1)
+    ref = []
+    with torch.no_grad():
+        for t in (0, T - 1):
+            exp = []
+            for a in VALUES:
+                x = seqs.clone()
+                x[:, t, 0] = a
+                yy = f64(x if batch_first else x.transpose(0, 1))
+                if every:
+                    yy = (yy if batch_first else yy.transpose(0, 1))[:, -1]
+                exp.append(float(yy[:, 0].mean()))
+            ref.append({"output": 0, "feature": 0, "timestep": t, "values": VALUES,
+                        "expectations": exp})
+    return {"name": name, "file": name + ".onnx", "opset": opset, "reference": ref,
+            "dtype": "float32" if dtype == torch.float32 else "float64", "batch_first": batch_first,
+            "features": [{"name": "u0", "low": -1.0, "high": 1.0}, {"name": "u1", "low": -1.0, "high": 1.0}],
+            "sequence_length": T, "network": net, "sequences": seqs.tolist(), "forward": y.tolist()}
+
+
+def recurrent():
+    specs = [("rnn_gru_bf_last_op13_f32", "GRU", 13, torch.float32, True, False, {}),
+             ("rnn_gru_every_op14_f64", "GRU", 14, torch.float64, False, True, {}),
+             ("rnn_lstm_bf_every_op11_f32", "LSTM", 11, torch.float32, True, True, {}),
+             ("rnn_lstm_last_op17_f64", "LSTM", 17, torch.float64, False, False, {}),
+             ("rnn_tanh_bf_last_op12_f32", "RNN", 12, torch.float32, True, False, {}),
+             ("rnn_relu_every_op15_f64", "RNN", 15, torch.float64, False, True, {"relu": True}),
+             ("rnn_gru2_state_sigmoid_op14_f32", "GRU", 14, torch.float32, True, False,
+              {"layers": 2, "via_state": True, "act": "sigmoid"}),
+             ("rnn_lstm2_bf_last_op16_f64", "LSTM", 16, torch.float64, True, False, {"layers": 2}),
+             ("rnn_lstm_state_op13_f32", "LSTM", 13, torch.float32, False, False, {"via_state": True})]
+    cases = []
+    for i, (name, kind, opset, dtype, bf, every, kw) in enumerate(specs):
+        torch.manual_seed(300 + i)
+        cases.append(rnn_case(name, kind, opset, dtype, bf, every, **kw))
+    return cases
 
 
 def main():
@@ -284,7 +387,12 @@ def main():
     with open(os.path.join(OUT, "ff_ref.json"), "w") as fh:
         json.dump(dict(meta, cases=ff, refusals=bad), fh, indent=None, separators=(",", ":"))
         fh.write("\n")
-    print("wrote %d feedforward cases, %d refusals to %s" % (len(ff), len(bad), OUT))
+    rnn = recurrent()
+    with open(os.path.join(OUT, "rnn_ref.json"), "w") as fh:
+        json.dump(dict(meta, cases=rnn), fh, indent=None, separators=(",", ":"))
+        fh.write("\n")
+    print("wrote %d feedforward cases, %d refusals, %d recurrent cases to %s"
+          % (len(ff), len(bad), len(rnn), OUT))
 
 
 if __name__ == "__main__":

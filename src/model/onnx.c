@@ -512,6 +512,8 @@ static enum aced_err import(struct onnx_ctx *c, const json_t *body, json_t **exp
       json_array_append_new(outputs, json_sprintf("y%d", i));
     json_object_set_new(*expanded, "outputs", outputs);
   }
+  if (c->steps > 0 && json_object_get(body, "sequence_length") == NULL)
+    json_object_set_new(*expanded, "sequence_length", json_integer(c->steps));
   write_source(mp, c->opset, source, n_source);
   return ACED_OK;
 }

@@ -36,7 +36,48 @@ struct onnx_ctx {
   int n_consts;
   struct onnx_const *consts;   /* n_nodes + n_initializers slots */
   unsigned char *done;         /* per node: consumed by the walk */
+  long steps;                  /* a recurrent graph's fixed sequence length, or 0 */
 };
+
+/* A feedforward layer while the walk builds it. */
+struct ff_layer {
+  int n_in, n_out;
+  double *W, *b;     /* n_out x n_in, n_out */
+  const char *act;   /* NULL: still open (identity unless an activation follows) */
+  int bias_open;     /* opened by MatMul: an Add may still bring the bias */
+};
+
+/* A recurrent cell in PyTorch's layout and gate order (onnx_rnn.c). */
+struct rnn_cell {
+  int n_in;
+  double *W_ih, *W_hh, *b_ih, *b_hh; /* gates*H x n_in, gates*H x H, gates*H, gates*H */
+};
+
+struct walk {
+  struct onnx_ctx *c;
+  const char *cur;   /* the chain's current value */
+  int rank;          /* of cur (2 for a recurrent head: a vector per step) */
+  long width;        /* elements of cur per batch row (per step); -1 unknown */
+  int n;             /* feedforward layers (the head of a recurrent net) */
+  struct ff_layer L[ACED_MAX_LAYERS];
+  struct {
+    int on;          /* the graph is recurrent */
+    const char *cell; /* "gru", "lstm", "rnn_tanh", "rnn_relu" */
+    int gates, hidden, input_size, every;
+    long steps;      /* T from the graph's input, 0 when dynamic */
+    int n_cells;
+    struct rnn_cell cells[ACED_MAX_LAYERS];
+  } rnn;
+};
+
+/* Recurrent graphs (onnx_rnn.c): walk from the graph's input through the
+ * exporter's shape scaffolding and the cells (GRU, LSTM, RNN) to the
+ * first node of the head, leaving w->cur there (rank 2, width hidden);
+ * the nodes it passed are marked walked.  Then the network object of
+ * issue #12's "recurrent" form, around the head's layers. */
+enum aced_err onnx_rnn_walk(struct walk *w);
+json_t *onnx_rnn_json(const struct walk *w, json_t *head);
+void onnx_rnn_free(struct walk *w);
 
 /* The constant called `name`, or NULL. */
 const struct onnx_const *onnx_const_find(const struct onnx_ctx *c, const char *name);

@@ -27,22 +27,6 @@
 
 #define S(x) ((x) != NULL ? (x) : "")
 
-struct ff_layer {
-  int n_in, n_out;
-  double *W, *b;     /* n_out x n_in, n_out */
-  const char *act;   /* NULL: still open (identity unless an activation follows) */
-  int bias_open;     /* opened by MatMul: an Add may still bring the bias */
-};
-
-struct walk {
-  struct onnx_ctx *c;
-  const char *cur;   /* the chain's current value */
-  int rank;          /* of cur */
-  long width;        /* elements of cur per batch row; -1 unknown */
-  int n;
-  struct ff_layer L[ACED_MAX_LAYERS];
-};
-
 static const Onnx__NodeProto *node(const struct walk *w, int i)
 {
   return w->c->g->node[i];
@@ -326,7 +310,9 @@ static int gelu_pattern(struct walk *w, int a, int b, int *last)
 static enum aced_err softmax_axis(struct walk *w, int ni, const char *act)
 {
   long axis = attr_i(node(w, ni), "axis", w->c->opset < 13 ? 1 : -1);
-  if (w->rank != 2 || (axis != 1 && axis != -1))
+  /* over the units: the last axis, which is 2 on a recurrent head's
+   * [steps, batch, units] */
+  if (w->rank != 2 || (axis != 1 + (w->rnn.on && w->rnn.every) && axis != -1))
     return onnx_node_fail(w->c, ni, ACED_E_INVALID,
                           "aced's %s is over the units of a batch of vectors (axis 1 of "
                           "rank 2); this one has axis %ld of rank %d",
@@ -409,6 +395,8 @@ static enum aced_err step(struct walk *w, int ni)
     }
     return ACED_OK;
   }
+  if (is_op(n, "Flatten") && w->rnn.on && w->rnn.every)
+    return onnx_unsupported(w->c, ni, "a Flatten on a head over every step");
   if (is_op(n, "Flatten")) {
     long axis = attr_i(n, "axis", 1);
     if (!(axis == 1 || (axis == -1 && w->rank == 2)))
@@ -573,6 +561,11 @@ enum aced_err onnx_graph_convert(struct onnx_ctx *c, json_t **network, int *n_ou
   w->c = c;
   if ((rc = collect_constants(c)) != ACED_OK || (rc = find_input(w)) != ACED_OK)
     goto out;
+  for (i = 0; i < g->n_node; i++)
+    if (is_op(g->node[i], "GRU") || is_op(g->node[i], "LSTM") || is_op(g->node[i], "RNN"))
+      w->rnn.on = 1;
+  if (w->rnn.on && (rc = onnx_rnn_walk(w)) != ACED_OK)
+    goto out;
   for (;;) {
     int a, b, k = uses(w, w->cur), last;
     if (g->n_output == 1 && strcmp(S(g->output[0]->name), w->cur) == 0 && k == 1)
@@ -608,6 +601,8 @@ enum aced_err onnx_graph_convert(struct onnx_ctx *c, json_t **network, int *n_ou
                           "not on the chain from the graph's input to its output");
       goto out;
     }
+  if (w->n == 0 && w->rnn.on && (rc = push_identity(w, (int)g->n_node - 1)) != ACED_OK)
+    goto out; /* a recurrent net without a head: an identity one */
   if (w->n == 0) {
     rc = aced_error_set(c->err, ACED_E_INVALID, "network.model",
                         "the graph has no linear layer (Gemm or MatMul)");
@@ -618,13 +613,17 @@ enum aced_err onnx_graph_convert(struct onnx_ctx *c, json_t **network, int *n_ou
   if ((rc = check_finite(w)) != ACED_OK)
     goto out;
   if ((layers = layers_json(w)) == NULL ||
-      (*network = json_pack("{s:s,s:o}", "type", "feedforward", "layers", layers)) == NULL) {
+      (*network = w->rnn.on ? onnx_rnn_json(w, layers)
+                            : json_pack("{s:s,s:o}", "type", "feedforward", "layers", layers)) ==
+          NULL) {
     rc = aced_error_set(c->err, ACED_E_INTERNAL, "", "out of memory");
     goto out;
   }
   *n_out = (int)w->width;
+  c->steps = w->rnn.steps;
   rc = ACED_OK;
 out:
+  onnx_rnn_free(w);
   for (i = 0; i < (size_t)w->n; i++) {
     free(w->L[i].W);
     free(w->L[i].b);
