@@ -43,7 +43,8 @@ E2E_TESTS = \
 	tests/e2e/test_install.py \
 	tests/e2e/test_docpaths.py \
 	tests/e2e/test_accesslog.py \
-	tests/e2e/test_onnx.py
+	tests/e2e/test_onnx.py \
+	tests/e2e/test_register_onnx.py
 TESTS += $(E2E_TESTS)
 # ONNX exports and their PyTorch references (tools/gen_onnx_fixtures.py).
 EXTRA_DIST += tests/data/onnx tools/gen_onnx_fixtures.py
