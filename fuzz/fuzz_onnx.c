@@ -5,8 +5,9 @@
  * allocation budget, the graph walk) and, when it accepts one, through
  * model_parse() as POST /v1/models takes it.
  *
- * Accepted files must give a feedforward network whose layer 0 takes the
- * graph's inputs; registered with that many features, the model must
+ * Accepted files must give a recurrent network of issue #12's form (not
+ * parsed further until #12's parser is in), or a feedforward network
+ * whose layer 0 takes the graph's inputs; registered with that many features, the model must
  * parse, or be refused with a well-formed error (a network past the
  * model limits, say), never crash.  The seeds are the real PyTorch
  * exports of tests/data/onnx/ (fuzz/corpus/onnx/).
@@ -95,7 +96,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   json_t *src = json_loads(source, 0, NULL); /* the model row's text is JSON */
   FUZZ_ASSERT(json_is_object(src));
   json_decref(src);
-  layers = json_object_get(json_object_get(expanded, "network"), "layers");
+  json_t *net = json_object_get(expanded, "network");
+  if (strcmp(json_string_value(json_object_get(net, "type")), "recurrent") == 0) {
+    /* issue #12's form: a head, and one cell's weights or a stack of them */
+    FUZZ_ASSERT(json_array_size(json_object_get(net, "head")) >= 1);
+    FUZZ_ASSERT(json_is_array(json_object_get(net, "weight_ih")) ||
+                json_array_size(json_object_get(net, "layers")) >= 2);
+    json_decref(expanded);
+    json_decref(body);
+    return 0;
+  }
+  layers = json_object_get(net, "layers");
   FUZZ_ASSERT(json_array_size(layers) >= 1);
   n_in = json_array_size(json_array_get(json_object_get(json_array_get(layers, 0), "weights"), 0));
   FUZZ_ASSERT(n_in >= 1 && n_in <= ACED_MAX_UNITS);
