@@ -411,6 +411,22 @@ enum aced_err onnx_const_decode(struct onnx_ctx *c, const Onnx__TensorProto *t,
   return ACED_OK;
 }
 
+void onnx_release_input(struct onnx_ctx *c)
+{
+  int i;
+  for (i = 0; i < c->n_consts; i++) {
+    free(c->consts[i].d);
+    free(c->consts[i].i);
+  }
+  free(c->consts);
+  c->consts = NULL;
+  c->n_consts = 0;
+  if (c->model != NULL)
+    onnx__model_proto__free_unpacked((Onnx__ModelProto *)c->model, c->alloc);
+  c->model = NULL;
+  c->g = NULL;
+}
+
 /* ---- the entry point ---------------------------------------------- */
 
 int model_onnx_body(const json_t *body)
@@ -497,6 +513,7 @@ static enum aced_err import(struct onnx_ctx *c, const json_t *body, json_t **exp
       return rc;
     c->n_consts++;
   }
+  write_source(mp, c->opset, source, n_source);
   if ((rc = onnx_graph_convert(c, &network, &n_out)) != ACED_OK)
     return rc;
 
@@ -514,7 +531,6 @@ static enum aced_err import(struct onnx_ctx *c, const json_t *body, json_t **exp
   }
   if (c->steps > 0 && json_object_get(body, "sequence_length") == NULL)
     json_object_set_new(*expanded, "sequence_length", json_integer(c->steps));
-  write_source(mp, c->opset, source, n_source);
   return ACED_OK;
 }
 
@@ -529,7 +545,7 @@ enum aced_err model_onnx_expand(const json_t *body, json_t **expanded, char *sou
   ProtobufCAllocator alloc = {budget_alloc, budget_free, &budget};
   struct onnx_ctx c;
   enum aced_err rc;
-  int too_deep, i;
+  int too_deep;
 
   *expanded = NULL;
   memset(&c, 0, sizeof c);
@@ -558,14 +574,10 @@ enum aced_err model_onnx_expand(const json_t *body, json_t **expanded, char *sou
                           budget.refused
                               ? "the ONNX model needs more memory to decode than its size allows"
                               : "not an ONNX model: protobuf-c cannot decode it as a ModelProto");
+  c.alloc = &alloc;
   rc = import(&c, body, expanded, source, n_source);
-  for (i = 0; i < c.n_consts; i++) {
-    free(c.consts[i].d);
-    free(c.consts[i].i);
-  }
-  free(c.consts);
+  onnx_release_input(&c);
   free(c.done);
-  onnx__model_proto__free_unpacked((Onnx__ModelProto *)c.model, &alloc);
   if (rc != ACED_OK) {
     json_decref(*expanded);
     *expanded = NULL;

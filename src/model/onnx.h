@@ -37,6 +37,7 @@ struct onnx_ctx {
   struct onnx_const *consts;   /* n_nodes + n_initializers slots */
   unsigned char *done;         /* per node: consumed by the walk */
   long steps;                  /* a recurrent graph's fixed sequence length, or 0 */
+  ProtobufCAllocator *alloc;   /* the budgeted allocator model was decoded with */
 };
 
 /* A feedforward layer while the walk builds it. */
@@ -85,6 +86,11 @@ const struct onnx_const *onnx_const_find(const struct onnx_ctx *c, const char *n
  * `what` names it in the message ("initializer 'fc.weight'"). */
 enum aced_err onnx_const_decode(struct onnx_ctx *c, const Onnx__TensorProto *t,
                                 const char *name, const char *what, struct onnx_const *out);
+/* Free the decoded model and the constants once the walk has copied what
+ * it needs (c->model and c->g are NULL after), so the JSON network is not
+ * built beside them: the import's peak memory is then about the JSON
+ * registration's. */
+void onnx_release_input(struct onnx_ctx *c);
 /* The attribute `name` of node n, or NULL. */
 const Onnx__AttributeProto *onnx_attr(const Onnx__NodeProto *n, const char *name);
 

@@ -495,18 +495,20 @@ static json_t *reals(const double *a, int n)
 
 /* The layers as JSON; NULL when out of memory.  Every value is finite
  * (checked before), so json_real() cannot refuse one. */
-static json_t *layers_json(const struct walk *w)
+static json_t *layers_json(struct walk *w)
 {
   json_t *layers = json_array();
   int l, i;
   for (l = 0; layers != NULL && l < w->n; l++) {
-    const struct ff_layer *L = &w->L[l];
+    struct ff_layer *L = &w->L[l];
     json_t *W = json_array(), *b = reals(L->b, L->n_out), *lj = json_object();
     for (i = 0; W != NULL && i < L->n_out; i++)
       if (json_array_append_new(W, reals(L->W + (size_t)i * (size_t)L->n_in, L->n_in)) != 0) {
         json_decref(W);
         W = NULL;
       }
+    free(L->W); /* as JSON now: not held twice */
+    L->W = NULL;
     if (W == NULL || b == NULL || lj == NULL) {
       json_decref(W);
       json_decref(b);
@@ -612,6 +614,8 @@ enum aced_err onnx_graph_convert(struct onnx_ctx *c, json_t **network, int *n_ou
     w->L[w->n - 1].act = "identity";
   if ((rc = check_finite(w)) != ACED_OK)
     goto out;
+  c->steps = w->rnn.steps;
+  onnx_release_input(c); /* everything needed is in w now */
   if ((layers = layers_json(w)) == NULL ||
       (*network = w->rnn.on ? onnx_rnn_json(w, layers)
                             : json_pack("{s:s,s:o}", "type", "feedforward", "layers", layers)) ==
@@ -620,7 +624,6 @@ enum aced_err onnx_graph_convert(struct onnx_ctx *c, json_t **network, int *n_ou
     goto out;
   }
   *n_out = (int)w->width;
-  c->steps = w->rnn.steps;
   rc = ACED_OK;
 out:
   onnx_rnn_free(w);

@@ -331,7 +331,7 @@ static enum aced_err rnode(struct rwalk *r, int ni, int *head)
     return onnx_node_fail(w->c, ni, ACED_E_INVALID,
                           "reads '%.64s', which is neither the sequence, nor shape arithmetic, "
                           "nor a constant: the graph is not a chain",
-                          S(n->input[0]));
+                          n->n_input > 0 ? S(n->input[0]) : "");
   if (is_cell(n))
     return cell(r, ni, x);
   if (is_op(n, "Transpose") && x->kind == K_SEQ && !x->dirs) {
