@@ -137,6 +137,29 @@ for _ in range(12):
         break
 model = b"\x3a" + bytes([len(chain)]) + chain               # ModelProto.graph
 refused(base64.b64encode(model).decode(), 422, "limit_exceeded", "nest", "messages nested too deep")
+
+
+def varint(n):
+    out = b""
+    while True:
+        out += bytes([(n & 0x7f) | (0x80 if n > 0x7f else 0)])
+        n >>= 7
+        if not n:
+            return out
+
+
+def field(num, payload):  # a length-delimited protobuf field
+    return varint(num << 3 | 2) + varint(len(payload)) + payload
+
+
+OPSET13 = field(8, b"\x10\x0d")                            # ModelProto.opset_import {version: 13}
+refused(base64.b64encode(OPSET13 + field(7, field(1, b"") * 1025)).decode(), 422, "limit_exceeded",
+        "1025 nodes", "1025 nodes, past the limit (checked before the walk)")
+huge = varint(1 << 3 | 0) + varint(1 << 40) + varint(2 << 3 | 0) + varint(1) + field(8, b"w")
+refused(base64.b64encode(OPSET13 + field(7, field(5, huge))).decode(), 422, "limit_exceeded",
+        "elements", "an initializer of 2^40 elements (refused before anything is allocated for it)")
+refused(base64.b64encode(field(7, b"")).decode(), 422, "invalid_value", "opset",
+        "a model without an opset of the ONNX domain")
 r = refused(b64(c0["file"]), 400, "unknown_field", "unknown field", "an unknown field in the network",
             {"path": "/etc/passwd"})
 b = body(c0, "bad")
