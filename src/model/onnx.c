@@ -493,7 +493,11 @@ static enum aced_err import(struct onnx_ctx *c, const json_t *body, json_t **exp
   if (mp->graph == NULL)
     return aced_error_set(c->err, ACED_E_INVALID, "network.model", "the ONNX model has no graph");
   c->g = mp->graph;
-  if ((c->opset = default_opset(mp)) < ACED_ONNX_OPSET_MIN || c->opset > ACED_ONNX_OPSET_MAX)
+  if ((c->opset = default_opset(mp)) < 0)
+    return aced_error_set(c->err, ACED_E_INVALID, "network.model",
+                          "the model imports no opset of the default ONNX domain (not an ONNX "
+                          "model, or a damaged one)");
+  if (c->opset < ACED_ONNX_OPSET_MIN || c->opset > ACED_ONNX_OPSET_MAX)
     return aced_error_set(c->err, ACED_E_INVALID, "network.model",
                           "opset %d of the default ONNX domain; %d to %d are supported",
                           c->opset, ACED_ONNX_OPSET_MIN, ACED_ONNX_OPSET_MAX);
