@@ -16,8 +16,8 @@ bench_bench_engine_LDADD = libaced_engine.a $(JANSSON_LIBS) $(LAPACKE_LIBS) $(BL
 bench_mhd_fixed_SOURCES = bench/mhd_fixed.c
 bench_mhd_fixed_LDADD = $(MHD_LIBS)
 
-BENCH_DIST_FILES = bench/run bench/section.py bench/hosts.json bench/smoke.sh bench/http_bench.py bench/peer_torch.py \
-	bench/report.py bench/attr.lua
+BENCH_DIST_FILES = bench/run bench/section.py bench/hosts.json bench/smoke.sh bench/http_bench.py \
+	bench/peer_torch.py bench/report.py bench/attr.lua bench/onnx_bench.py
 EXTRA_DIST += $(BENCH_DIST_FILES) BENCHMARKS.md
 
 TEST_EXTENSIONS += .sh
@@ -39,3 +39,14 @@ clean-bench:
 	rm -rf bench-results
 
 .PHONY: bench bench-smoke clean-bench
+
+# ONNX import against the JSON registration of the same weights (issue
+# #13): exports with PyTorch (Debian's python3-torch at /usr/bin/python3),
+# writes the `onnx` section of BENCHMARKS.md.  bench/smoke.sh runs it on
+# the committed small exports, without PyTorch.
+check_PROGRAMS += bench/bench_onnx
+bench_bench_onnx_SOURCES = bench/bench_onnx.c
+BENCH_TORCH_PY = /usr/bin/python3
+bench-onnx: bench/bench_onnx$(EXEEXT)
+	$(BENCH_TORCH_PY) $(srcdir)/bench/onnx_bench.py --builddir . --benchmarks $(srcdir)/BENCHMARKS.md
+.PHONY: bench-onnx

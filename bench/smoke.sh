@@ -97,4 +97,10 @@ rc=$?
 ok $rc "report.py renders the report with its targets table and a column per kind of host (the others kept)"
 [ $rc -eq 0 ] || show "$tmp/report.log"
 
+$py "$srcdir/bench/onnx_bench.py" --smoke --builddir "$builddir" >"$tmp/onnx.log" 2>&1 &&
+  grep -q '^ok 1' "$tmp/onnx.log"
+rc=$?
+ok $rc "onnx_bench.py --smoke: an ONNX body and the JSON body of the same weights, one digest"
+[ $rc -eq 0 ] || show "$tmp/onnx.log"
+
 echo "1..$n"

@@ -43,8 +43,12 @@ E2E_TESTS = \
 	tests/e2e/test_install.py \
 	tests/e2e/test_docpaths.py \
 	tests/e2e/test_accesslog.py \
-	tests/e2e/test_warm_cache.py
+	tests/e2e/test_warm_cache.py \
+	tests/e2e/test_onnx.py \
+	tests/e2e/test_register_onnx.py
 TESTS += $(E2E_TESTS)
+# ONNX exports and their PyTorch references (tools/gen_onnx_fixtures.py).
+EXTRA_DIST += tests/data/onnx tools/gen_onnx_fixtures.py
 EXTRA_DIST += $(E2E_TESTS)
 # The Node tools of test_prism.py (tools/setup runs npm ci here).
 EXTRA_DIST += tests/package.json tests/package-lock.json tests/.npmrc

@@ -53,6 +53,34 @@
  * (root/network/layers/[i]/weights/[j]); anything deeper is hostile. */
 #define ACED_JSON_DEPTH_MAX 16
 
+/* ONNX import (src/model/onnx.c).  The file arrives as base64 inside the
+ * body, so it is at most 3/4 of max_body_bytes; ACED_ONNX_BYTES_MAX is the
+ * same bound written down against the hard cap, checked on the decoded
+ * size before the buffer is allocated.  protobuf-c allocates each nested
+ * message as a struct of ~100 bytes that may take 2 bytes of wire, so its
+ * allocator gets a budget of FIXED + FACTOR x the file: a 48 MB export of
+ * float32 weights decodes into about 1x its size (the data is copied once),
+ * a hostile file of empty messages is refused at the budget instead of
+ * taking 50x its size.  A chain of 32 layers with GELU as PyTorch writes it
+ * is under 300 nodes and the recurrent exports with their shape
+ * scaffolding under 200: 1024 nodes (and initializers) is ample.  Messages
+ * nest 6 deep in a real model (model/graph/value_info/type/tensor type/
+ * shape/dimension); 16 leaves room and keeps protobuf-c's recursion, which
+ * has no limit of its own, shallow.  Opsets 7 to 21 spell the operators
+ * aced imports the same way (tested: 11 to 17). */
+#define ACED_ONNX_BYTES_MAX (ACED_BODY_MAX_HARD / 4 * 3)
+#define ACED_ONNX_DECODE_FIXED (16L * 1024 * 1024)
+#define ACED_ONNX_DECODE_FACTOR 3
+#define ACED_ONNX_NODES_MAX 1024
+#define ACED_ONNX_DIMS_MAX 8
+#define ACED_ONNX_DEPTH_MAX 16
+#define ACED_ONNX_OPSET_MIN 7
+#define ACED_ONNX_OPSET_MAX 21
+/* The origin an ONNX registration leaves in the model row ("source"):
+ * {"opset":N,"producer":"<name> <version>"}, name and version cut to 63
+ * bytes each. */
+#define ACED_SOURCE_MAX 192
+
 /* Query limits. */
 #define ACED_GRID_MIN 2             /* regressor grid points */
 #define ACED_GRID_MAX 10000

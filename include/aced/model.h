@@ -40,6 +40,10 @@ struct aced_model {
    * NULL (and has_transform 0) when the registration gave none. */
   int has_transform;
   double *tf_scale, *tf_shift;
+  /* Where the registration came from, kept in the model row beside the
+   * canonical body (never in it: the digest is the network's):
+   * {"opset":..,"producer":..} for an ONNX import, "" for JSON. */
+  char source[ACED_SOURCE_MAX + 1];
 };
 
 /* Check that s is a valid model name: [A-Za-z0-9._-]{1,64}. */

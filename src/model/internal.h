@@ -16,4 +16,13 @@
 enum aced_err model_parse_transform(const json_t *tj, struct aced_model *m,
                                     struct aced_error *err);
 
+/* ONNX import (onnx.c): is the body's network {"type": "onnx", ...}?  If
+ * so, model_onnx_expand() makes *expanded (new reference) a copy of the
+ * body whose network is the imported one in aced's JSON form (and whose
+ * "outputs" default to y0, y1, ...), and writes the model's origin into
+ * source ({"opset":..,"producer":..}, at most n_source bytes). */
+int model_onnx_body(const json_t *body);
+enum aced_err model_onnx_expand(const json_t *body, json_t **expanded, char *source,
+                                size_t n_source, struct aced_error *err);
+
 #endif

@@ -947,7 +947,13 @@ enum aced_err model_parse(const json_t *body, int require_name,
     return aced_error_set(err, ACED_E_BAD_JSON, "", "no body");
   if ((m = calloc(1, sizeof *m)) == NULL)
     return oom(err);
-  rc = parse_body(body, require_name, m, err);
+  if (require_name && model_onnx_body(body)) { /* onnx.c: into the JSON form */
+    json_t *json_form;
+    if ((rc = model_onnx_expand(body, &json_form, m->source, sizeof m->source, err)) == ACED_OK)
+      rc = parse_body(json_form, require_name, m, err);
+    json_decref(json_form);
+  } else
+    rc = parse_body(body, require_name, m, err);
   if (rc != ACED_OK) {
     model_free(m);
     return rc;

@@ -35,6 +35,7 @@ static json_t *do_register(const struct svc *svc, const struct job_request *req,
   row.n_outputs = m->n_outputs;
   row.n_samples = m->n_samples;
   row.n_params = m->n_params;
+  snprintf(row.source, sizeof row.source, "%s", m->source);
   int created = 0;
   enum aced_err rc = svc->store->ops->model_put(svc->store, &row, canon, &created, err);
   row.description = NULL; /* owned by m */

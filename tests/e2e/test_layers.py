@@ -18,7 +18,8 @@ RULES = {
     "src/base": (BASE, {"sqlite3.h", "microhttpd.h"}),
     "src/store": (BASE | {"aced/store.h", "store/sqlite.h"}, {"jansson.h", "microhttpd.h"}),
     "src/jobs": (BASE | {"aced/jobs.h"}, {"sqlite3.h", "microhttpd.h"}),
-    "src/model": (BASE | {"aced/model.h", "aced/engine.h", "model/internal.h"}, {"sqlite3.h", "microhttpd.h"}),
+    "src/model": (BASE | {"aced/model.h", "aced/engine.h", "model/internal.h", "model/onnx.h",
+                          "onnx/onnx.pb-c.h"}, {"sqlite3.h", "microhttpd.h"}),
     "src/svc": (BASE | {"aced/svc.h", "svc/internal.h", "aced/jobs.h", "aced/model.h",
                         "aced/store.h", "aced/engine.h"}, {"sqlite3.h", "microhttpd.h"}),
 }

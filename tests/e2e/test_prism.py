@@ -15,6 +15,7 @@ prism is needed: in a git checkout this test fails without it (run tools/setup);
 tarball, whose tests/node_modules is not shipped) it is skipped with the reason.
 """
 
+import base64
 import http.client
 import json
 import os
@@ -163,6 +164,15 @@ check("register", "POST", "/v1/models", 201, body=body, token=W)
 check("register the same content", "POST", "/v1/models", 200, body=body, token=W)
 check("list", "GET", "/v1/models", 200)
 check("metadata", "GET", "/v1/models/mlp", 200)
+onnx_case = json.load(open(os.path.join(SRCDIR, "tests", "data", "onnx", "ff_ref.json")))["cases"][0]
+onnx_body = {"name": "onnx", "features": onnx_case["features"], "data": {"samples": onnx_case["samples"]},
+             "network": {"type": "onnx", "model": base64.b64encode(open(os.path.join(
+                 SRCDIR, "tests", "data", "onnx", onnx_case["file"]), "rb").read()).decode()}}
+check("register an ONNX export", "POST", "/v1/models", 201, body=onnx_body, token=W)
+check("metadata of an ONNX import (source, opset, producer)", "GET", "/v1/models/onnx", 200)
+onnx_body["network"]["model"] = base64.b64encode(open(os.path.join(
+    SRCDIR, "tests", "data", "onnx", "bad_clip.onnx"), "rb").read()).decode()
+check("an ONNX export with an unsupported operator", "POST", "/v1/models", 422, body=onnx_body, token=W)
 check("interventions", "POST", "/v1/models/mlp/interventions", 200,
       body={"output": "y0", "feature": "x0", "values": [0.1, 0.5, 0.9]})
 check("interventions, montecarlo", "POST", "/v1/models/mlp/interventions", 200,

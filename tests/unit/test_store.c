@@ -484,7 +484,7 @@ static void test_registry(const char *dir)
       mode = strdup((const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
   }
-  tap_ok(uv == 1, "user_version is 1 (%d)", uv);
+  tap_ok(uv == 2, "user_version is 2 (%d)", uv);
   tap_ok(mode && strcmp(mode, "wal") == 0, "journal mode is WAL (%s)",
          mode ? mode : "?");
   free(mode);
@@ -886,9 +886,64 @@ static void test_crash(const char *dir)
   check_acked(path, acked, "after SIGKILL on acknowledgement");
 }
 
+/* A database of schema 1 (before the model row kept its source) opens,
+ * is migrated in place, keeps its rows (source ""), and stores sources. */
+static void test_migration(const char *dir)
+{
+  char path[512];
+  struct aced_error err;
+  sqlite3 *db;
+  db_path(path, sizeof path, dir, "schema1.db");
+  sqlite3_open(path, &db);
+  int rc = sqlite3_exec(
+      db,
+      "CREATE TABLE models (name TEXT NOT NULL, version INTEGER NOT NULL,"
+      " digest TEXT NOT NULL, description TEXT, created_at TEXT NOT NULL,"
+      " n_features INTEGER, n_outputs INTEGER, n_samples INTEGER, n_params INTEGER,"
+      " body TEXT NOT NULL, PRIMARY KEY (name, version));"
+      "CREATE INDEX models_digest ON models(digest);"
+      "CREATE TABLE regressor_cache (digest TEXT NOT NULL, output INTEGER NOT NULL,"
+      " feature INTEGER NOT NULL, estimator TEXT NOT NULL, params TEXT NOT NULL,"
+      " value TEXT NOT NULL, created_at TEXT NOT NULL,"
+      " PRIMARY KEY (digest, output, feature, estimator, params));"
+      "INSERT INTO models VALUES ('old', 1, 'sha256:old', NULL, '2026-01-01T00:00:00Z',"
+      " 3, 2, 0, 42, '{}');"
+      "PRAGMA user_version = 1;",
+      NULL, NULL, NULL);
+  sqlite3_close(db);
+  tap_ok(rc == SQLITE_OK, "a schema-1 database is written");
+  struct store *s = store_sqlite_open(path, &err);
+  tap_ok(s != NULL, "a schema-1 database opens (migrated to 2)");
+  if (s == NULL)
+    return;
+  struct store_model_row row, got;
+  s->ops->model_get(s, "old", 0, 1, &got, &err);
+  tap_ok(strcmp(got.digest, "sha256:old") == 0 && got.source[0] == '\0' &&
+             strcmp(got.body, "{}") == 0,
+         "its row is kept, without a source");
+  store_model_row_clear(&got);
+  memset(&row, 0, sizeof row);
+  snprintf(row.name, sizeof row.name, "imported");
+  snprintf(row.digest, sizeof row.digest, "sha256:imp");
+  snprintf(row.source, sizeof row.source, "{\"opset\":13,\"producer\":\"pytorch 1.13.0\"}");
+  int created = 0;
+  s->ops->model_put(s, &row, "{}", &created, &err);
+  s->ops->close(s);
+  s = store_sqlite_open(path, &err);
+  memset(&got, 0, sizeof got);
+  if (s != NULL)
+    s->ops->model_get(s, "imported", 0, 0, &got, &err);
+  tap_ok(created && strcmp(got.source, row.source) == 0,
+         "a row's source survives close/reopen (%s)", got.source);
+  store_model_row_clear(&got);
+  if (s != NULL)
+    s->ops->close(s);
+}
+
 int main(void)
 {
   char *dir = tmp_dir();
+  test_migration(dir);
   test_registry(dir);
   test_latest_cache(dir);
   test_bad_files(dir);
