@@ -42,8 +42,11 @@ E2E_TESTS = \
 	tests/e2e/test_docs_config.py \
 	tests/e2e/test_install.py \
 	tests/e2e/test_docpaths.py \
-	tests/e2e/test_accesslog.py
+	tests/e2e/test_accesslog.py \
+	tests/e2e/test_postgres.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)
 # The Node tools of test_prism.py (tools/setup runs npm ci here).
 EXTRA_DIST += tests/package.json tests/package-lock.json tests/.npmrc
+# A throw-away PostgreSQL cluster for the tests of the PostgreSQL backend.
+EXTRA_DIST += tests/pgcluster.sh tests/e2e/pgcluster.py

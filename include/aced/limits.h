@@ -173,4 +173,18 @@
  * literal: it is pasted into a PRAGMA. */
 #define ACED_DB_WAL_SIZE_LIMIT 67108864 /* 64 MiB */
 
+/* PostgreSQL (src/store/pg.c).  Connections: one per HTTP thread and
+ * worker (each holds one for the length of one store call, so none ever
+ * waits for another) plus one spare; the listener has its own.  The array
+ * is sized for the largest configuration. */
+#define ACED_PG_CONN_MAX (ACED_WORKERS_MAX + ACED_HTTP_THREADS_MAX + 1)
+/* Seconds a (re)connection may take before the request it serves gets
+ * 503: a database host that does not answer must not hold HTTP threads
+ * for the kernel's two minutes.  A connection URI may set its own. */
+#define ACED_PG_CONNECT_TIMEOUT_S 3
+/* How often the listener (LISTEN aced_models: other replicas' writes)
+ * tries again while the database is away, and how long it sleeps in
+ * poll(): the bound on how late it notices a stop. */
+#define ACED_PG_LISTEN_RETRY_MS 250
+
 #endif

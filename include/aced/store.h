@@ -2,9 +2,9 @@
  * store.h -- persistence behind one interface.
  *
  * The registry (models and their versions) and the regressor cache live
- * behind `struct store_ops`, so a second backend (PostgreSQL, for several
- * replicas sharing one registry and cache) is one more file implementing
- * these operations.  The store keeps text and numbers; it does not parse
+ * behind `struct store_ops`: SQLite (src/store/sqlite.c, the embedded
+ * default) and PostgreSQL (src/store/pg.c, for several replicas sharing
+ * one registry and cache).  The store keeps text and numbers; it does not parse
  * model JSON or know about the engine.
  *
  * Every function returns ACED_OK or an error code, with a message in *err
@@ -87,10 +87,20 @@ struct store {
 
 /* Open the store a URI names; the scheme chooses the backend:
  *   sqlite:<path> or a plain path   an SQLite database (created if needed)
- * An unknown scheme is an error naming it. */
+ *   postgresql://... postgres://... a PostgreSQL database (a libpq URI),
+ *                                   when built with libpq
+ * An unknown scheme is an error naming it.  n_conn: the connections a
+ * client/server backend keeps (one per thread that calls the store at
+ * once); 0 for its default.  store_open(uri, err) is n_conn 0. */
 struct store *store_open(const char *uri, struct aced_error *err);
+struct store *store_open_pool(const char *uri, int n_conn, struct aced_error *err);
+/* 1 when uri names a database server rather than a file. */
+int store_uri_is_server(const char *uri);
+/* uri for the log: a password in it ("user:secret@") becomes "***". */
+void store_uri_redact(const char *uri, char *out, size_t n);
 
 /* The backends (src/store/<backend>.c). */
 struct store *store_sqlite_open(const char *path, struct aced_error *err);
+struct store *store_pg_open(const char *uri, int n_conn, struct aced_error *err);
 
 #endif
