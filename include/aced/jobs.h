@@ -116,6 +116,9 @@ void jobs_wait(struct jobs *js, struct job *j, int64_t deadline_us,
 
 /* Look up by id; returns a reference or NULL. */
 struct job *jobs_find(struct jobs *js, const char *id);
+/* 1 when id (not found) was handed out by an earlier run of the daemon:
+ * jobs live in memory, so a restart lost it (410 job_gone, not 404). */
+int jobs_id_from_earlier_run(struct jobs *js, const char *id);
 void job_ref(struct job *j);
 void job_unref(struct job *j);
 

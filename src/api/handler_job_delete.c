@@ -12,6 +12,9 @@
 MHD_RESULT handler_job_delete(struct request *rq)
 {
   struct job *j = jobs_find(rq->srv->jobs, rq->arg[0]);
+  if (j == NULL && jobs_id_from_earlier_run(rq->srv->jobs, rq->arg[0]))
+    return reply_error(rq, ACED_E_JOB_GONE, "id", "job '%.64s' was lost when aced restarted "
+                       "(jobs are kept in memory): submit it again", rq->arg[0]);
   if (j == NULL)
     return reply_error(rq, ACED_E_JOB_NOT_FOUND, "id", "no job '%.64s'", rq->arg[0]);
   /* A read token may cancel the jobs it submitted; other people's jobs
