@@ -251,6 +251,12 @@ int main(int argc, char **argv)
     log_error("jobs", "cannot start workers");
     return 1;
   }
+  if (svc_journal_start(&svc, srv.jobs) < 0) {
+    log_error("jobs", "cannot start the journal of durable jobs");
+    jobs_shutdown(srv.jobs);
+    jobs_free(srv.jobs);
+    return 1;
+  }
   char ebuf[256];
   struct http *h = http_start(&srv, ebuf, sizeof ebuf);
   if (h == NULL) {
@@ -306,7 +312,9 @@ int main(int argc, char **argv)
   }
   notify_stopping();
   http_quiesce(h);          /* no new connections */
+  svc_journal_quiesce();    /* durable jobs cut short go to other replicas */
   jobs_shutdown(srv.jobs);  /* waiting requests get their answer... */
+  svc_journal_stop();
   http_drain(h, 5000);      /* ...and it is sent before we close */
   http_stop(h);
   jobs_free(srv.jobs);

@@ -187,4 +187,21 @@
  * poll(): the bound on how late it notices a stop. */
 #define ACED_PG_LISTEN_RETRY_MS 250
 
+/* Durable jobs (PostgreSQL: src/store/pg_jobs.c, src/svc/journal.c).  A
+ * replica renews the lease of each job it runs every HEARTBEAT_MS; a job
+ * whose lease (LEASE_MS) runs out is taken over by another replica, so a
+ * replica that dies costs its jobs about LEASE_MS, while a replica merely
+ * slow for a moment (a long GC-free fit holds no lock, but a database
+ * failover can take seconds) is not robbed of its jobs: five heartbeats.
+ * A job is run at most ATTEMPTS_MAX times, so a request that kills its
+ * replica does not go on to kill the others.  Requests larger than
+ * REQUEST_MAX bytes (registrations of big models) are recorded without
+ * it: GET works everywhere, but another replica cannot run them again.
+ * Ended jobs are forgotten after KEEP_S.  Plain literals: pasted into SQL. */
+#define ACED_JOB_LEASE_MS 5000
+#define ACED_JOB_HEARTBEAT_MS 1000
+#define ACED_JOB_ATTEMPTS_MAX 3
+#define ACED_JOB_REQUEST_MAX 4194304 /* 4 MiB */
+#define ACED_JOB_KEEP_S 86400
+
 #endif

@@ -38,6 +38,16 @@ struct store_cache_key {
   const char *params;
 };
 
+/* A durable job (backends shared by replicas): what is needed to run it
+ * again on another replica.  request is malloc'ed JSON text, or NULL for
+ * a job that cannot be run again (its request was too large to keep). */
+struct store_job {
+  char id[40];
+  char kind[32];
+  char model[ACED_NAME_MAX + 1];
+  char *request;
+};
+
 struct store;
 
 struct store_ops {
@@ -79,6 +89,43 @@ struct store_ops {
   enum aced_err (*cache_put)(struct store *s, const struct store_cache_key *k,
                              const char *const *values, int n, struct aced_error *err);
   enum aced_err (*cache_count)(struct store *s, long *n, struct aced_error *err);
+
+  /* ---- durable jobs: NULL in a backend without them (SQLite) ----
+   * A job row holds what GET /v1/jobs/{id} shows (`body`, JSON text as
+   * its owner last wrote it), who runs it (`owner`) until when (a lease
+   * of lease_ms, renewed by heartbeats), and its request.  The store
+   * treats body and request as text, except that it sets body's "state"
+   * (and "error") when it ends a job itself. */
+  /* Record a job submitted by `owner`, who runs it. */
+  enum aced_err (*job_insert)(struct store *s, const struct store_job *job, const char *owner,
+                              int lease_ms, const char *body, struct aced_error *err);
+  /* Renew the lease and record body; *cancel = 1 once a cancel was asked
+   * for, *owned = 0 once another replica has taken the job over. */
+  enum aced_err (*job_heartbeat)(struct store *s, const char *id, const char *owner,
+                                 int lease_ms, const char *body, int *cancel, int *owned,
+                                 struct aced_error *err);
+  /* The end: body with its final state ("done", "failed", "cancelled"),
+   * if owner still owns it.  state NULL: give it up unfinished (owner
+   * stopping): another replica may claim it at once. */
+  enum aced_err (*job_finish)(struct store *s, const char *id, const char *owner,
+                              const char *state, const char *body, struct aced_error *err);
+  /* Claim for `owner` the oldest unfinished job whose lease ran out (SELECT
+   * ... FOR UPDATE SKIP LOCKED: replicas never claim the same one); *found
+   * 0 when there is none.  Such jobs that cannot be run again or were
+   * cancelled are ended on the way. */
+  enum aced_err (*job_claim)(struct store *s, const char *owner, int lease_ms,
+                             struct store_job *job, int *found, struct aced_error *err);
+  /* *body (malloc'ed) as last written, NULL when there is no such job. */
+  enum aced_err (*job_get)(struct store *s, const char *id, char **body, struct aced_error *err);
+  /* Ask for a cancel, which reaches the owner by notification and at its
+   * next heartbeat; a job nobody runs ends at once.  *body as after the
+   * request (NULL: no such job); *finished = 1 when it had already ended. */
+  enum aced_err (*job_cancel)(struct store *s, const char *id, char **body, int *finished,
+                              struct aced_error *err);
+  /* Be told of other replicas' job events: fn(cls, "cancel <id>") when a
+   * cancel is asked for, fn(cls, "free <id>") when a job may be claimed.
+   * Called from the store's own thread. */
+  void (*job_listen)(struct store *s, void (*fn)(void *cls, const char *event), void *cls);
 };
 
 struct store {

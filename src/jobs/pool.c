@@ -81,6 +81,7 @@ struct jobs {
   int n_workers;
   int stopping;
   unsigned long long boot_stamp; /* start of this run, ms: ids begin with it */
+  struct job_journal journal;    /* all NULL without one */
   pthread_t *workers;
   pthread_t timer;
 };
@@ -357,9 +358,10 @@ static void waiter_add_locked(struct jobs *js, struct job *j, struct waiter *w,
   pthread_cond_signal(&js->timer_cv);
 }
 
-enum aced_err jobs_submit(struct jobs *js, const struct job_request *req,
-                          const struct job_wait *wait, struct job **out, int *shared,
-                          struct aced_error *err)
+/* jobs_submit, and jobs_adopt with `id` (not NULL). */
+static enum aced_err submit(struct jobs *js, const char *id, const struct job_request *req,
+                            const struct job_wait *wait, struct job **out, int *shared,
+                            struct aced_error *err)
 {
   *out = NULL;
   *shared = 0;
@@ -409,6 +411,8 @@ enum aced_err jobs_submit(struct jobs *js, const struct job_request *req,
   for (int i = JOB_STAMP_DIGITS; i < 32; i++)
     j->id[i] = "0123456789abcdef"[rnd[i - JOB_STAMP_DIGITS] & 15];
   j->id[32] = '\0';
+  if (id != NULL)
+    snprintf(j->id, sizeof j->id, "%s", id);
   j->js = js;
   j->req = *req;
   memcpy(j->flight, key, sizeof key);
@@ -426,9 +430,46 @@ enum aced_err jobs_submit(struct jobs *js, const struct job_request *req,
     waiter_add_locked(js, j, w, wait);
   table_trim(js);
   pthread_cond_signal(&js->work_cv);
+  struct job_journal jr = js->journal;
   pthread_mutex_unlock(&js->lock);
   *out = j;
+  /* before the caller hands out the id: the journal records the job */
+  if (id == NULL && jr.submitted != NULL)
+    jr.submitted(jr.cls, j, req);
   return ACED_OK;
+}
+
+enum aced_err jobs_submit(struct jobs *js, const struct job_request *req,
+                          const struct job_wait *wait, struct job **out, int *shared,
+                          struct aced_error *err)
+{
+  return submit(js, NULL, req, wait, out, shared, err);
+}
+
+enum aced_err jobs_adopt(struct jobs *js, const char *id, const struct job_request *req,
+                         struct job **out, struct aced_error *err)
+{
+  int shared = 0;
+  if (id == NULL || strlen(id) != 32)
+    return aced_error_set(err, ACED_E_INTERNAL, "", "jobs_adopt: bad id");
+  struct job *old = jobs_find(js, id);
+  if (old != NULL) {
+    job_unref(old);
+    return aced_error_set(err, ACED_E_CONFLICT, "", "job %s is here already", id);
+  }
+  struct job_request r = *req;
+  r.single_flight = 0;
+  return submit(js, id, &r, NULL, out, &shared, err);
+}
+
+void jobs_set_journal(struct jobs *js, const struct job_journal *jr)
+{
+  pthread_mutex_lock(&js->lock);
+  if (jr != NULL)
+    js->journal = *jr;
+  else
+    memset(&js->journal, 0, sizeof js->journal);
+  pthread_mutex_unlock(&js->lock);
 }
 
 void jobs_wait(struct jobs *js, struct job *j, int64_t deadline_us,

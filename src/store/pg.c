@@ -40,7 +40,9 @@
  * latest-row table (the only per-process copy of registry rows: prepared
  * models and regressor summaries above the store are keyed by content
  * digest and cannot be wrong, only unused).  While the listener is
- * disconnected, the table is neither used nor filled.
+ * disconnected, the table is neither used nor filled.  The same thread
+ * LISTENs on aced_jobs and hands those events (a cancel asked on another
+ * replica, a job given up) to the services' journal (pg_jobs.c).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
@@ -94,6 +96,26 @@ static const char *const pg_migrations[] = {
     "  created_at text NOT NULL,"
     "  PRIMARY KEY (digest, output, feature, estimator, params)"
     ");",
+    /* 1 -> 2: durable jobs (pg_jobs.c).  body is what GET /v1/jobs/{id}
+     * answers; request (NULL: too large to keep) runs it again elsewhere. */
+    "CREATE TABLE aced_jobs ("
+    "  id text COLLATE \"C\" PRIMARY KEY,"
+    "  kind text NOT NULL,"
+    "  model text NOT NULL,"
+    "  request text,"
+    "  state text NOT NULL,"
+    "  owner text,"
+    "  lease_until timestamptz,"
+    "  cancel boolean NOT NULL DEFAULT false,"
+    "  attempts integer NOT NULL DEFAULT 1,"
+    "  body text NOT NULL,"
+    "  created timestamptz NOT NULL DEFAULT now(),"
+    "  updated timestamptz NOT NULL DEFAULT now()"
+    ");"
+    "CREATE INDEX aced_jobs_open ON aced_jobs(lease_until)"
+    "  WHERE state IN ('queued', 'running');"
+    "CREATE INDEX aced_jobs_ended ON aced_jobs(updated)"
+    "  WHERE state NOT IN ('queued', 'running');",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
 
@@ -207,6 +229,19 @@ PGresult *pg_run(struct pg_conn *c, enum pg_stmt_id id, int n, const char *const
     c->prepared |= 1UL << id;
   }
   PGresult *r = PQexecPrepared(c->pg, name, n, values, NULL, NULL, 0);
+  ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    pg_fail(c, r, err, what);
+    PQclear(r);
+    return NULL;
+  }
+  return r;
+}
+
+PGresult *pg_query(struct pg_conn *c, const char *sql, int n, const char *const *values,
+                   struct aced_error *err, const char *what)
+{
+  PGresult *r = PQexecParams(c->pg, sql, n, NULL, values, NULL, NULL, 0);
   ExecStatusType st = PQresultStatus(r);
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
     pg_fail(c, r, err, what);
@@ -369,7 +404,7 @@ static void *pg_listen_main(void *arg)
   for (;;) {
     if (pg == NULL) {
       pg = pg_connect(q->uri, NULL);
-      PGresult *r = pg ? PQexec(pg, "LISTEN " PG_CHANNEL) : NULL;
+      PGresult *r = pg ? PQexec(pg, "LISTEN " PG_CHANNEL "; LISTEN " PG_JOBS_CHANNEL) : NULL;
       int ok = r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK;
       PQclear(r);
       if (!ok) {
@@ -400,7 +435,16 @@ static void *pg_listen_main(void *arg)
     int any = 0;
     PGnotify *nf;
     while ((nf = PQnotifies(pg)) != NULL) {
-      any = 1;
+      if (strcmp(nf->relname, PG_JOBS_CHANNEL) == 0) {
+        pthread_mutex_lock(&q->stop_lock);
+        void (*fn)(void *, const char *) = q->job_fn;
+        void *cls = q->job_cls;
+        pthread_mutex_unlock(&q->stop_lock);
+        if (fn != NULL)
+          fn(cls, nf->extra);
+      } else {
+        any = 1;
+      }
       PQfreemem(nf);
     }
     if (any)
@@ -506,6 +550,13 @@ static const struct store_ops pg_ops = {
     .cache_get = pg_cache_get,
     .cache_put = pg_cache_put,
     .cache_count = pg_cache_count,
+    .job_insert = pg_job_insert,
+    .job_heartbeat = pg_job_heartbeat,
+    .job_finish = pg_job_finish,
+    .job_claim = pg_job_claim,
+    .job_get = pg_job_get,
+    .job_cancel = pg_job_cancel,
+    .job_listen = pg_job_listen,
 };
 
 struct store *store_pg_open(const char *uri, int n_conn, struct aced_error *err)

@@ -57,10 +57,14 @@ struct pg_store {
   struct store_latest latest;
   pthread_t listener;
   int listener_started;
-  pthread_mutex_t stop_lock;
+  pthread_mutex_t stop_lock;  /* also guards job_fn/job_cls */
   pthread_cond_t stop_cond;
   int stopping;
+  void (*job_fn)(void *cls, const char *event);
+  void *job_cls;
 };
+
+#define PG_JOBS_CHANNEL "aced_jobs"
 
 static inline struct pg_store *pg_of(struct store *s)
 {
@@ -75,6 +79,9 @@ void pg_conn_put(struct pg_store *q, struct pg_conn *c);
  * result (PGRES_COMMAND_OK or PGRES_TUPLES_OK), or NULL with *err. */
 PGresult *pg_run(struct pg_conn *c, enum pg_stmt_id id, int n, const char *const *values,
                  struct aced_error *err, const char *what);
+/* SQL text with parameters, unprepared (for rare statements). */
+PGresult *pg_query(struct pg_conn *c, const char *sql, int n, const char *const *values,
+                   struct aced_error *err, const char *what);
 /* Plain SQL without parameters (BEGIN, COMMIT, ROLLBACK, SET ...). */
 enum aced_err pg_cmd(struct pg_conn *c, const char *sql, struct aced_error *err,
                      const char *what);
@@ -102,5 +109,18 @@ enum aced_err pg_cache_get(struct store *s, const struct store_cache_key *k, cha
                            struct aced_error *err);
 enum aced_err pg_cache_put(struct store *s, const struct store_cache_key *k,
                            const char *const *values, int n, struct aced_error *err);
+enum aced_err pg_job_insert(struct store *s, const struct store_job *job, const char *owner,
+                            int lease_ms, const char *body, struct aced_error *err);
+enum aced_err pg_job_heartbeat(struct store *s, const char *id, const char *owner, int lease_ms,
+                               const char *body, int *cancel, int *owned,
+                               struct aced_error *err);
+enum aced_err pg_job_finish(struct store *s, const char *id, const char *owner, const char *state,
+                            const char *body, struct aced_error *err);
+enum aced_err pg_job_claim(struct store *s, const char *owner, int lease_ms,
+                           struct store_job *job, int *found, struct aced_error *err);
+enum aced_err pg_job_get(struct store *s, const char *id, char **body, struct aced_error *err);
+enum aced_err pg_job_cancel(struct store *s, const char *id, char **body, int *finished,
+                            struct aced_error *err);
+void pg_job_listen(struct store *s, void (*fn)(void *cls, const char *event), void *cls);
 
 #endif

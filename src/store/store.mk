@@ -13,7 +13,8 @@ if HAVE_LIBPQ
 libaced_core_a_SOURCES += \
 	src/store/pg.h \
 	src/store/pg.c \
-	src/store/pg_ops.c
+	src/store/pg_ops.c \
+	src/store/pg_jobs.c
 endif
 AM_CPPFLAGS += $(PQ_CFLAGS)
 LDADD += $(PQ_LIBS)
