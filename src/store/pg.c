@@ -213,6 +213,19 @@ static enum aced_err pg_fail(struct pg_conn *c, const PGresult *r, struct aced_e
                         "postgresql: %s: %s", what, pg_msg(c->pg, r, buf, sizeof buf));
 }
 
+/* r if the statement succeeded, else NULL with the failure in *err. */
+static PGresult *pg_result(struct pg_conn *c, PGresult *r, struct aced_error *err,
+                           const char *what)
+{
+  ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    pg_fail(c, r, err, what);
+    PQclear(r);
+    return NULL;
+  }
+  return r;
+}
+
 PGresult *pg_run(struct pg_conn *c, enum pg_stmt_id id, int n, const char *const *values,
                  struct aced_error *err, const char *what)
 {
@@ -228,27 +241,13 @@ PGresult *pg_run(struct pg_conn *c, enum pg_stmt_id id, int n, const char *const
     PQclear(p);
     c->prepared |= 1UL << id;
   }
-  PGresult *r = PQexecPrepared(c->pg, name, n, values, NULL, NULL, 0);
-  ExecStatusType st = PQresultStatus(r);
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-    pg_fail(c, r, err, what);
-    PQclear(r);
-    return NULL;
-  }
-  return r;
+  return pg_result(c, PQexecPrepared(c->pg, name, n, values, NULL, NULL, 0), err, what);
 }
 
 PGresult *pg_query(struct pg_conn *c, const char *sql, int n, const char *const *values,
                    struct aced_error *err, const char *what)
 {
-  PGresult *r = PQexecParams(c->pg, sql, n, NULL, values, NULL, NULL, 0);
-  ExecStatusType st = PQresultStatus(r);
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-    pg_fail(c, r, err, what);
-    PQclear(r);
-    return NULL;
-  }
-  return r;
+  return pg_result(c, PQexecParams(c->pg, sql, n, NULL, values, NULL, NULL, 0), err, what);
 }
 
 enum aced_err pg_cmd(struct pg_conn *c, const char *sql, struct aced_error *err,

@@ -358,6 +358,18 @@ void svc_journal_stop(void)
   J.svc->store->ops->job_listen(J.svc->store, NULL, NULL);
 }
 
+/* A stored body (freed here) parsed; NULL when there is none. */
+static json_t *body_parse(const char *id, char *body, struct aced_error *err)
+{
+  if (body == NULL)
+    return NULL;
+  json_t *j = json_loads(body, 0, NULL);
+  free(body);
+  if (j == NULL)
+    aced_error_set(err, ACED_E_STORE, "", "job %.64s: its stored state is unreadable", id);
+  return j;
+}
+
 json_t *svc_job_lookup(const struct svc *svc, const char *id, struct aced_error *err)
 {
   struct store *s = svc->store;
@@ -365,13 +377,9 @@ json_t *svc_job_lookup(const struct svc *svc, const char *id, struct aced_error 
   if (s->ops->job_get == NULL)
     return NULL;
   char *body = NULL;
-  if (s->ops->job_get(s, id, &body, err) != ACED_OK || body == NULL)
+  if (s->ops->job_get(s, id, &body, err) != ACED_OK)
     return NULL;
-  json_t *j = json_loads(body, 0, NULL);
-  free(body);
-  if (j == NULL)
-    aced_error_set(err, ACED_E_STORE, "", "job %.64s: its stored state is unreadable", id);
-  return j;
+  return body_parse(id, body, err);
 }
 
 json_t *svc_job_cancel(const struct svc *svc, const char *id, int *finished,
@@ -383,11 +391,7 @@ json_t *svc_job_cancel(const struct svc *svc, const char *id, int *finished,
   if (s->ops->job_cancel == NULL)
     return NULL;
   char *body = NULL;
-  if (s->ops->job_cancel(s, id, &body, finished, err) != ACED_OK || body == NULL)
+  if (s->ops->job_cancel(s, id, &body, finished, err) != ACED_OK)
     return NULL;
-  json_t *j = json_loads(body, 0, NULL);
-  free(body);
-  if (j == NULL)
-    aced_error_set(err, ACED_E_STORE, "", "job %.64s: its stored state is unreadable", id);
-  return j;
+  return body_parse(id, body, err);
 }
