@@ -50,6 +50,7 @@ bindir)
   bindir || exit 77 ;;
 start)
   dir=$2 port=$3
+  mkdir -p "$dir"
   bin=$(bindir) || { echo "pgcluster: PostgreSQL not installed (Debian package postgresql)" >&2; exit 77; }
   [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
   as_owner "$bin/initdb" -D "$dir/data" -U aced --auth=trust -E UTF8 --locale=C.UTF-8 \
