@@ -194,9 +194,9 @@
  * slow for a moment (a long GC-free fit holds no lock, but a database
  * failover can take seconds) is not robbed of its jobs: five heartbeats.
  * A job is run at most ATTEMPTS_MAX times, so a request that kills its
- * replica does not go on to kill the others.  Requests larger than
- * REQUEST_MAX bytes (registrations of big models) are recorded without
- * it: GET works everywhere, but another replica cannot run them again.
+ * replica does not go on to kill the others.  Registrations (their
+ * request is the whole model) and requests over REQUEST_MAX bytes are
+ * recorded without it: GET works everywhere, but another replica cannot run them again.
  * Ended jobs are forgotten after KEEP_S.  Plain literals: pasted into SQL. */
 #define ACED_JOB_LEASE_MS 5000
 #define ACED_JOB_HEARTBEAT_MS 1000

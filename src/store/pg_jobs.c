@@ -132,7 +132,7 @@ enum aced_err pg_job_claim(struct store *s, const char *owner, int lease_ms,
       " updated = now(), body = jsonb_set(jsonb_set(body::jsonb, '{state}', '\"failed\"'),"
       " '{error}', jsonb_build_object('code', 'unavailable', 'field', '', 'message',"
       " CASE WHEN request IS NULL THEN 'the replica running this job stopped, and its"
-      " request was too large to run again elsewhere: submit it again'"
+      " request was not kept (a registration, or over 4 MiB): submit it again'"
       " ELSE 'the replicas running this job stopped ' || attempts || ' times: it is not"
       " tried again' END))::text"
       " WHERE state = 'running' AND lease_until < now()"

@@ -94,7 +94,10 @@ static void on_submitted(void *cls, struct job *j, const struct job_request *req
 {
   (void)cls;
   struct store *s = J.svc->store;
-  json_t *r = json_pack("{s:s,s:s,s:i,s:s,s:O?,s:s,s:s}", "kind", req->ops->name, "model",
+  /* A registration's request is the whole model (up to max_body_bytes):
+   * not serialised on this HTTP thread nor kept; its client has the body
+   * and registering is idempotent, so it is not run again elsewhere. */
+  json_t *r = req->ops == &svc_kind_register ? NULL : json_pack("{s:s,s:s,s:i,s:s,s:O?,s:s,s:s}", "kind", req->ops->name, "model",
                         req->model, "version", req->version, "digest", req->digest, "params",
                         req->params, "who", req->who, "client", req->client);
   char *request = r ? json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;

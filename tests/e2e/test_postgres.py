@@ -126,7 +126,29 @@ def load(k, d):
             time.sleep(0.05)
 
 
+ref_att = C.post("/v1/models/mlp/attributions", att).json
+wrong = []
+
+
+def attribute():
+    """Cached attributions through C while the database restarts: the right answer or 503."""
+    while not stop.is_set():
+        try:
+            r = C.post("/v1/models/mlp/attributions", att, timeout=30)
+        except OSError as e:
+            with lock:
+                bad.append(repr(e))
+            continue
+        with lock:
+            statuses["attributions %d" % r.status] = statuses.get("attributions %d" % r.status, 0) + 1
+            if r.status == 200 and r.json.get("attributions") != ref_att.get("attributions"):
+                wrong.append(r.raw[:300])
+            elif r.status not in (200, 503):
+                bad.append(repr(r))
+
+
 threads = [threading.Thread(target=load, args=(k, (A, B)[k % 2])) for k in range(4)]
+threads.append(threading.Thread(target=attribute))
 for t in threads:
     t.start()
 time.sleep(1.0)
@@ -140,6 +162,9 @@ for t in threads:
 diag("statuses during the restarts: %s" % statuses)
 ok(not bad, "only 201/200 and 503 + Retry-After while PostgreSQL restarted (no other status, no dropped "
    "connection)", bad[:5])
+ok(not wrong and statuses.get("attributions 200", 0) > 0,
+   "attributions through C during the restarts: %d right answers, no wrong one" % statuses.get("attributions 200", 0),
+   wrong[:3])
 ok(statuses.get(503, 0) > 0, "the registrations sent while it was down were answered 503 (%d)" % statuses.get(503, 0))
 resumed = None
 t0 = time.time()
