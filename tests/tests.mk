@@ -46,7 +46,8 @@ E2E_TESTS = \
 	tests/e2e/test_postgres.py \
 	tests/e2e/test_job_gone.py \
 	tests/e2e/test_postgres_jobs.py \
-	tests/e2e/test_deploy.py
+	tests/e2e/test_deploy.py \
+	tests/e2e/test_pg_suites.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)
 # The Node tools of test_prism.py (tools/setup runs npm ci here).

@@ -17,7 +17,7 @@
  * Names are `COLLATE "C"`: byte order, as SQLite lists them.
  *
  * Connections.  A pool of n connections (workers + http_threads + 1, so
- * that no thread ever waits for another's), opened lazily and each used
+ * that no thread ever waits for another's), opened at start and each used
  * by one thread at a time; the statements are prepared once per
  * connection.  A connection is checked when it is borrowed: if its socket
  * is readable while idle, the server said something (a restart sends
@@ -588,6 +588,12 @@ struct store *store_pg_open(const char *uri, int n_conn, struct aced_error *err)
   struct pg_conn *c = &q->conn[0];
   if ((c->pg = pg_connect(uri, err)) == NULL || pg_migrate(c->pg, err) != ACED_OK)
     goto fail;
+  /* The rest now too: the pool's size is fixed from the start (a server
+   * refusing that many says so here, not under load), and so is the
+   * process's descriptor count. */
+  for (int i = 1; i < n_conn; i++)
+    if ((q->conn[i].pg = pg_connect(uri, err)) == NULL)
+      goto fail;
   if (pthread_create(&q->listener, NULL, pg_listen_main, q) != 0) {
     aced_error_set(err, ACED_E_STORE, NULL, "postgresql: cannot start the listener thread");
     goto fail;
