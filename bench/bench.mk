@@ -17,7 +17,7 @@ bench_mhd_fixed_SOURCES = bench/mhd_fixed.c
 bench_mhd_fixed_LDADD = $(MHD_LIBS)
 
 BENCH_DIST_FILES = bench/run bench/section.py bench/hosts.json bench/smoke.sh bench/http_bench.py \
-	bench/peer_torch.py bench/report.py bench/attr.lua bench/onnx_bench.py
+	bench/peer_torch.py bench/report.py bench/attr.lua bench/onnx_bench.py bench/postgres.py
 EXTRA_DIST += $(BENCH_DIST_FILES) BENCHMARKS.md
 
 TEST_EXTENSIONS += .sh
@@ -50,3 +50,12 @@ BENCH_TORCH_PY = /usr/bin/python3
 bench-onnx: bench/bench_onnx$(EXEEXT)
 	$(BENCH_TORCH_PY) $(srcdir)/bench/onnx_bench.py --builddir . --benchmarks $(srcdir)/BENCHMARKS.md
 .PHONY: bench-onnx
+
+# The PostgreSQL backend against SQLite (issue 17): its own section of
+# BENCHMARKS.md, a few minutes (needs Debian's postgresql and wrk).
+bench-postgres: aced$(EXEEXT)
+	$(BENCH_ENV) $(PYTHON3) $(srcdir)/bench/postgres.py --fragment bench-postgres.md
+	$(PYTHON3) $(srcdir)/bench/section.py $(srcdir)/BENCHMARKS.md postgres bench-postgres.md
+	rm -f bench-postgres.md
+
+.PHONY: bench bench-smoke bench-postgres clean-bench

@@ -103,4 +103,17 @@ rc=$?
 ok $rc "onnx_bench.py --smoke: an ONNX body and the JSON body of the same weights, one digest"
 [ $rc -eq 0 ] || show "$tmp/onnx.log"
 
+# The PostgreSQL backend against SQLite (make bench-postgres), seconds-long.
+ACED_SRCDIR=$srcdir ACED_BUILDDIR=$builddir $py "$srcdir/bench/postgres.py" --smoke \
+  --fragment "$tmp/postgres.md" >"$tmp/postgres.log" 2>&1
+rc=$?
+if [ $rc -eq 77 ]; then
+  skip "postgres.py --smoke" "$(tail -n 1 "$tmp/postgres.log")"
+else
+  [ $rc -eq 0 ] && grep -q 'PostgreSQL / SQLite' "$tmp/postgres.md"
+  rc=$?
+  ok $rc "postgres.py --smoke: both backends serve cached answers, jobs run on 1 and 2 replicas, claims run"
+  [ $rc -eq 0 ] || show "$tmp/postgres.log"
+fi
+
 echo "1..$n"

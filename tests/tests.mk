@@ -45,10 +45,17 @@ E2E_TESTS = \
 	tests/e2e/test_accesslog.py \
 	tests/e2e/test_warm_cache.py \
 	tests/e2e/test_onnx.py \
-	tests/e2e/test_register_onnx.py
+	tests/e2e/test_register_onnx.py \
+	tests/e2e/test_postgres.py \
+	tests/e2e/test_job_gone.py \
+	tests/e2e/test_postgres_jobs.py \
+	tests/e2e/test_deploy.py \
+	tests/e2e/test_pg_suites.py
 TESTS += $(E2E_TESTS)
 # ONNX exports and their PyTorch references (tools/gen_onnx_fixtures.py).
 EXTRA_DIST += tests/data/onnx tools/gen_onnx_fixtures.py
 EXTRA_DIST += $(E2E_TESTS)
 # The Node tools of test_prism.py (tools/setup runs npm ci here).
 EXTRA_DIST += tests/package.json tests/package-lock.json tests/.npmrc
+# A throw-away PostgreSQL cluster for the tests of the PostgreSQL backend.
+EXTRA_DIST += tests/pgcluster.sh tests/e2e/pgcluster.py

@@ -47,7 +47,9 @@
   X(ACED_E_INTERNAL,            "internal",             500, "internal error") \
   X(ACED_E_QUEUE_FULL,          "queue_full",           503, "work queue full, retry later") \
   X(ACED_E_UNAVAILABLE,         "unavailable",          503, "service unavailable") \
-  X(ACED_E_STORE,               "store_error",          503, "database error")
+  X(ACED_E_STORE,               "store_error",          503, "database error") \
+  X(ACED_E_DB_UNAVAILABLE,      "database_unavailable", 503, "the database cannot be reached; retry") \
+  X(ACED_E_JOB_GONE,            "job_gone",             410, "the job was lost when the daemon restarted")
 
 enum aced_err {
 #define ACED_X_ENUM(name, code, status, hint) name,

@@ -212,4 +212,35 @@
  * literal: it is pasted into a PRAGMA. */
 #define ACED_DB_WAL_SIZE_LIMIT 67108864 /* 64 MiB */
 
+/* PostgreSQL (src/store/pg.c).  Connections: one per HTTP thread and
+ * worker (each holds one for the length of one store call, so none ever
+ * waits for another) plus one spare; the listener has its own.  The array
+ * is sized for the largest configuration. */
+#define ACED_PG_CONN_MAX (ACED_WORKERS_MAX + ACED_HTTP_THREADS_MAX + 1)
+/* Seconds a (re)connection may take before the request it serves gets
+ * 503: a database host that does not answer must not hold HTTP threads
+ * for the kernel's two minutes.  A connection URI may set its own. */
+#define ACED_PG_CONNECT_TIMEOUT_S 3
+/* How often the listener (LISTEN aced_models: other replicas' writes)
+ * tries again while the database is away, and how long it sleeps in
+ * poll(): the bound on how late it notices a stop. */
+#define ACED_PG_LISTEN_RETRY_MS 250
+
+/* Durable jobs (PostgreSQL: src/store/pg_jobs.c, src/svc/journal.c).  A
+ * replica renews the lease of each job it runs every HEARTBEAT_MS; a job
+ * whose lease (LEASE_MS) runs out is taken over by another replica, so a
+ * replica that dies costs its jobs about LEASE_MS, while a replica merely
+ * slow for a moment (a long GC-free fit holds no lock, but a database
+ * failover can take seconds) is not robbed of its jobs: five heartbeats.
+ * A job is run at most ATTEMPTS_MAX times, so a request that kills its
+ * replica does not go on to kill the others.  Registrations (their
+ * request is the whole model) and requests over REQUEST_MAX bytes are
+ * recorded without it: GET works everywhere, but another replica cannot run them again.
+ * Ended jobs are forgotten after KEEP_S.  Plain literals: pasted into SQL. */
+#define ACED_JOB_LEASE_MS 5000
+#define ACED_JOB_HEARTBEAT_MS 1000
+#define ACED_JOB_ATTEMPTS_MAX 3
+#define ACED_JOB_REQUEST_MAX 4194304 /* 4 MiB */
+#define ACED_JOB_KEEP_S 86400
+
 #endif

@@ -110,4 +110,19 @@ void svc_clear(void);
 struct eng_regressor;
 int svc_regressor_decode(const json_t *v, struct eng_regressor *r);
 
+/* ---- durable jobs (journal.c), when the store is shared by replicas ----
+ * Start the journal: 1 when on, 0 when the store keeps no jobs (SQLite),
+ * -1 on failure.  Before jobs_shutdown: quiesce (claim nothing more; jobs
+ * failed by the shutdown are given up to other replicas); after: stop. */
+int svc_journal_start(const struct svc *svc, struct jobs *js);
+void svc_journal_quiesce(void);
+void svc_journal_stop(void);
+/* GET and DELETE of a job this replica does not have: its state as last
+ * recorded (a new reference), or NULL with err->code ACED_OK when the
+ * store has no such job either.  svc_job_cancel asks its owner to cancel
+ * it; *finished = 1 when it had already ended. */
+json_t *svc_job_lookup(const struct svc *svc, const char *id, struct aced_error *err);
+json_t *svc_job_cancel(const struct svc *svc, const char *id, int *finished,
+                       struct aced_error *err);
+
 #endif

@@ -45,7 +45,7 @@ struct key {
 static const struct key keys[] = {
     S(listen_address, "127.0.0.1", "address to listen on (IPv4 or IPv6)"),
     L(port, 1, 65535, "8080", "TCP port"),
-    S(database, "state/aced.db", "SQLite database file (its folder is created)"),
+    S(database, "state/aced.db", "SQLite database file (its folder is created), or postgresql://... (replicas)"),
     L(http_threads, 1, ACED_HTTP_THREADS_MAX, STR(ACED_HTTP_THREADS_DEFAULT), "HTTP threads (libmicrohttpd pool; <= cores)"),
     L(workers, 1, ACED_WORKERS_MAX, STR(ACED_WORKERS_DEFAULT), "worker threads for numerical work"),
     L(queue_max, 1, 1000000, STR(ACED_QUEUE_MAX_DEFAULT),

@@ -516,72 +516,6 @@ void sq_sync_dir(const char *path)
   free(dir);
 }
 
-/* ---- latest-row cache (see struct sq_store) ----------------------------- */
-
-unsigned sq_latest_slot(const char *name)
-{
-  unsigned h = 2166136261u; /* FNV-1a */
-  for (; *name; name++)
-    h = (h ^ (unsigned char)*name) * 16777619u;
-  return h & (SQ_LATEST_SLOTS - 1);
-}
-
-/* Copy the cached row of name into *row; 1 on a hit. */
-int sq_latest_get(struct sq_store *q, const char *name, struct store_model_row *row,
-                  unsigned long *gen)
-{
-  int hit = 0;
-  /* a read lock: HTTP threads never wait for each other here */
-  pthread_rwlock_rdlock(&q->latest_lock);
-  *gen = q->generation;
-  struct sq_latest *l = &q->latest[sq_latest_slot(name)];
-  if (l->used && strcmp(l->row.name, name) == 0) {
-    *row = l->row;
-    row->body = NULL;
-    row->description = NULL;
-    if (l->row.description != NULL && (row->description = strdup(l->row.description)) == NULL)
-      hit = 0;
-    else
-      hit = 1;
-  }
-  pthread_rwlock_unlock(&q->latest_lock);
-  return hit;
-}
-
-void sq_latest_put(struct sq_store *q, const struct store_model_row *row,
-                   unsigned long gen)
-{
-  char *desc = row->description ? strdup(row->description) : NULL;
-  if (row->description != NULL && desc == NULL)
-    return;
-  pthread_rwlock_wrlock(&q->latest_lock);
-  if (gen == q->generation) {
-    struct sq_latest *l = &q->latest[sq_latest_slot(row->name)];
-    char *old = l->used ? l->row.description : NULL;
-    l->row = *row;
-    l->row.body = NULL;
-    l->row.description = desc;
-    l->used = 1;
-    desc = old;
-  }
-  pthread_rwlock_unlock(&q->latest_lock);
-  free(desc);
-}
-
-/* After any write: forget every cached row. */
-void sq_latest_clear(struct sq_store *q)
-{
-  pthread_rwlock_wrlock(&q->latest_lock);
-  q->generation++;
-  for (int i = 0; i < SQ_LATEST_SLOTS; i++) {
-    if (q->latest[i].used)
-      free(q->latest[i].row.description);
-    q->latest[i].used = 0;
-    q->latest[i].row.description = NULL;
-  }
-  pthread_rwlock_unlock(&q->latest_lock);
-}
-
 /* ---- operations -------------------------------------------------------- */
 
 void sq_close(struct store *s)
@@ -594,8 +528,7 @@ void sq_close(struct store *s)
   for (int i = 0; i < q->n_readers; i++)
     sq_conn_close(&q->readers[i]);
   sq_conn_close(&q->writer);
-  sq_latest_clear(q);
-  pthread_rwlock_destroy(&q->latest_lock);
+  store_latest_destroy(&q->latest);
   pthread_cond_destroy(&q->pool_cond);
   pthread_mutex_destroy(&q->pool_lock);
   pthread_mutex_destroy(&q->write_lock);
@@ -644,7 +577,7 @@ struct store *store_sqlite_open(const char *path, struct aced_error *err)
   q->base.ops = &sq_ops;
   pthread_mutex_init(&q->write_lock, NULL);
   pthread_mutex_init(&q->pool_lock, NULL);
-  pthread_rwlock_init(&q->latest_lock, NULL);
+  store_latest_init(&q->latest, 1);
   pthread_cond_init(&q->pool_cond, NULL);
 
   int memory = strcmp(path, ":memory:") == 0;

@@ -122,7 +122,7 @@ out:
   sq_done(st);
   if (e != ACED_OK)
     sq_rollback(c);
-  sq_latest_clear(q);
+  store_latest_reset(&q->latest, -1);
   sq_writer_put(q);
   return e;
 }
@@ -141,7 +141,7 @@ enum aced_err sq_model_get(struct store *s, const char *name, int version,
                           "model %s has no version %d", name, version);
   unsigned long gen = 0;
   int cacheable = version == 0 && !with_body;
-  if (cacheable && sq_latest_get(q, name, row, &gen))
+  if (cacheable && store_latest_get(&q->latest, name, row, &gen))
     return ACED_OK;
 
   struct sq_conn *c = sq_reader_get(q);
@@ -178,7 +178,7 @@ enum aced_err sq_model_get(struct store *s, const char *name, int version,
                        "model %s version %d has no stored body", row->name,
                        row->version);
   if (e == ACED_OK && cacheable)
-    sq_latest_put(q, row, gen);
+    store_latest_put(&q->latest, row, gen);
 
 out:
   sq_done(st);
@@ -324,7 +324,7 @@ out:
   sq_done(st);
   if (e != ACED_OK)
     sq_rollback(c);
-  sq_latest_clear(q);
+  store_latest_reset(&q->latest, -1);
   sq_writer_put(q);
   return e;
 }

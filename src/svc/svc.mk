@@ -10,6 +10,7 @@ libaced_core_a_SOURCES += \
 	src/svc/fit.c \
 	src/svc/regcache.c \
 	src/svc/resolve.c \
+	src/svc/journal.c \
 	src/svc/register.c \
 	src/svc/metadata.c \
 	src/svc/interventions.c \
