@@ -44,6 +44,7 @@ E2E_TESTS = \
 	tests/e2e/test_docpaths.py \
 	tests/e2e/test_accesslog.py \
 	tests/e2e/test_cors_cache.py \
+	tests/e2e/test_client.py \
 	tests/e2e/test_ui.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)

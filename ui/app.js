@@ -148,6 +148,11 @@ function showMeta(m) {
   var box = $("model-meta");
   box.textContent = "";
   box.hidden = false;
+  var details = el("details");
+  details.appendChild(el("summary", null, m.name + " v" + m.version + ": " + m.features.length + " features, " +
+    m.outputs.length + " outputs" + (m.description ? " \u2014 " + m.description : "")));
+  box.appendChild(details);
+  box = details;
   var dl = el("dl");
   function row(k, v) { dl.appendChild(el("dt", null, k)); dl.appendChild(el("dd", null, v)); }
   row("model", m.name + " v" + m.version);
@@ -256,6 +261,9 @@ function drawRegressor(container, reg, width, height, ticks) {
   g.append("line").attr("class", "baseline")
     .attr("x1", 0).attr("x2", w).attr("y1", y(reg.baseline)).attr("y2", y(reg.baseline));
   g.append("path").datum(curve).attr("class", "mean").attr("d", line);
+  if (ticks > 4)  // the large view: the Phase I evaluations the regressor was fitted to
+    g.selectAll("circle.point").data(reg.points || []).enter().append("circle").attr("class", "point")
+      .attr("cx", function (p) { return x(p.x); }).attr("cy", function (p) { return y(p.expectation); }).attr("r", 2.5);
   g.append("g").attr("class", "axis x").attr("transform", "translate(0," + h + ")")
     .call(d3.svg.axis().scale(x).orient("bottom").ticks(ticks));
   g.append("g").attr("class", "axis y").call(d3.svg.axis().scale(y).orient("left").ticks(ticks));
