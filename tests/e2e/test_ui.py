@@ -100,6 +100,28 @@ try:
     err = b.wait_for("document.querySelector('#attr-out .error') && document.querySelector('#attr-out .error').textContent", 10)
     ok(err and "inputs" in err, "a refused row shows the server's error with its field", err)
 
+    # The page's own functions, in the page: row parsing and the recurrent heat map.
+    parsed = b.evaluate("""JSON.stringify([
+        parseRows('b,a\\n2,1\\n4,3', ['a', 'b']),
+        parseRows('1;2\\n3\\t4', ['a', 'b']),
+        parseRows('{"inputs": [[1, 2]]}', ['a', 'b']),
+        parseRows('[[[1, 2], [3, 4]]]', ['a', 'b']),
+        parseRows('[5, 6]', ['a', 'b'])])""")
+    ok(parsed == json.dumps([[[1, 2], [3, 4]], [[1, 2], [3, 4]], [[1, 2]], [[[1, 2], [3, 4]]], [[5, 6]]],
+                            separators=(",", ":")),
+       "parseRows: CSV with a header in another order, ; and tab separators, JSON forms, sequences", parsed)
+    errs_rows = b.evaluate("""[['1,2\\n3,x', ['a', 'b']], ['a,c\\n1,2', ['a', 'b']], ['', ['a']]].map(function (c) {
+        try { parseRows(c[0], c[1]); return 'parsed'; } catch (e) { return e.message; } })""")
+    ok(errs_rows and "row 2, column 2: not a number" in errs_rows[0] and "no column 'b'" in errs_rows[1] and "no input rows" in errs_rows[2],
+       "parseRows: bad cells, a header without a feature, nothing: errors saying where", errs_rows)
+    cells = b.evaluate("""(function () { var d = document.createElement('div'); document.body.appendChild(d);
+        chart(d, 'recurrent', ['u', 'v', 'w', 'z'], [[0.1, -0.2, 0, 0.3], [0, 0, 0.5, -0.5], [1, 0, 0, 0]]);
+        var r = d.querySelectorAll('svg.heatmap rect.cell'), f = [];
+        for (var i = 0; i < r.length; i++) f.push(r[i].getAttribute('fill'));
+        d.remove(); return [r.length, f[0], f[8], f[1]]; })()""")
+    ok(cells and cells[0] == 12 and cells[2] != cells[3], "a row of timesteps x features is drawn as a heat map "
+       "(3 x 4 cells, colour by sign and size)", cells)
+
     # Another output: the plots are redrawn for it (regressors from the same job API).
     b.evaluate("var s = document.getElementById('output'); s.value = 'setosa'; s.dispatchEvent(new Event('change')), 1")
     again = b.wait_for("document.querySelector('#multiples.ready') && document.querySelector('#multiples svg').getAttribute('data-output')", 60)
