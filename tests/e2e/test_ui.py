@@ -100,6 +100,19 @@ try:
     err = b.wait_for("document.querySelector('#attr-out .error') && document.querySelector('#attr-out .error').textContent", 10)
     ok(err and "inputs" in err, "a refused row shows the server's error with its field", err)
 
+    # Uploading a file fills the rows (DevTools sets the file input as a user would).
+    up = os.path.join(ART, "rows.json")
+    with open(up, "w") as f:
+        json.dump({"inputs": [[0.5, 0.5, 0.5, 0.5]]}, f)
+    node = b.call("DOM.querySelector", nodeId=b.call("DOM.getDocument")["root"]["nodeId"], selector="#rows-file")
+    b.call("DOM.setFileInputFiles", files=[up], nodeId=node["nodeId"])
+    got = b.wait_for("document.getElementById('rows').value.indexOf('inputs') >= 0 && document.getElementById('rows').value", 10)
+    ok(got and json.loads(got) == {"inputs": [[0.5, 0.5, 0.5, 0.5]]}, "an uploaded JSON file fills the rows", got)
+    b.evaluate("document.getElementById('attribute').click(), 1")
+    charts = b.wait_for("document.querySelectorAll('#attr-out .attr-row').length == 1 && "
+                        "document.querySelectorAll('#attr-out svg.bars').length", 30)
+    ok(charts == 2, "and is attributed: one row, two methods (%s)" % charts)
+
     # The page's own functions, in the page: row parsing and the recurrent heat map.
     parsed = b.evaluate("""JSON.stringify([
         parseRows('b,a\\n2,1\\n4,3', ['a', 'b']),
@@ -131,6 +144,12 @@ try:
     b.screenshot(os.path.join(ART, "ui.png"))
     errs = console_errors()
     ok(not errs, "no console error and no Content-Security-Policy violation", errs)
+    # The policy holds in the browser: an inline script added to the page does not run, and says so.
+    ran = b.evaluate("(function () { var s = document.createElement('script'); s.textContent = 'window.pwned = 1';"
+                     " document.body.appendChild(s); return window.pwned === 1; })()")
+    b.evaluate("1")  # let the violation report arrive
+    blocked = [e for e in console_errors() if "Content Security Policy" in e]
+    ok(ran is False and blocked, "an inline script is refused by the Content-Security-Policy", (ran, console_errors()))
 finally:
     b.close()
 d.stop()
