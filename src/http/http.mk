@@ -9,4 +9,5 @@ libaced_core_a_SOURCES += \
 	src/http/dispatch.c \
 	src/http/reply.c \
 	src/http/cors.c \
+	src/http/cache.c \
 	src/http/routes.c

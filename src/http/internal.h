@@ -7,6 +7,8 @@
  *   dispatch.c  the access handler: a small phase machine per request
  *   reply.c     every reply, synchronous or resumed
  *   routes.c    the route table and its matching
+ *   cors.c      CORS headers and OPTIONS
+ *   cache.c     caching (Cache-Control, ETag, 304) and the web view's replies
  */
 #ifndef ACED_HTTP_INTERNAL_H
 #define ACED_HTTP_INTERNAL_H
