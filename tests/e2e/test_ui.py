@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 
 from acedtest import ACED, BUILDDIR, Daemon, diag, done, fixture, fixture_body, ok, skip_all
 from cdp import Browser, chromium_path
@@ -139,8 +140,28 @@ try:
     b.evaluate("var s = document.getElementById('output'); s.value = 'setosa'; s.dispatchEvent(new Event('change')), 1")
     again = b.wait_for("document.querySelector('#multiples.ready') && document.querySelector('#multiples svg').getAttribute('data-output')", 60)
     ok(again == "setosa", "changing the output redraws the plots", again)
+    ok(b.evaluate("document.getElementById('token-form').hidden") is True, "auth off on loopback: no token prompt")
     b.call("Page.navigate", url=base + "/ui/?model=mlp")
     ok(b.wait_for("document.querySelector('#multiples.ready') !== null", 60), "the mlp's plots are drawn")
+    # Opened again, the browser revalidates what it kept: 304s from aced for the files and regressors.
+    b.call("Network.enable")
+    b.events.clear()
+    b.call("Page.navigate", url=base + "/ui/?model=mlp")
+    ok(b.wait_for("document.querySelector('#multiples.ready') !== null", 60), "the mlp's plots are drawn again")
+    b.evaluate("1")
+    seen = {}
+    for e in b.events:
+        if e["method"] == "Network.responseReceived":
+            resp = e["params"]["response"]
+            seen[resp["url"].split("?")[0].rsplit("/", 2)[-2:][-1]] = resp["status"]
+    ok(seen.get("app.js") == 304 and seen.get("style.css") == 304,
+       "opened again: the browser revalidates the page's files, aced answers 304", seen)
+    # fetch() reports the cached 200 to the page; aced's access log shows what it answered
+    time.sleep(1.5)  # access_log_flush_ms
+    lines = [l for l in d.read_log().splitlines() if "/v1/models/mlp/regressors/y0/" in l]
+    n304 = len([l for l in lines if " 304 " in l])
+    ok(n304 == 4, "and the regressors: 4 answered 304 (If-None-Match from the browser's cache)", lines[-8:])
+    b.call("Network.disable")
     b.screenshot(os.path.join(ART, "ui.png"))
     errs = console_errors()
     ok(not errs, "no console error and no Content-Security-Policy violation", errs)
