@@ -203,7 +203,8 @@ function showEffects() {
   $("progress-text").textContent = "fitting the regressors...";
   status("");
   // Missing regressors are fitted by one background job; those cached count as done.
-  return request("POST", "models/" + enc(meta.name) + "/regressors", { outputs: [output], features: features })
+  var estimator = $("estimator").value;
+  return request("POST", "models/" + enc(meta.name) + "/regressors", { outputs: [output], features: features, estimator: estimator })
     .then(function (r) {
       return followJob(r.json, function (p, st) {
         if (gen !== state.gen) return;
@@ -216,7 +217,8 @@ function showEffects() {
       if (gen !== state.gen) return;
       $("progress-text").textContent = res.computed + " fitted now, " + res.cached + " from the cache";
       return Promise.all(features.map(function (f) {
-        return query("GET", "models/" + enc(meta.name) + "/regressors/" + enc(output) + "/" + enc(f))
+        return query("GET", "models/" + enc(meta.name) + "/regressors/" + enc(output) + "/" + enc(f) +
+                     "?estimator=" + enc(estimator))
           .then(function (reg) {
             if (gen !== state.gen) return;
             state.regressors[f] = reg;
@@ -409,7 +411,7 @@ function attribute() {
   var base = "models/" + enc(meta.name) + "/";
   var jobs = [];
   if (methods.indexOf("ace") >= 0)
-    jobs.push(query("POST", base + "attributions", { output: output, inputs: rows }).then(function (r) {
+    jobs.push(query("POST", base + "attributions", { output: output, inputs: rows, estimator: $("estimator").value }).then(function (r) {
       return [{ method: "causal (ACE)", features: r.features, attributions: r.attributions, meta: r.meta }];
     }));
   var others = methods.filter(function (m) { return m !== "ace"; });
@@ -435,6 +437,8 @@ function attribute() {
 function init() {
   initToken();
   $("output").addEventListener("change", showEffects);
+  $("estimator").addEventListener("change", showEffects);
+  document.addEventListener("keydown", function (ev) { if (ev.key === "Escape") $("large").hidden = true; });
   $("large-close").addEventListener("click", function () { $("large").hidden = true; });
   $("attribute").addEventListener("click", attribute);
   $("rows-file").addEventListener("change", function (ev) {

@@ -140,6 +140,12 @@ try:
     b.evaluate("var s = document.getElementById('output'); s.value = 'setosa'; s.dispatchEvent(new Event('change')), 1")
     again = b.wait_for("document.querySelector('#multiples.ready') && document.querySelector('#multiples svg').getAttribute('data-output')", 60)
     ok(again == "setosa", "changing the output redraws the plots", again)
+    b.evaluate("var s = document.getElementById('estimator'); s.value = 'taylor'; s.dispatchEvent(new Event('change')), 1")
+    est = b.wait_for("document.querySelector('#multiples.ready') && Array.prototype.map.call("
+                     "document.querySelectorAll('#multiples .plot .est'), function (e) { return e.textContent; })", 60)
+    ok(est == ["taylor"] * nfeat, "estimator taylor asked: every plot says taylor (%s)" % est)
+    ok(b.evaluate("document.querySelectorAll('#multiples .plot .warn').length") == nfeat,
+       "and warns that Eq. 4 is unreliable on the sharp classifier")
     ok(b.evaluate("document.getElementById('token-form').hidden") is True, "auth off on loopback: no token prompt")
     b.call("Page.navigate", url=base + "/ui/?model=mlp")
     ok(b.wait_for("document.querySelector('#multiples.ready') !== null", 60), "the mlp's plots are drawn")
