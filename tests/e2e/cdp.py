@@ -111,7 +111,7 @@ class Browser:
         if exe is None:
             raise FileNotFoundError("chromium")
         self.profile = tempfile.mkdtemp(prefix="aced-chromium-")
-        args = [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        args = [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                 "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--metrics-recording-only",
                 "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
