@@ -17,7 +17,8 @@ bench_mhd_fixed_SOURCES = bench/mhd_fixed.c
 bench_mhd_fixed_LDADD = $(MHD_LIBS)
 
 BENCH_DIST_FILES = bench/run bench/section.py bench/hosts.json bench/smoke.sh bench/http_bench.py \
-	bench/peer_torch.py bench/report.py bench/attr.lua bench/onnx_bench.py bench/postgres.py
+	bench/peer_torch.py bench/report.py bench/attr.lua bench/onnx_bench.py bench/postgres.py \
+	bench/ui_bench.py
 EXTRA_DIST += $(BENCH_DIST_FILES) BENCHMARKS.md
 
 TEST_EXTENSIONS += .sh
@@ -34,9 +35,17 @@ bench: bench/bench_engine$(EXEEXT) bench/mhd_fixed$(EXEEXT) aced$(EXEEXT)
 bench-smoke: bench/bench_engine$(EXEEXT) bench/mhd_fixed$(EXEEXT) aced$(EXEEXT)
 	$(BENCH_ENV) $(SHELL) $(srcdir)/bench/smoke.sh
 
+# The browser-facing HTTP features (issue #16): ETag/304 savings and CORS
+# header cost; its section of BENCHMARKS.md only.  BENCH_UI_PEER=path/to/aced
+# runs another build (main, say) side by side, named BENCH_UI_PEER_LABEL.
+bench-ui: aced$(EXEEXT)
+	$(BENCH_ENV) $(PYTHON3) $(srcdir)/bench/ui_bench.py --json bench-ui.json --fragment bench-ui.md \
+	  $${BENCH_UI_PEER:+--peer $$BENCH_UI_PEER --peer-label "$${BENCH_UI_PEER_LABEL:-$$BENCH_UI_PEER}"}
+	$(PYTHON3) $(srcdir)/bench/section.py $(srcdir)/BENCHMARKS.md ui bench-ui.md
+
 clean-local: clean-bench
 clean-bench:
-	rm -rf bench-results
+	rm -rf bench-results bench-ui.json bench-ui.md
 
 .PHONY: bench bench-smoke clean-bench
 
@@ -59,3 +68,5 @@ bench-postgres: aced$(EXEEXT)
 	rm -f bench-postgres.md
 
 .PHONY: bench bench-smoke bench-postgres clean-bench
+
+.PHONY: bench bench-smoke bench-ui clean-bench

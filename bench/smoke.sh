@@ -84,6 +84,12 @@ rc=$?
 ok $rc "http_bench.py: cached answers are all 200, registration, job and queries succeed"
 [ $rc -eq 0 ] || show "$tmp/hcheck.log"
 
+$py "$srcdir/bench/ui_bench.py" --smoke --builddir "$builddir" --srcdir "$srcdir" \
+  --json "$tmp/ui.json" --fragment "$tmp/ui.md" >"$tmp/ui.log" 2>&1 && grep -q 'If-None-Match: 304' "$tmp/ui.md"
+rc=$?
+ok $rc "ui_bench.py --smoke: regressor 200 and 304, attributions with and without CORS, a web view file"
+[ $rc -eq 0 ] || show "$tmp/ui.log"
+
 torch_arg=""
 [ -f "$tmp/torch.json" ] && torch_arg="--torch $tmp/torch.json"
 # shellcheck disable=SC2086

@@ -3,6 +3,7 @@
 # start the real daemon on a free loopback port and speak HTTP to it;
 # they print TAP like the C unit tests.
 EXTRA_DIST += tests/unit/tap.h tests/e2e/acedtest.py tests/e2e/allocstat.c
+EXTRA_DIST += tests/unit/tap.h tests/e2e/acedtest.py tests/e2e/cdp.py
 
 # The reference fixture every test and benchmark reads (nothing reads
 # outside the tree), its provenance, and the PyTorch script that
@@ -50,7 +51,10 @@ E2E_TESTS = \
 	tests/e2e/test_job_gone.py \
 	tests/e2e/test_postgres_jobs.py \
 	tests/e2e/test_deploy.py \
-	tests/e2e/test_pg_suites.py
+	tests/e2e/test_pg_suites.py \
+	tests/e2e/test_cors_cache.py \
+	tests/e2e/test_client.py \
+	tests/e2e/test_ui.py
 TESTS += $(E2E_TESTS)
 # ONNX exports and their PyTorch references (tools/gen_onnx_fixtures.py).
 EXTRA_DIST += tests/data/onnx tools/gen_onnx_fixtures.py

@@ -25,5 +25,6 @@ MHD_RESULT handler_attributions_post(struct request *rq);
 MHD_RESULT handler_explanations_post(struct request *rq);
 MHD_RESULT handler_job_get(struct request *rq);
 MHD_RESULT handler_job_delete(struct request *rq);
+MHD_RESULT handler_ui_get(struct request *rq);
 
 #endif

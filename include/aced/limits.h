@@ -172,6 +172,17 @@
  * ample and keeps a 202's Location header, prefix + "/v1/jobs/" + a
  * 32-digit id, far below any proxy's header limit. */
 #define ACED_BASE_PATH_MAX 256
+/* The web view's files (GET /ui/...): its own page, script and style are
+ * a few tens of KB and the chart library (Debian's d3.min.js) 240 KB; a
+ * file over 2 MiB is not one of them, and each is read whole per request. */
+#define ACED_UI_FILE_MAX (2 * 1024 * 1024)
+/* A web view file name: one path segment of letters, digits, '-', '_'
+ * and '.', not starting with '.', at most 64 bytes. */
+#define ACED_UI_NAME_MAX 64
+/* How long a browser may keep a CORS preflight's answer (seconds, as the
+ * header's text): 10 minutes, Chromium's own cap being 2 hours; a changed
+ * cors_origins reaches browsers within it. */
+#define ACED_CORS_MAX_AGE "600"
 /* A request body must arrive at 1 KiB/s on average once connection_timeout
  * has passed since its headers: slower is a "slow POST" attack holding a
  * connection, not a client on any real network (a 64 MiB body at that

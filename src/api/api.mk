@@ -20,4 +20,5 @@ libaced_core_a_SOURCES += \
 	src/api/handler_attributions_post.c \
 	src/api/handler_explanations_post.c \
 	src/api/handler_job_get.c \
-	src/api/handler_job_delete.c
+	src/api/handler_job_delete.c \
+	src/api/handler_ui_get.c

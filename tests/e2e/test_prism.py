@@ -179,6 +179,16 @@ check("interventions, montecarlo", "POST", "/v1/models/mlp/interventions", 200,
       body={"output": 1, "feature": 2, "values": [0.3], "estimator": "montecarlo"})
 check("regressor, miss", "GET", "/v1/models/mlp/regressors/y0/x0?num=30&max_order=6", 200)
 check("regressor, hit", "GET", "/v1/models/mlp/regressors/y0/x0?num=30&max_order=6", 200)
+# Caching: a 304 conforms too (no body, no Content-Type).
+etag = d.get("/v1/models/mlp/regressors/y0/x0?num=30&max_order=6", token=R).headers.get("ETag")
+st, ct, raw, viol = px.request("GET", "/v1/models/mlp/regressors/y0/x0?num=30&max_order=6",
+                               headers={"If-None-Match": etag}, token=R)
+ok(st == 304 and raw == b"" and not viol, "regressor revalidated: 304 conforms", (st, ct, viol))
+st, ct, raw, viol = px.request("OPTIONS", "/v1/models/mlp/attributions", token=None)
+ok(st == 204 and not [v for v in viol if where(v) == "response"], "OPTIONS: 204 conforms", (st, ct, viol))
+check("the web view", "GET", "/ui/", 200, token=None, ctype="text/html; charset=utf-8")
+check("a web view file", "GET", "/ui/app.js", 200, token=None, ctype="text/javascript; charset=utf-8")
+check("no such web view file", "GET", "/ui/nope.js", 404, token=None)
 check("regressor by index, finite_difference", "GET",
       "/v1/models/mlp/regressors/2/3?estimator=finite_difference&epsilon=0.001&num=20", 200)
 attr = {"output": "y1", "inputs": [[0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.5, 0.5]], "num": 25}
