@@ -175,6 +175,34 @@ double eng_regressor_baseline(const struct eng_regressor *r);
 /* n evenly spaced points from low to high inclusive (n >= 2). */
 void eng_grid(double low, double high, int n, double *out);
 
+/* ---- structural equations among the inputs (scm.c, issue 14) ----
+ * Linear equations x_j = c_j + sum_{p in pa(j)} B[p][j] x_p + r_j over a
+ * DAG (edges {from, to}; order: a topological order of the k inputs),
+ * fitted by least squares on the n samples (kept by reference, with each
+ * sample's residuals), or from mean and covariance when n == 0. */
+struct eng_scm; /* opaque */
+int eng_scm_fit(int k, const int (*edges)[2], int n_edges, const int *order, int n,
+                const double *samples, const double *mean, const double *cov,
+                struct eng_scm **out, char *errbuf, size_t errlen);
+void eng_scm_free(struct eng_scm *s);
+/* The fitted coefficient of edge e (in the order given to eng_scm_fit). */
+double eng_scm_weight(const struct eng_scm *s, int e);
+/* do(x_feature = a) on each of the n rows of x (n x k) into out: the
+ * descendants of feature re-generated in topological order from the
+ * equations and the row's own residuals, everything else as observed.
+ * x == NULL: the fitted samples, with their kept residuals. */
+int eng_scm_do(const struct eng_scm *s, int feature, double a, const double *x, int n,
+               double *out);
+/* t (k): the total effect of x_feature on every input, d x_j / d x_feature
+ * under do (1 at feature, 0 off its descendants). */
+int eng_scm_total(const struct eng_scm *s, int feature, double *t);
+/* A prepared model whose direct effects of `feature` are the total
+ * effects of the model `in` (whose samples, if any, must be the ones
+ * fitted): the network f o B and inputs u = B^-1 x with B = I + (t - e_i)
+ * e_i^T (see scm.c). */
+int eng_scm_view(const struct eng_scm *s, const struct eng_model_input *in, int feature,
+                 struct eng_model **out, char *errbuf, size_t errlen);
+
 /* ---- input gradients (explanations) ----
  * G (n x k) gets d y_output / d x at each row of x (n x k), exactly, by
  * reverse mode; y (n x n_out), if not NULL, the outputs.  Polls the stop

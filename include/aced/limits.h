@@ -173,4 +173,14 @@
  * literal: it is pasted into a PRAGMA. */
 #define ACED_DB_WAL_SIZE_LIMIT 67108864 /* 64 MiB */
 
+/* Causal graphs among the inputs (src/model/graph.c, issue 14).  Edges:
+ * a DAG over k features has at most k(k-1)/2, but a graph a person (or a
+ * learner with max_parents) writes has a few per feature; 65536 is 16 per
+ * feature at the largest k and keeps a graph's canonical text under 4 MB.
+ * Learning is O(d^3) per iteration of the optimiser (a d x d matrix
+ * exponential or log-determinant), so the learner takes at most 400
+ * features: about a minute at d = 400 on one core. */
+#define ACED_GRAPH_MAX_EDGES 65536
+#define ACED_GRAPH_LEARN_MAX_FEATURES 400
+
 #endif

@@ -8,7 +8,8 @@ libaced_engine_a_SOURCES += \
 	src/engine/estimators.c \
 	src/engine/diagnose.c \
 	src/engine/regressor.c \
-	src/engine/gradient.c
+	src/engine/gradient.c \
+	src/engine/scm.c
 
 check_PROGRAMS += tests/unit/test_engine_fixture tests/unit/test_engine_cases \
 	tests/unit/test_engine_regressor tests/unit/test_engine_sharp tests/unit/test_engine_gradient

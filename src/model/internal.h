@@ -16,4 +16,9 @@
 enum aced_err model_parse_transform(const json_t *tj, struct aced_model *m,
                                     struct aced_error *err);
 
+/* Write m's graph (if any) into the canonical text as ,"graph":{...}
+ * (graph.c). */
+struct jw;
+void model_graph_write(struct jw *w, const struct aced_model *m);
+
 #endif

@@ -23,6 +23,11 @@ void regcache_key(const struct loaded *L, int o, int f, const struct query_param
                   char *pbuf, size_t pn, struct store_cache_key *k)
 {
   params_key(q, pbuf, pn);
+  enum effect e = effect_of(L, q); /* direct keeps the keys it always had */
+  if (e != EFFECT_DIRECT) {
+    size_t used = strlen(pbuf);
+    snprintf(pbuf + used, pn - used, ";effect=%s", effect_name(e));
+  }
   k->digest = L->digest;
   k->output = o;
   k->feature = f;
@@ -120,6 +125,7 @@ struct reg_summary *regcache_summary_of(const json_t *full)
 struct hot_key {
   char digest[72];
   int output, feature, estimator, num, max_order;
+  int effect; /* resolved (effect.c) */
   double epsilon; /* as in the store's key: 0 unless it changes the result */
 };
 
@@ -133,6 +139,7 @@ static void hot_key_make(const struct loaded *L, int o, int f, const struct quer
   k->estimator = (int)q->estimator;
   k->num = q->num;
   k->max_order = q->max_order;
+  k->effect = (int)effect_of(L, q);
   k->epsilon = q->estimator == EST_FD ? q->epsilon : 0.0;
 }
 
