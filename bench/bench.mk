@@ -10,7 +10,7 @@
 check_PROGRAMS += bench/bench_engine bench/mhd_fixed
 
 bench_bench_engine_SOURCES = bench/bench_engine.c
-bench_bench_engine_LDADD = libaced_engine.a $(JANSSON_LIBS) $(LAPACKE_LIBS) $(BLAS_LIBS) \
+bench_bench_engine_LDADD = libaced_engine.a $(JANSSON_LIBS) $(LAPACKE_LIBS) $(BLAS_LIBS) $(LBFGS_LIBS) \
 	-lm -lpthread
 
 bench_mhd_fixed_SOURCES = bench/mhd_fixed.c

@@ -8,7 +8,8 @@ EXTRA_DIST += tests/unit/tap.h tests/e2e/acedtest.py
 # outside the tree), its provenance, and the PyTorch script that
 # recomputes its reference values (tools/gen_small_mlp.py --check).
 EXTRA_DIST += tests/data/small_mlp.json tests/data/README.md tools/gen_small_mlp.py \
-	tests/data/log_softmax_mlp.json tests/data/scm_mlp.json tools/gen_graph_ref.py
+	tests/data/log_softmax_mlp.json tests/data/scm_mlp.json tools/gen_graph_ref.py \
+	doc/graph.md
 
 TEST_EXTENSIONS = .py
 PY_LOG_DRIVER = $(LOG_DRIVER)
@@ -43,7 +44,8 @@ E2E_TESTS = \
 	tests/e2e/test_install.py \
 	tests/e2e/test_docpaths.py \
 	tests/e2e/test_accesslog.py \
-	tests/e2e/test_graph.py
+	tests/e2e/test_graph.py \
+	tests/e2e/test_graph_learn.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)
 # The Node tools of test_prism.py (tools/setup runs npm ci here).

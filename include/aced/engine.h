@@ -203,6 +203,37 @@ int eng_scm_total(const struct eng_scm *s, int feature, double *t);
 int eng_scm_view(const struct eng_scm *s, const struct eng_model_input *in, int feature,
                  struct eng_model **out, char *errbuf, size_t errlen);
 
+/* ---- learning a DAG among the inputs (learn.c, issue 14) ----
+ * Linear SEM, least-squares score + lambda1 |W|_1 under a continuous
+ * acyclicity constraint (dagma: log-determinant on a central path;
+ * notears: trace of the matrix exponential, augmented Lagrangian), each
+ * subproblem solved by liblbfgs's OWL-QN.  X: n x d samples; W (d x d,
+ * W[i*d + j] the weight of edge i -> j) gets the DAG after thresholding
+ * (|w| < threshold dropped), at most max_parents parents per node (0: no
+ * cap) and any cycle left broken at its weakest edge.  standardize: learn
+ * on the correlation matrix instead of the covariance.  0, -1 (bad
+ * arguments, out of memory) or ENG_STOPPED. */
+enum eng_learn_method { ENG_LEARN_DAGMA, ENG_LEARN_NOTEARS };
+struct eng_learn_params {
+  enum eng_learn_method method;
+  double lambda1, threshold;
+  int max_parents;
+};
+struct eng_learn_info {
+  double score;     /* 1/(2n) ||X - X W||^2 of the returned W (centred X) */
+  long evaluations; /* objective evaluations */
+  int pruned;       /* edges dropped by max_parents */
+  int cycles_broken;
+};
+int eng_learn_dag(const double *X, int n, int d, int standardize,
+                  const struct eng_learn_params *p, double *W, struct eng_learn_info *info,
+                  char *errbuf, size_t errlen);
+/* Varsortability (Reisach et al. 2021) of the samples under the DAG W: the
+ * share of pairs (i, j) joined by a directed path i ~> j with var(x_i) <
+ * var(x_j) (ties count 1/2); NaN when W has no edge.  Near 1, a continuous
+ * learner's directions may only follow the variances. */
+double eng_varsortability(const double *X, int n, int d, const double *W);
+
 /* ---- input gradients (explanations) ----
  * G (n x k) gets d y_output / d x at each row of x (n x k), exactly, by
  * reverse mode; y (n x n_out), if not NULL, the outputs.  Polls the stop

@@ -47,6 +47,7 @@ struct svc {
   X(attributions)    /* POST .../attributions */                          \
   X(regressors)      /* POST .../regressors: fit a set in the background */ \
   X(explanations)    /* POST .../explanations: gradients, IG, ablation */ \
+  X(graph)           /* POST .../graph: learn a DAG among the inputs */   \
   X(graph_get)       /* GET .../graph: the graph and its fitted weights */ \
   X(graph_put)       /* PUT .../graph: a new version with a given graph */
 
@@ -108,6 +109,17 @@ char *svc_cached_attributions(const struct svc *svc, const char *digest, const j
  * content is not loaded. */
 json_t *svc_cached_metadata(const struct svc *svc, const char *digest, const char *name,
                             int version);
+
+/* The parameters of POST .../graph (graph.c): method (0 dagma, 1
+ * notears), lambda1 (default 0.02 dagma, 0.1 notears), threshold (0.3),
+ * max_parents (0: no cap); errors name the field. */
+struct graph_learn_params {
+  int method;
+  double lambda1, threshold;
+  int max_parents;
+};
+enum aced_err graph_learn_params_parse(const json_t *body, struct graph_learn_params *p,
+                                       struct aced_error *err);
 
 /* The graph of a loaded model (GET .../graph), or NULL: not loaded (err
  * ACED_OK) or no graph (err set). */

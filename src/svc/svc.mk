@@ -18,5 +18,6 @@ libaced_core_a_SOURCES += \
 	src/svc/regressors.c \
 	src/svc/explanations.c \
 	src/svc/effect.c \
+	src/svc/graph.c \
 	src/svc/graph_get.c \
 	src/svc/graph_put.c
