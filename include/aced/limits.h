@@ -182,5 +182,12 @@
  * features: about a minute at d = 400 on one core. */
 #define ACED_GRAPH_MAX_EDGES 65536
 #define ACED_GRAPH_LEARN_MAX_FEATURES 400
+/* Total-effect views (src/svc/effect.c) kept per loaded model: a view is
+ * a prepared model of its own (factor and a copy of the samples), so a
+ * model at the sample limit (32 Mi values, 256 MB) could hold gigabytes
+ * if every feature's view were kept.  Up to 256 MiB of views are kept
+ * with the model; past that a view is prepared for the request and
+ * freed after it (the estimate then costs one more O(k^3 + n k)). */
+#define ACED_EFFECT_VIEW_BYTES (256L * 1024 * 1024)
 
 #endif

@@ -36,6 +36,7 @@ struct effect_state {
   struct eng_scm *scm;
   pthread_mutex_t lock;     /* guards views[] while one is prepared */
   struct eng_model **views; /* k, prepared on first use */
+  size_t bytes;             /* held by views[] (ACED_EFFECT_VIEW_BYTES at most) */
 };
 
 enum aced_err effect_state_new(const struct aced_model *m, struct effect_state **out,
@@ -119,11 +120,14 @@ void effect_meta(json_t *meta, const struct loaded *L, const struct query_params
   json_object_set_new(meta, "effect_reason", json_string(effect_reason(L, q)));
 }
 
-/* The prepared total-effect view of feature f (borrowed; lives as long
- * as L), or NULL with err set. */
-static const struct eng_model *view_of(const struct loaded *L, int f, struct aced_error *err)
+/* The prepared total-effect view of feature f, or NULL with err set.
+ * Kept with L while the views fit ACED_EFFECT_VIEW_BYTES (*own = 0);
+ * otherwise the caller's, to free (*own = 1). */
+static struct eng_model *view_of(const struct loaded *L, int f, int *own,
+                                 struct aced_error *err)
 {
   struct effect_state *fx = L->fx;
+  *own = 0;
   pthread_mutex_lock(&fx->lock);
   if (fx->views[f] == NULL) {
     struct eng_net net;
@@ -134,7 +138,17 @@ static const struct eng_model *view_of(const struct loaded *L, int f, struct ace
       struct eng_model_input in = {.net = &net, .k = L->m->n_features, .mean = L->m->mean,
                                    .cov = L->m->cov, .n_samples = L->m->n_samples,
                                    .samples = L->m->samples, .lowrank_share = 0};
-      rc = eng_scm_view(fx->scm, &in, f, &fx->views[f], ebuf, sizeof ebuf);
+      struct eng_model *v = NULL;
+      rc = eng_scm_view(fx->scm, &in, f, &v, ebuf, sizeof ebuf);
+      if (rc == 0 && fx->bytes + eng_model_bytes(v) <= ACED_EFFECT_VIEW_BYTES) {
+        fx->views[f] = v;
+        fx->bytes += eng_model_bytes(v);
+      } else if (rc == 0) {
+        pthread_mutex_unlock(&fx->lock);
+        model_engine_net_free(folded);
+        *own = 1;
+        return v;
+      }
       model_engine_net_free(folded);
     }
     if (rc != 0) {
@@ -144,7 +158,7 @@ static const struct eng_model *view_of(const struct loaded *L, int f, struct ace
       return NULL;
     }
   }
-  const struct eng_model *v = fx->views[f];
+  struct eng_model *v = fx->views[f];
   pthread_mutex_unlock(&fx->lock);
   return v;
 }
@@ -158,7 +172,8 @@ enum aced_err effect_phase1(const struct loaded *L, int f, const double *alpha, 
     return err->code;
   if (e == EFFECT_DIRECT)
     return phase1_run(L, f, alpha, n, q->estimator, q->epsilon, focus, p, err);
-  const struct eng_model *em = view_of(L, f, err);
+  int own;
+  struct eng_model *em = view_of(L, f, &own, err);
   if (em == NULL)
     return err->code;
   /* L with the view in place of its prepared model: phase1_run reads
@@ -167,9 +182,11 @@ enum aced_err effect_phase1(const struct loaded *L, int f, const double *alpha, 
   memset(&V, 0, sizeof V);
   memcpy(V.digest, L->digest, sizeof V.digest);
   V.m = L->m;
-  V.em = (struct eng_model *)em;
+  V.em = em;
   V.fx = L->fx;
   enum aced_err rc = phase1_run(&V, f, alpha, n, q->estimator, q->epsilon, focus, p, err);
+  if (own)
+    eng_model_free(em);
   if (rc != ACED_OK || e == EFFECT_TOTAL)
     return rc;
   struct phase1 d;
