@@ -55,8 +55,11 @@ bad = copy.deepcopy(body)
 bad["graph"] = {"edges": [["w", "z"], ["z", "x"], ["x", "w"]]}
 r = d.post("/v1/models", bad)
 msg = (r.json or {}).get("error", {}).get("message", "")
-ok(r.status == 422 and r.error_code() == "cyclic_graph" and all(n in msg for n in "wzx"),
-   "a cycle is 422 cyclic_graph naming every feature of it", r)
+cycle = msg.split(": ", 1)[-1].split(" -> ")
+ok(r.status == 422 and r.error_code() == "cyclic_graph" and r.error_field() == "graph.edges" and
+   len(cycle) == 4 and cycle[0] == cycle[-1] and sorted(cycle[:3]) == ["w", "x", "z"] and
+   all(e in [["w", "z"], ["z", "x"], ["x", "w"]] for e in zip(cycle, cycle[1:]) for e in [list(e)]),
+   "a cycle is 422 cyclic_graph naming every feature of it in order: " + msg, r)
 bad["graph"] = {"edges": [["w", "w"]]}
 r = d.post("/v1/models", bad)
 ok(r.status == 422 and r.error_code() == "cyclic_graph", "a self-loop is a cycle", r)
