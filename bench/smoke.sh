@@ -90,6 +90,18 @@ rc=$?
 ok $rc "ui_bench.py --smoke: regressor 200 and 304, attributions with and without CORS, a web view file"
 [ $rc -eq 0 ] || show "$tmp/ui.log"
 
+# structure learning (issue 14): aced's learner on d = 10; the peers too when
+# DAGMA_SRC / NOTEARS_SRC name their source folders (bench/graph_bench.py)
+if [ -x "$builddir/bench/bench_graph" ] && $torch_py -c 'import numpy' 2>/dev/null; then
+  ACED_BUILDDIR="$builddir" $torch_py "$srcdir/bench/graph_bench.py" --smoke \
+    --out "$tmp/graph.md" >"$tmp/graph.log" 2>&1 && grep -q '| aced dagma |' "$tmp/graph.md"
+  rc=$?
+  ok $rc "graph_bench.py --smoke: the learner runs and its SHD/TPR/FPR table is written"
+  [ $rc -eq 0 ] || show "$tmp/graph.log"
+else
+  skip "graph_bench.py --smoke" "numpy not available for $torch_py (or bench_graph not built)"
+fi
+
 torch_arg=""
 [ -f "$tmp/torch.json" ] && torch_arg="--torch $tmp/torch.json"
 # shellcheck disable=SC2086

@@ -9,7 +9,8 @@ EXTRA_DIST += tests/unit/tap.h tests/e2e/acedtest.py tests/e2e/cdp.py
 # outside the tree), its provenance, and the PyTorch script that
 # recomputes its reference values (tools/gen_small_mlp.py --check).
 EXTRA_DIST += tests/data/small_mlp.json tests/data/README.md tools/gen_small_mlp.py \
-	tests/data/log_softmax_mlp.json
+	tests/data/log_softmax_mlp.json tests/data/scm_mlp.json tools/gen_graph_ref.py \
+	doc/graph.md
 
 TEST_EXTENSIONS = .py
 PY_LOG_DRIVER = $(LOG_DRIVER)
@@ -54,7 +55,9 @@ E2E_TESTS = \
 	tests/e2e/test_pg_suites.py \
 	tests/e2e/test_cors_cache.py \
 	tests/e2e/test_client.py \
-	tests/e2e/test_ui.py
+	tests/e2e/test_ui.py \
+	tests/e2e/test_graph.py \
+	tests/e2e/test_graph_learn.py
 TESTS += $(E2E_TESTS)
 # ONNX exports and their PyTorch references (tools/gen_onnx_fixtures.py).
 EXTRA_DIST += tests/data/onnx tools/gen_onnx_fixtures.py

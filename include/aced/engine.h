@@ -180,6 +180,65 @@ double eng_regressor_baseline(const struct eng_regressor *r);
 /* n evenly spaced points from low to high inclusive (n >= 2). */
 void eng_grid(double low, double high, int n, double *out);
 
+/* ---- structural equations among the inputs (scm.c, issue 14) ----
+ * Linear equations x_j = c_j + sum_{p in pa(j)} B[p][j] x_p + r_j over a
+ * DAG (edges {from, to}; order: a topological order of the k inputs),
+ * fitted by least squares on the n samples (kept by reference, with each
+ * sample's residuals), or from mean and covariance when n == 0. */
+struct eng_scm; /* opaque */
+int eng_scm_fit(int k, const int (*edges)[2], int n_edges, const int *order, int n,
+                const double *samples, const double *mean, const double *cov,
+                struct eng_scm **out, char *errbuf, size_t errlen);
+void eng_scm_free(struct eng_scm *s);
+/* The fitted coefficient of edge e (in the order given to eng_scm_fit). */
+double eng_scm_weight(const struct eng_scm *s, int e);
+/* do(x_feature = a) on each of the n rows of x (n x k) into out: the
+ * descendants of feature re-generated in topological order from the
+ * equations and the row's own residuals, everything else as observed.
+ * x == NULL: the fitted samples, with their kept residuals. */
+int eng_scm_do(const struct eng_scm *s, int feature, double a, const double *x, int n,
+               double *out);
+/* t (k): the total effect of x_feature on every input, d x_j / d x_feature
+ * under do (1 at feature, 0 off its descendants). */
+int eng_scm_total(const struct eng_scm *s, int feature, double *t);
+/* A prepared model whose direct effects of `feature` are the total
+ * effects of the model `in` (whose samples, if any, must be the ones
+ * fitted): the network f o B and inputs u = B^-1 x with B = I + (t - e_i)
+ * e_i^T (see scm.c). */
+int eng_scm_view(const struct eng_scm *s, const struct eng_model_input *in, int feature,
+                 struct eng_model **out, char *errbuf, size_t errlen);
+
+/* ---- learning a DAG among the inputs (learn.c, issue 14) ----
+ * Linear SEM, least-squares score + lambda1 |W|_1 under a continuous
+ * acyclicity constraint (dagma: log-determinant on a central path;
+ * notears: trace of the matrix exponential, augmented Lagrangian), each
+ * subproblem solved by liblbfgs's OWL-QN.  X: n x d samples; W (d x d,
+ * W[i*d + j] the weight of edge i -> j) gets the DAG after thresholding
+ * (|w| < threshold dropped), at most max_parents parents per node (0: no
+ * cap) and any cycle left broken at its weakest edge.  standardize: learn
+ * on the correlation matrix instead of the covariance.  0, -1 (bad
+ * arguments, out of memory) or ENG_STOPPED. */
+enum eng_learn_method { ENG_LEARN_DAGMA, ENG_LEARN_NOTEARS };
+struct eng_learn_params {
+  enum eng_learn_method method;
+  double lambda1, threshold;
+  int max_parents;
+};
+struct eng_learn_info {
+  double score;     /* 1/(2n) ||X - X W||^2 of the returned W (centred X) */
+  long evaluations; /* objective evaluations */
+  int pruned;       /* edges dropped by max_parents */
+  int cycles_broken;
+};
+int eng_learn_dag(const double *X, int n, int d, int standardize,
+                  const struct eng_learn_params *p, double *W, struct eng_learn_info *info,
+                  char *errbuf, size_t errlen);
+/* Varsortability (Reisach et al. 2021) of the samples under the DAG W: the
+ * share of pairs (i, j) joined by a directed path i ~> j with var(x_i) <
+ * var(x_j) (ties count 1/2); NaN when W has no edge.  Near 1, a continuous
+ * learner's directions may only follow the variances. */
+double eng_varsortability(const double *X, int n, int d, const double *W);
+
 /* ---- input gradients (explanations) ----
  * G (n x k) gets d y_output / d x at each row of x (n x k), exactly, by
  * reverse mode; y (n x n_out), if not NULL, the outputs.  Polls the stop

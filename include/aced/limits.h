@@ -254,4 +254,21 @@
 #define ACED_JOB_REQUEST_MAX 4194304 /* 4 MiB */
 #define ACED_JOB_KEEP_S 86400
 
+/* Causal graphs among the inputs (src/model/graph.c, issue 14).  Edges:
+ * a DAG over k features has at most k(k-1)/2, but a graph a person (or a
+ * learner with max_parents) writes has a few per feature; 65536 is 16 per
+ * feature at the largest k and keeps a graph's canonical text under 4 MB.
+ * Learning is O(d^3) per iteration of the optimiser (a d x d matrix
+ * exponential or log-determinant), so the learner takes at most 400
+ * features: about a minute at d = 400 on one core. */
+#define ACED_GRAPH_MAX_EDGES 65536
+#define ACED_GRAPH_LEARN_MAX_FEATURES 400
+/* Total-effect views (src/svc/effect.c) kept per loaded model: a view is
+ * a prepared model of its own (factor and a copy of the samples), so a
+ * model at the sample limit (32 Mi values, 256 MB) could hold gigabytes
+ * if every feature's view were kept.  Up to 256 MiB of views are kept
+ * with the model; past that a view is prepared for the request and
+ * freed after it (the estimate then costs one more O(k^3 + n k)). */
+#define ACED_EFFECT_VIEW_BYTES (256L * 1024 * 1024)
+
 #endif

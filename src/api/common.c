@@ -121,7 +121,8 @@ static void on_job(void *cls, struct job *j, int timed_out)
       return;
     }
     unsigned status = 200;
-    if (w->ops == &svc_kind_register && json_is_true(json_object_get(res, "created")))
+    if ((w->ops == &svc_kind_register || w->ops == &svc_kind_graph_put) &&
+        json_is_true(json_object_get(res, "created")))
       status = 201;
     api_set_elapsed(rq, res);
     request_complete(rq, status, res);

@@ -60,7 +60,8 @@ static void regressor_etag(char *etag, size_t n, struct request *rq, const char 
 
 MHD_RESULT handler_regressor_get(struct request *rq)
 {
-  static const char *const allowed[] = {"estimator", "num", "max_order", "epsilon", NULL};
+  static const char *const allowed[] = {"estimator", "num", "max_order", "epsilon", "effect",
+                                        NULL};
   const char *bad;
   if (request_query_check(rq, allowed, &bad) != 0)
     return reply_error(rq, ACED_E_BAD_PARAMETER, bad, "unknown query parameter '%s'", bad);
@@ -68,7 +69,8 @@ MHD_RESULT handler_regressor_get(struct request *rq)
   struct aced_error err;
   if (query_params_from_strings(rq->srv->svc, request_query(rq, "estimator"), request_query(rq, "num"),
                                 request_query(rq, "max_order"), request_query(rq, "epsilon"), &q,
-                                &err) != ACED_OK)
+                                &err) != ACED_OK ||
+      query_params_effect(request_query(rq, "effect"), &q, &err) != ACED_OK)
     return reply_aced_error(rq, &err);
   MHD_RESULT ret;
   struct store_model_row row;

@@ -8,12 +8,16 @@ libaced_engine_a_SOURCES += \
 	src/engine/estimators.c \
 	src/engine/diagnose.c \
 	src/engine/regressor.c \
-	src/engine/gradient.c
+	src/engine/gradient.c \
+	src/engine/scm.c \
+	src/engine/learn.c
 
 check_PROGRAMS += tests/unit/test_engine_fixture tests/unit/test_engine_cases \
-	tests/unit/test_engine_regressor tests/unit/test_engine_sharp tests/unit/test_engine_gradient
+	tests/unit/test_engine_regressor tests/unit/test_engine_sharp tests/unit/test_engine_gradient \
+	tests/unit/test_engine_learn
 TESTS += tests/unit/test_engine_fixture tests/unit/test_engine_cases \
-	tests/unit/test_engine_regressor tests/unit/test_engine_sharp tests/unit/test_engine_gradient
+	tests/unit/test_engine_regressor tests/unit/test_engine_sharp tests/unit/test_engine_gradient \
+	tests/unit/test_engine_learn
 EXTRA_DIST += tests/data/sharp_classifier.json tools/gen_sharp_classifier.py \
 	src/engine/test_load.h
 # Explanations: references from PyTorch and the script that writes them.

@@ -18,6 +18,7 @@
 
 #include "aced/jsonw.h"
 #include "aced/model.h"
+#include "model/internal.h"
 
 /* When hashing, the text goes to SHA-256 in chunks of HASH_CHUNK bytes,
  * so the whole text (hundreds of MB for the largest models) is never
@@ -85,6 +86,7 @@ static void write_canonical(struct jw *w, const struct aced_model *m)
     jw_raw(w, "}", 1);
   }
   jw_raw(w, "]", 1);
+  model_graph_write(w, m); /* ,"graph":{...} when there is one */
   if (m->has_transform) {
     jw_lit(w, ",\"input_transform\":{\"scale\":");
     w_reals(w, m->tf_scale, k);

@@ -25,4 +25,9 @@ int model_onnx_body(const json_t *body);
 enum aced_err model_onnx_expand(const json_t *body, json_t **expanded, char *source,
                                 size_t n_source, struct aced_error *err);
 
+/* Write m's graph (if any) into the canonical text as ,"graph":{...}
+ * (graph.c). */
+struct jw;
+void model_graph_write(struct jw *w, const struct aced_model *m);
+
 #endif

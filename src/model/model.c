@@ -216,6 +216,7 @@ static const struct field_spec top_spec[] = {
     {"outputs", SPEC_ARRAY, 1},
     {"network", SPEC_OBJECT, 1},
     {"data", SPEC_OBJECT, 1},
+    {"graph", SPEC_OBJECT, 0}, /* graph.c */
 };
 static const struct field_spec feature_spec[] = {
     {"name", SPEC_STRING, 1},
@@ -929,7 +930,8 @@ static enum aced_err parse_body(const json_t *body, int require_name,
       (rc = model_parse_transform(json_object_get(body, "input_transform"), m, err)) != ACED_OK ||
       (rc = parse_outputs(json_object_get(body, "outputs"), m, err)) != ACED_OK ||
       (rc = parse_network(json_object_get(body, "network"), m, err)) != ACED_OK ||
-      (rc = parse_data(json_object_get(body, "data"), m, err)) != ACED_OK)
+      (rc = parse_data(json_object_get(body, "data"), m, err)) != ACED_OK ||
+      (rc = model_graph_parse(json_object_get(body, "graph"), require_name, "graph.", m, err)) != ACED_OK)
     return rc;
   if (model_compute_digest(m) != 0)
     return oom(err);
@@ -984,5 +986,6 @@ void model_free(struct aced_model *m)
   free(m->cov);
   free(m->tf_scale);
   free(m->tf_shift);
+  model_graph_free(m->graph);
   free(m);
 }

@@ -4,6 +4,7 @@ libaced_core_a_SOURCES += \
 	src/model/model.c \
 	src/model/canonical.c \
 	src/model/describe.c \
+	src/model/graph.c \
 	src/model/internal.h \
 	src/model/transform.c
 

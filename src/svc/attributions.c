@@ -27,7 +27,8 @@
 static char *attributions_text(const struct loaded *L, int o, const int *feats, int nf,
                                struct reg_summary *const *regs, const json_t *inputs,
                                const json_t *notes, const char *cache, int64_t start_us,
-                               size_t *len, struct aced_error *err)
+                               const struct query_params *q, size_t *len,
+                               struct aced_error *err)
 {
   size_t nrows = json_array_size(inputs), nv = nrows * (size_t)nf;
   double small[256];
@@ -56,7 +57,7 @@ static char *attributions_text(const struct loaded *L, int o, const int *feats, 
     }
   }
 
-  size_t hint = 320 + 26 * nv + 160 * json_array_size(notes);
+  size_t hint = 480 + 26 * nv + 160 * json_array_size(notes);
   for (int i = 0; i < nf; i++)
     hint += 96 + regs[i]->warnings_len + strlen(L->m->features[feats[i]].name);
   struct jw w;
@@ -97,6 +98,10 @@ static char *attributions_text(const struct loaded *L, int o, const int *feats, 
   }
   jw_lit(&w, "],\"meta\":{\"estimator\":");
   jw_str(&w, mixed ? "mixed" : nf > 0 ? regs[0]->estimator : "none");
+  jw_lit(&w, ",\"effect\":");
+  jw_str(&w, effect_name(effect_of(L, q)));
+  jw_lit(&w, ",\"effect_reason\":");
+  jw_str(&w, effect_reason(L, q));
   jw_lit(&w, ",\"cache\":");
   jw_str(&w, cache);
   /* milliseconds to the microsecond, written without printf ("0.072") */
@@ -153,7 +158,7 @@ static enum aced_err attributions_resolve(const struct svc *svc, const struct lo
       goto fail;
   } else if (resolve_index_list(L, many, "outputs", 1, outs, no, NULL, err) != ACED_OK)
     goto fail;
-  if (query_params_parse(svc, b, q, err) != ACED_OK)
+  if (query_params_parse(svc, b, q, err) != ACED_OK || effect_check(L, q, err) != ACED_OK)
     goto fail;
   json_t *inputs = json_object_get(b, "inputs");
   for (size_t i = 0; i < json_array_size(inputs); i++)
@@ -178,20 +183,21 @@ fail:
 static char *attributions_reply(const struct loaded *L, const json_t *body, const int *outs,
                                 int no, const int *feats, int nf,
                                 struct reg_summary *const *regs, const json_t *notes,
-                                const char *cache, int64_t start_us, size_t *len,
+                                const char *cache, int64_t start_us,
+                                const struct query_params *q, size_t *len,
                                 struct aced_error *err)
 {
   const json_t *inputs = json_object_get(body, "inputs");
   if (json_object_get(body, "outputs") == NULL)
-    return attributions_text(L, outs[0], feats, nf, regs, inputs, notes, cache, start_us, len,
-                             err);
+    return attributions_text(L, outs[0], feats, nf, regs, inputs, notes, cache, start_us, q,
+                             len, err);
   struct jw w;
   jw_init(&w, 4096);
   jw_lit(&w, "{\"results\":[");
   for (int k = 0; k < no; k++) {
     size_t n = 0;
     char *t = attributions_text(L, outs[k], feats, nf, regs + (size_t)k * nf, inputs, notes,
-                                cache, start_us, &n, err);
+                                cache, start_us, q, &n, err);
     if (t == NULL) {
       jw_free(&w);
       return NULL;
@@ -315,7 +321,7 @@ static json_t *attributions_finish(void *work, struct aced_error *err)
   struct attributions_work *w = work;
   /* the same text as the cached path's, parsed: a job's result is a tree */
   char *text = attributions_reply(w->L, w->params, w->outs, w->n_outs, w->feats, w->n_feats,
-                                  w->regs, w->notes, w->cache_state, -1, NULL, err);
+                                  w->regs, w->notes, w->cache_state, -1, &w->q, NULL, err);
   if (text == NULL)
     return NULL;
   json_t *res = json_loads(text, 0, NULL);
@@ -364,7 +370,7 @@ char *svc_cached_attributions(const struct svc *svc, const char *digest, const j
         missing = regcache_summaries(svc, L, outs[k], feats, nf, &q, 1, regs + (size_t)k * nf);
       if (missing == 0)
         reply = attributions_reply(L, body, outs, no, feats, nf, regs, notes, "hit", start_us,
-                                   len, err);
+                                   &q, len, err);
       for (size_t i = 0; i < nr; i++)
         regcache_summary_unref(regs[i]);
       if (regs != small)

@@ -142,7 +142,7 @@ enum aced_err fit_feature(const struct svc *svc, const struct loaded *L, int f,
   }
   eng_grid(low, high, q->num, grid);
   struct phase1 p;
-  enum aced_err rc = phase1_run(L, f, grid, q->num, q->estimator, q->epsilon, -1, &p, err);
+  enum aced_err rc = effect_phase1(L, f, grid, q->num, q, -1, &p, err);
   if (rc != ACED_OK) {
     free(grid);
     free(col);
@@ -163,6 +163,7 @@ enum aced_err fit_feature(const struct svc *svc, const struct loaded *L, int f,
       break;
     }
     json_t *v = regressor_json(L, o, f, q, &p, grid, r);
+    json_object_set_new(v, "effect", json_string(effect_name(effect_of(L, q))));
     texts[o] = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
     if (texts[o] == NULL) {
       json_decref(v);

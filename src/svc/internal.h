@@ -26,6 +26,7 @@ struct loaded {
   atomic_int refs;     /* users + 1 while in the list */
   atomic_ulong tick;   /* last use, for LRU */
   struct loaded *next;
+  struct effect_state *fx; /* structural equations when m has a graph (effect.c), else NULL */
 };
 
 /* Load name/version from the store, validate and prepare it (workers
@@ -99,6 +100,7 @@ struct reg_summary {
   _Atomic(struct reg_reply *) reply;
 };
 struct reg_reply {
+  int effect;          /* the request's effect as asked (meta.effect_reason says whether) */
   size_t pre_len, post_len;
   char text[]; /* pre, then post: "...\"elapsed_ms\":" | value | "," ... */
 };
@@ -144,6 +146,39 @@ enum aced_err resolve_index_list(const struct loaded *L, const json_t *v, const 
 /* ACED_OK unless feature f is constant: then a 422 naming `field`. */
 enum aced_err resolve_not_constant(const struct loaded *L, int f, const char *field,
                                    struct aced_error *err);
+
+/* ---- effects through the graph among the inputs (effect.c) ---- */
+struct effect_state;
+/* The structural equations of m's graph, fitted; *out NULL without one. */
+enum aced_err effect_state_new(const struct aced_model *m, struct effect_state **out,
+                               struct aced_error *err);
+void effect_state_free(struct effect_state *fx, int k);
+/* The effect q asks for, resolved for L (never EFFECT_DEFAULT), and why. */
+enum effect effect_of(const struct loaded *L, const struct query_params *q);
+const char *effect_reason(const struct loaded *L, const struct query_params *q);
+/* 422 no_graph naming "effect" when q asks for total/indirect without a graph. */
+enum aced_err effect_check(const struct loaded *L, const struct query_params *q,
+                           struct aced_error *err);
+/* meta.effect and meta.effect_reason. */
+void effect_meta(json_t *meta, const struct loaded *L, const struct query_params *q);
+/* phase1_run for the effect q asks for (estimator and epsilon from q). */
+enum aced_err effect_phase1(const struct loaded *L, int f, const double *alpha, int n,
+                            const struct query_params *q, int focus, struct phase1 *p,
+                            struct aced_error *err);
+/* GET .../graph: {"edges": [{"from", "to", "weight"}], "source", "method",
+ * "parameters", "score", "warnings"}, or JSON null without a graph. */
+json_t *effect_graph_json(const struct loaded *L);
+
+/* ---- storing a model version (register.c) ---- */
+/* Store m (its digest computed) as the next version of m->name unless
+ * that content is its latest already: the registration reply {"name",
+ * "version", "digest", "created_at", "created"}.  Frees m. */
+json_t *register_store(const struct svc *svc, const struct job_request *req,
+                       struct aced_model *m, struct aced_error *err);
+/* The latest stored model `name` (version 0) parsed anew, for a new
+ * version with another graph (graph_put.c); NULL with err set. */
+struct aced_model *graph_model_copy(const struct svc *svc, const char *name, int version,
+                                    struct aced_error *err);
 
 /* ---- kinds that finish in their plan step ----
  * Work of a job whose result is ready after plan (no tasks). */

@@ -62,6 +62,7 @@ static json_t *metadata_of(const struct svc *svc, const struct loaded *L, const 
   json_t *prep = json_pack("{s:i,s:I}", "factor_rank", eng_model_rank(L->em), "memory_bytes",
                            (json_int_t)eng_model_bytes(L->em));
   json_object_set_new(md, "prepared", prep);
+  json_object_set_new(md, "graph", effect_graph_json(L)); /* null without one */
   return md;
 }
 

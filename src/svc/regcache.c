@@ -24,6 +24,11 @@ void regcache_key(const struct loaded *L, int o, int f, const struct query_param
                   char *pbuf, size_t pn, struct store_cache_key *k)
 {
   params_key(q, pbuf, pn);
+  enum effect e = effect_of(L, q); /* direct keeps the keys it always had */
+  if (e != EFFECT_DIRECT) {
+    size_t used = strlen(pbuf);
+    snprintf(pbuf + used, pn - used, ";effect=%s", effect_name(e));
+  }
   k->digest = L->digest;
   k->output = o;
   k->feature = f;
@@ -130,6 +135,7 @@ struct reg_summary *regcache_summary_of(const json_t *full)
 struct hot_key {
   char digest[72];
   int output, feature, estimator, num, max_order;
+  int effect; /* resolved (effect.c) */
   double epsilon; /* as in the store's key: 0 unless it changes the result */
 };
 
@@ -143,6 +149,7 @@ static void hot_key_make(const struct loaded *L, int o, int f, const struct quer
   k->estimator = (int)q->estimator;
   k->num = q->num;
   k->max_order = q->max_order;
+  k->effect = (int)effect_of(L, q);
   k->epsilon = q->estimator == EST_FD ? q->epsilon : 0.0;
 }
 
@@ -336,6 +343,8 @@ static struct reg_reply *reply_make(const struct svc *svc, const struct loaded *
     return NULL;
   json_t *reply = regressor_reply(full, "hit");
   json_decref(full);
+  if (reply != NULL)
+    effect_meta(json_object_get(reply, "meta"), L, q);
   char *text = reply ? json_dumps(reply, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
   json_decref(reply);
   size_t len = text ? strlen(text) : 0;
@@ -343,6 +352,8 @@ static struct reg_reply *reply_make(const struct svc *svc, const struct loaded *
     text = jw_fix_ms(text, &len);
   struct reg_reply *r = text ? reply_split(text, len) : NULL;
   free(text);
+  if (r != NULL)
+    r->effect = (int)q->effect;
   *owned = 1;
   if (r == NULL || s == NULL)
     return r;
@@ -369,7 +380,11 @@ char *regcache_reply_text(const struct svc *svc, const struct loaded *L, int o, 
     s = summary_load(svc, L, o, f, q); /* NULL: not cached at all, or memory ran out */
   struct reg_reply *r = s ? atomic_load(&s->reply) : NULL;
   int owned = 0;
-  if (r == NULL)
+  /* the summary's key has the effect resolved; the text also says whether
+   * it was asked for (meta.effect_reason): another request's is not ours */
+  if (r != NULL && r->effect != (int)q->effect)
+    r = reply_make(svc, L, o, f, q, NULL, &owned);
+  else if (r == NULL)
     r = reply_make(svc, L, o, f, q, s, &owned);
   char *out = NULL;
   if (r != NULL) {
