@@ -9,6 +9,8 @@ EXTRA_DIST += tests/unit/tap.h tests/e2e/acedtest.py
 # recomputes its reference values (tools/gen_small_mlp.py --check).
 EXTRA_DIST += tests/data/small_mlp.json tests/data/README.md tools/gen_small_mlp.py \
 	tests/data/log_softmax_mlp.json
+# The unscented transform's PyTorch reference and its generator.
+EXTRA_DIST += tests/data/unscented_ref.json tools/gen_unscented_ref.py
 
 TEST_EXTENSIONS = .py
 PY_LOG_DRIVER = $(LOG_DRIVER)
@@ -42,7 +44,8 @@ E2E_TESTS = \
 	tests/e2e/test_docs_config.py \
 	tests/e2e/test_install.py \
 	tests/e2e/test_docpaths.py \
-	tests/e2e/test_accesslog.py
+	tests/e2e/test_accesslog.py \
+	tests/e2e/test_unscented.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)
 # The Node tools of test_prism.py (tools/setup runs npm ci here).

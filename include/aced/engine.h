@@ -98,8 +98,8 @@ const double *eng_output_spread(const struct eng_model *m);
 /* ---- stopping long calls ----
  * A worker running a job that is cancelled (or past its deadline) should
  * not finish a grid that may take minutes.  With a stop check set on the
- * calling thread, eng_taylor, eng_finite_difference, eng_montecarlo and
- * eng_taylor_diagnose call fn(cls) between grid points (or sample chunks)
+ * calling thread, eng_taylor, eng_finite_difference, eng_montecarlo,
+ * eng_unscented and eng_taylor_diagnose call fn(cls) between grid points (or sample chunks)
  * and return ENG_STOPPED as soon as it returns non-zero.  Per thread, so
  * workers do not see each other's checks; NULL removes it. */
 #define ENG_STOPPED (-2)
@@ -126,6 +126,13 @@ int eng_finite_difference(const struct eng_model *m, int feature,
  * when the model has no samples. */
 int eng_montecarlo(const struct eng_model *m, int feature, const double *alpha,
                    int n_alpha, double *E, double *se);
+
+/* The unscented transform over the interventional mean and covariance:
+ * 2r + 1 sigma points (r the factor's rank) with non-negative weights,
+ * so E stays inside the output's range; exact for linear networks and
+ * equal to Eq. 4 to second order.  See engine/unscented.c. */
+int eng_unscented(const struct eng_model *m, int feature, const double *alpha, int n_alpha,
+                  double *E);
 
 /* ---- reliability of taylor for one feature ----
  * Given taylor values E and second-order terms on a grid, judge each output.

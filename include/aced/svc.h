@@ -58,7 +58,7 @@ const struct job_ops *svc_kind_find(const char *name);
 extern const struct job_ops *const svc_kinds[];
 
 /* ---- estimators and query parameters (params.c) ---- */
-enum estimator { EST_AUTO, EST_TAYLOR, EST_FD, EST_MC };
+enum estimator { EST_AUTO, EST_TAYLOR, EST_FD, EST_MC, EST_UT, EST__COUNT };
 const char *estimator_name(enum estimator e);
 
 struct query_params {

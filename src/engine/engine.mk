@@ -6,6 +6,7 @@ libaced_engine_a_SOURCES += \
 	src/engine/prepare.c \
 	src/engine/taylor.c \
 	src/engine/estimators.c \
+	src/engine/unscented.c \
 	src/engine/diagnose.c \
 	src/engine/regressor.c \
 	src/engine/gradient.c
