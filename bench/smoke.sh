@@ -88,4 +88,10 @@ rc=$?
 ok $rc "report.py renders the report with its targets table"
 [ $rc -eq 0 ] || show "$tmp/report.log"
 
+"$builddir/bench/bench_unscented" --num 5 "$fixture" "$srcdir/tests/data/sharp_classifier.json" \
+  >"$tmp/ut.log" 2>&1 && grep -q '^| sharp_classifier.json' "$tmp/ut.log"
+rc=$?
+ok $rc "bench_unscented --num 5: gaps to montecarlo, unscented values inside the output's range"
+[ $rc -eq 0 ] || show "$tmp/ut.log"
+
 echo "1..$n"
