@@ -11,6 +11,8 @@ EXTRA_DIST += tests/data/small_mlp.json tests/data/README.md tools/gen_small_mlp
 	tests/data/log_softmax_mlp.json
 # The unscented transform's PyTorch reference and its generator.
 EXTRA_DIST += tests/data/unscented_ref.json tools/gen_unscented_ref.py
+# The band's coverage test: a known distribution, its truth and fresh sample sets.
+EXTRA_DIST += tests/data/band_ref.json tools/gen_band_ref.py
 
 TEST_EXTENSIONS = .py
 PY_LOG_DRIVER = $(LOG_DRIVER)
@@ -45,7 +47,8 @@ E2E_TESTS = \
 	tests/e2e/test_install.py \
 	tests/e2e/test_docpaths.py \
 	tests/e2e/test_accesslog.py \
-	tests/e2e/test_unscented.py
+	tests/e2e/test_unscented.py \
+	tests/e2e/test_band.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)
 # The Node tools of test_prism.py (tools/setup runs npm ci here).

@@ -127,6 +127,15 @@ int eng_finite_difference(const struct eng_model *m, int feature,
 int eng_montecarlo(const struct eng_model *m, int feature, const double *alpha,
                    int n_alpha, double *E, double *se);
 
+/* The covariance of eng_montecarlo's means across the grid (they share
+ * one set of samples, so their errors are correlated): for outputs
+ * o0..o0+n_sel-1, cov (n_sel x n_alpha x n_alpha) gets
+ * Cov(E_a, E_b) = sum_n d_na d_nb / (N (N - 1)), d_na the deviation of
+ * sample n's output at alpha[a] from E (as eng_montecarlo returned it,
+ * n_alpha x n_out); its diagonal is se^2.  Runs the samples again. */
+int eng_montecarlo_cov(const struct eng_model *m, int feature, const double *alpha,
+                       int n_alpha, const double *E, int o0, int n_sel, double *cov);
+
 /* The unscented transform over the interventional mean and covariance:
  * 2r + 1 sigma points (r the factor's rank) with non-negative weights,
  * so E stays inside the output's range; exact for linear networks and
@@ -167,6 +176,17 @@ struct eng_regressor {
 };
 int eng_regressor_fit(const double *x, const double *t, int n, double low,
                       double high, int max_order, struct eng_regressor *r);
+/* The same fit when the points carry a known error: var (n) its
+ * variances (Monte Carlo: se^2), taken as known noise beside a fitted
+ * misfit variance 1/beta, so the evidence does not reward orders that
+ * chase the estimator's own error.  C (n x n, may be NULL), the errors'
+ * covariance across the points (eng_montecarlo_cov: they share samples),
+ * makes cov the coefficients' covariance under it, so the band
+ * sqrt(1/beta + phi^T cov phi) covers the estimator's error.  var NULL:
+ * eng_regressor_fit.  See engine/regressor.c. */
+int eng_regressor_fit_known(const double *x, const double *t, const double *var,
+                            const double *C, int n, double low, double high, int max_order,
+                            struct eng_regressor *r);
 double eng_regressor_mean(const struct eng_regressor *r, double x);
 /* The same mean from its parts alone: sum_j coef[j] P_j(t(x)), order
  * 0..ENG_ORDER_CAP.  Lets a cache keep a regressor's 100-odd bytes that

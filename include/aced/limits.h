@@ -69,6 +69,14 @@
 #define ACED_IG_STEPS_DEFAULT 64
 #define ACED_IG_STEPS_MAX 1024
 #define ACED_MC_DIAG_POINTS 5       /* grid points compared with montecarlo */
+/* A regressor fitted to Monte Carlo points takes their errors' covariance
+ * across the grid as known noise (they share one set of samples): an n x n
+ * eigendecomposition per output, about 0.3 s at 1000 points.  Finer grids
+ * take the variances alone (a warning says the band then understates the
+ * correlated part).  The covariances of a group of outputs are computed in
+ * one pass over the samples, at most ACED_BAND_COV_CELLS doubles (32 MiB). */
+#define ACED_BAND_GRID_MAX 1000
+#define ACED_BAND_COV_CELLS (4L * 1024 * 1024)
 
 /* Job system.  Two workers keep the numerical work on two cores, the
  * machines aced is sized for; a job running an hour is a mistake (a 784-
