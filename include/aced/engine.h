@@ -18,6 +18,7 @@
 #define ACED_ENGINE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "aced/limits.h"
 
 /* ---- activations: add one here, in engine/activation.c, and in the
@@ -239,5 +240,40 @@ int eng_quadrature(enum eng_rule rule, int n, double *t, double *w);
  * along absolute path products for deeper networks). */
 int eng_connection_weights(const struct eng_model *m, int output, double *olden,
                            double *garson);
+
+/* The same for a bare network (no prepared model): what the
+ * randomization test computes on each retrained network. */
+int eng_net_connection_weights(const struct eng_net *net, int output, double *olden,
+                               double *garson);
+
+/* ---- training (train.c): a small exact trainer for the randomization
+ * test.  Mini-batch Adam with PyTorch's rules (see engine/train.c), so a
+ * run matches PyTorch float64 given the same initial weights, batches and
+ * settings. ---- */
+enum eng_loss { ENG_LOSS_MSE, ENG_LOSS_CROSS_ENTROPY };
+struct eng_train_opts {
+  enum eng_loss loss;
+  int epochs, batch_size;
+  double learning_rate, weight_decay;
+  uint64_t seed; /* the batches: one permutation of the rows per epoch */
+};
+/* The engine's generator (splitmix64): next 64 bits, a uniform [0, 1)
+ * with 53 bits, and a Fisher-Yates permutation of 0..n-1. */
+uint64_t eng_rng_next(uint64_t *state);
+double eng_rng_uniform(uint64_t *state);
+void eng_rng_permutation(uint64_t *state, int n, int *perm);
+/* PyTorch nn.Linear's default initialisation, W and b ~ U(-1/sqrt(n_in),
+ * 1/sqrt(n_in)), layer by layer, W row-major then b, from the generator
+ * seeded with `seed`. */
+void eng_init_weights(struct eng_net *net, uint64_t seed);
+/* 0 when the network can be trained with `loss`: softmax and log_softmax
+ * only last; cross_entropy needs a softmax, log_softmax, identity
+ * (logits) or sigmoid (binary) last layer. */
+int eng_train_check(const struct eng_net *net, enum eng_loss loss);
+/* Train net in place from its current weights on X (n x inputs), Y
+ * (n x outputs).  0, ENG_STOPPED (stop check), or -1 (bad arguments, out
+ * of memory, or the weights overflowed). */
+int eng_train(struct eng_net *net, const double *X, const double *Y, int n,
+              const struct eng_train_opts *o);
 
 #endif
