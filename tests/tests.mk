@@ -48,7 +48,8 @@ E2E_TESTS = \
 	tests/e2e/test_docpaths.py \
 	tests/e2e/test_accesslog.py \
 	tests/e2e/test_unscented.py \
-	tests/e2e/test_band.py
+	tests/e2e/test_band.py \
+	tests/e2e/test_significance.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)
 # The Node tools of test_prism.py (tools/setup runs npm ci here).

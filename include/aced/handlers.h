@@ -23,6 +23,7 @@ MHD_RESULT handler_regressor_get(struct request *rq);
 MHD_RESULT handler_regressors_post(struct request *rq);
 MHD_RESULT handler_attributions_post(struct request *rq);
 MHD_RESULT handler_explanations_post(struct request *rq);
+MHD_RESULT handler_significance_post(struct request *rq);
 MHD_RESULT handler_job_get(struct request *rq);
 MHD_RESULT handler_job_delete(struct request *rq);
 

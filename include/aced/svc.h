@@ -46,7 +46,8 @@ struct svc {
   X(regressor)       /* GET .../regressors/{output}/{feature} */          \
   X(attributions)    /* POST .../attributions */                          \
   X(regressors)      /* POST .../regressors: fit a set in the background */ \
-  X(explanations)    /* POST .../explanations: gradients, IG, ablation */
+  X(explanations)    /* POST .../explanations: gradients, IG, ablation */ \
+  X(significance)    /* POST .../significance: the randomization test */
 
 #define SVC_KIND_DECLARE(k) extern const struct job_ops svc_kind_##k;
 SVC_KINDS(SVC_KIND_DECLARE)
@@ -78,6 +79,11 @@ enum aced_err query_params_from_strings(const struct svc *svc, const char *estim
                                         struct aced_error *err);
 /* The parameters as a JSON object, e.g. for a job's params. */
 json_t *query_params_json(const struct query_params *q);
+
+/* ---- the randomization test (significance.c) ----
+ * Checks permutations, statistic and seed of a significance body (types
+ * were checked by the route's spec), so a bad one is answered at once. */
+enum aced_err significance_params_check(const json_t *body, struct aced_error *err);
 
 /* ---- cached answers on the calling thread ----
  * Each returns a reply, or NULL: with err->code == ACED_OK when the

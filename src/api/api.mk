@@ -19,5 +19,6 @@ libaced_core_a_SOURCES += \
 	src/api/handler_regressors_post.c \
 	src/api/handler_attributions_post.c \
 	src/api/handler_explanations_post.c \
+	src/api/handler_significance_post.c \
 	src/api/handler_job_get.c \
 	src/api/handler_job_delete.c

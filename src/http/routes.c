@@ -29,6 +29,7 @@ const struct route aced_routes[] = {
     {"POST",   "/v1/models/{name}/regressors",                 handler_regressors_post,    AUTH_READ,  BODY_JSON, ACED_QUERY_BODY_MAX},
     {"POST",   "/v1/models/{name}/attributions",               handler_attributions_post,  AUTH_READ,  BODY_JSON, ACED_QUERY_BODY_MAX},
     {"POST",   "/v1/models/{name}/explanations",               handler_explanations_post,  AUTH_READ,  BODY_JSON, ACED_QUERY_BODY_MAX},
+    {"POST",   "/v1/models/{name}/significance",               handler_significance_post,  AUTH_READ,  BODY_JSON, ACED_QUERY_BODY_MAX},
     {"GET",    "/v1/jobs/{id}",                                handler_job_get,            AUTH_READ,  BODY_NONE, 0},
     {"DELETE", "/v1/jobs/{id}",                                handler_job_delete,         AUTH_READ,  BODY_NONE, 0},
 };

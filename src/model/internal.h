@@ -16,4 +16,9 @@
 enum aced_err model_parse_transform(const json_t *tj, struct aced_model *m,
                                     struct aced_error *err);
 
+/* The optional data.targets and "training" of a registration
+ * (training.c), once the samples and network are parsed: both or neither. */
+enum aced_err model_parse_training(const json_t *tj, const json_t *targets, struct aced_model *m,
+                                   struct aced_error *err);
+
 #endif

@@ -216,6 +216,7 @@ static const struct field_spec top_spec[] = {
     {"outputs", SPEC_ARRAY, 1},
     {"network", SPEC_OBJECT, 1},
     {"data", SPEC_OBJECT, 1},
+    {"training", SPEC_OBJECT, 0}, /* training.c */
 };
 static const struct field_spec feature_spec[] = {
     {"name", SPEC_STRING, 1},
@@ -238,6 +239,7 @@ static const struct field_spec data_spec[] = {
     {"samples", SPEC_ARRAY, 0},
     {"mean", SPEC_ARRAY, 0},
     {"covariance", SPEC_ARRAY, 0},
+    {"targets", SPEC_ARRAY, 0}, /* training.c */
 };
 #define NSPEC(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -929,7 +931,10 @@ static enum aced_err parse_body(const json_t *body, int require_name,
       (rc = model_parse_transform(json_object_get(body, "input_transform"), m, err)) != ACED_OK ||
       (rc = parse_outputs(json_object_get(body, "outputs"), m, err)) != ACED_OK ||
       (rc = parse_network(json_object_get(body, "network"), m, err)) != ACED_OK ||
-      (rc = parse_data(json_object_get(body, "data"), m, err)) != ACED_OK)
+      (rc = parse_data(json_object_get(body, "data"), m, err)) != ACED_OK ||
+      (rc = model_parse_training(json_object_get(body, "training"),
+                                 json_object_get(json_object_get(body, "data"), "targets"), m,
+                                 err)) != ACED_OK)
     return rc;
   if (model_compute_digest(m) != 0)
     return oom(err);
@@ -978,5 +983,6 @@ void model_free(struct aced_model *m)
   free(m->cov);
   free(m->tf_scale);
   free(m->tf_shift);
+  free(m->targets);
   free(m);
 }

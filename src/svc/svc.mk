@@ -16,4 +16,5 @@ libaced_core_a_SOURCES += \
 	src/svc/regressor.c \
 	src/svc/attributions.c \
 	src/svc/regressors.c \
-	src/svc/explanations.c
+	src/svc/explanations.c \
+	src/svc/significance.c
