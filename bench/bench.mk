@@ -20,7 +20,7 @@ bench_mhd_fixed_SOURCES = bench/mhd_fixed.c
 bench_mhd_fixed_LDADD = $(MHD_LIBS)
 
 BENCH_DIST_FILES = bench/run bench/section.py bench/smoke.sh bench/http_bench.py bench/peer_torch.py \
-	bench/report.py bench/attr.lua bench/unscented.sh
+	bench/report.py bench/attr.lua bench/unscented.sh bench/significance.py
 EXTRA_DIST += $(BENCH_DIST_FILES) BENCHMARKS.md
 
 TEST_EXTENSIONS += .sh
@@ -36,7 +36,7 @@ bench: bench/bench_engine$(EXEEXT) bench/mhd_fixed$(EXEEXT) aced$(EXEEXT)
 
 # The unscented transform's gap to Monte Carlo beside Eq. 4's (issue #15):
 # its own section of BENCHMARKS.md (bench/section.py).
-bench-unscented: bench/bench_unscented$(EXEEXT)
+bench-unscented: bench/bench_unscented$(EXEEXT) aced$(EXEEXT)
 	$(BENCH_ENV) $(SHELL) $(srcdir)/bench/unscented.sh $(srcdir)/BENCHMARKS.md
 
 bench-smoke: bench/bench_engine$(EXEEXT) bench/mhd_fixed$(EXEEXT) aced$(EXEEXT)

@@ -94,4 +94,10 @@ rc=$?
 ok $rc "bench_unscented --num 5: gaps to montecarlo, unscented values inside the output's range"
 [ $rc -eq 0 ] || show "$tmp/ut.log"
 
+ACED_BUILDDIR=$builddir $py "$srcdir/bench/significance.py" --smoke >"$tmp/sig.log" 2>&1 &&
+  grep -q 'the same with two workers: yes' "$tmp/sig.log"
+rc=$?
+ok $rc "significance.py --smoke: the randomization test job runs, the same with one and two workers"
+[ $rc -eq 0 ] || show "$tmp/sig.log"
+
 echo "1..$n"

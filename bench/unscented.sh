@@ -1,8 +1,10 @@
 #!/bin/sh
-# bench/unscented.sh BENCHMARKS.md -- the `unscented` section: the gap of
-# the unscented transform and of Eq. 4 (taylor) to Monte Carlo on the
-# shared fixture and on trained classifiers (bench/bench_unscented.c),
-# written with bench/section.py.  `make bench-unscented`.
+# bench/unscented.sh BENCHMARKS.md -- the `unscented` section (issue #15):
+# the gap of the unscented transform and of Eq. 4 (taylor) to Monte Carlo
+# on the shared fixture and on trained classifiers (bench/bench_unscented.c),
+# and the time of a 999-permutation randomization test
+# (bench/significance.py), written with bench/section.py.
+# `make bench-unscented`.
 set -eu
 srcdir=${ACED_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 builddir=${ACED_BUILDDIR:-$srcdir}
@@ -13,6 +15,7 @@ trap 'rm -rf "$tmp"' EXIT
 data=$srcdir/tests/data
 "$builddir/bench/bench_unscented" --num 100 "$data/small_mlp.json" "$data/sharp_classifier.json" \
   "$data/log_softmax_mlp.json" >"$tmp/table.md"
+ACED_BUILDDIR=$builddir "$py" "$srcdir/bench/significance.py" >"$tmp/significance.md"
 cpu=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)
 {
   echo "## The unscented transform against Monte Carlo (issue #15)"
@@ -27,6 +30,16 @@ cpu=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)
   echo "CPU time is the process's; the machine was shared with other sessions while this ran."
   echo
   cat "$tmp/table.md"
+  echo
+  echo "### The randomization test: 999 permutations"
+  echo
+  echo "\`bench/significance.py\` (run by the same target): POST .../significance on a 10-16-1 tanh network"
+  echo "registered with 500 samples and targets, training mse, 50 epochs, batch 32 (800 Adam steps per"
+  echo "retraining), statistic connection_weights, 1 + 999 retrainings; the daemon's CPU time is read from"
+  echo "/proc. Wall time is longer than CPU time because the machine's 2 cores were shared with other"
+  echo "sessions during the run."
+  echo
+  cat "$tmp/significance.md"
 } >"$tmp/fragment.md"
 "$py" "$srcdir/bench/section.py" "$out" unscented "$tmp/fragment.md"
 cat "$tmp/fragment.md"
