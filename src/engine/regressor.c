@@ -255,8 +255,11 @@ done:
  * A^-1 less the prior's share.  beta = 1/s2, and the predictive variance
  * s2 + phi^T cov phi (eng_regressor_std) is the uncertainty about the
  * interventional expectation itself. */
-#define KN_GRID 33
-#define KN_GOLDEN 40
+/* s2 grid points (2.25 decades apart over the 18 from the floor to scale^2:
+ * each costs one small eigendecomposition per order, the fit's main cost)
+ * and golden-section steps (to 2e-6 of the bracket's log-width). */
+#define KN_GRID 9
+#define KN_GOLDEN 30
 
 struct kn_data {
   int n, P;            /* points, weights of the top order */
