@@ -134,4 +134,16 @@ else
   [ $rc -eq 0 ] || show "$tmp/postgres.log"
 fi
 
+"$builddir/bench/bench_unscented" --num 5 "$fixture" "$srcdir/tests/data/sharp_classifier.json" \
+  >"$tmp/ut.log" 2>&1 && grep -q '^| sharp_classifier.json' "$tmp/ut.log"
+rc=$?
+ok $rc "bench_unscented --num 5: gaps to montecarlo, unscented values inside the output's range"
+[ $rc -eq 0 ] || show "$tmp/ut.log"
+
+ACED_BUILDDIR=$builddir $py "$srcdir/bench/significance.py" --smoke >"$tmp/sig.log" 2>&1 &&
+  grep -q 'the same with two workers: yes' "$tmp/sig.log"
+rc=$?
+ok $rc "significance.py --smoke: the randomization test job runs, the same with one and two workers"
+[ $rc -eq 0 ] || show "$tmp/sig.log"
+
 echo "1..$n"

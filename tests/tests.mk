@@ -11,6 +11,10 @@ EXTRA_DIST += tests/unit/tap.h tests/e2e/acedtest.py tests/e2e/cdp.py
 EXTRA_DIST += tests/data/small_mlp.json tests/data/README.md tools/gen_small_mlp.py \
 	tests/data/log_softmax_mlp.json tests/data/scm_mlp.json tools/gen_graph_ref.py \
 	doc/graph.md
+# The unscented transform's PyTorch reference and its generator.
+EXTRA_DIST += tests/data/unscented_ref.json tools/gen_unscented_ref.py
+# The band's coverage test: a known distribution, its truth and fresh sample sets.
+EXTRA_DIST += tests/data/band_ref.json tools/gen_band_ref.py
 
 TEST_EXTENSIONS = .py
 PY_LOG_DRIVER = $(LOG_DRIVER)
@@ -57,7 +61,10 @@ E2E_TESTS = \
 	tests/e2e/test_client.py \
 	tests/e2e/test_ui.py \
 	tests/e2e/test_graph.py \
-	tests/e2e/test_graph_learn.py
+	tests/e2e/test_graph_learn.py \
+	tests/e2e/test_unscented.py \
+	tests/e2e/test_band.py \
+	tests/e2e/test_significance.py
 TESTS += $(E2E_TESTS)
 # ONNX exports and their PyTorch references (tools/gen_onnx_fixtures.py).
 EXTRA_DIST += tests/data/onnx tools/gen_onnx_fixtures.py

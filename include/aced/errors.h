@@ -45,6 +45,7 @@
   X(ACED_E_CYCLIC_GRAPH,        "cyclic_graph",         422, "the graph among the inputs has a cycle") \
   X(ACED_E_NO_GRAPH,            "no_graph",             422, "total and indirect effects need a graph among the inputs") \
   X(ACED_E_NO_SAMPLES,          "no_samples",           422, "the estimator needs the model's data samples") \
+  X(ACED_E_NO_TRAINING,         "no_training_data",     422, "the model was registered without data.targets and training") \
   X(ACED_E_TOO_MANY_REQUESTS,   "too_many_requests",    429, "slow down") \
   X(ACED_E_INTERNAL,            "internal",             500, "internal error") \
   X(ACED_E_QUEUE_FULL,          "queue_full",           503, "work queue full, retry later") \

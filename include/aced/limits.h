@@ -103,6 +103,26 @@
  * after the first per feature instead of 5 x n_samples full passes (on the
  * benchmark's 3,000-sample MNIST model that was as much again as Eq. 4). */
 #define ACED_MC_DIAG_SAMPLES 512
+/* A regressor fitted to Monte Carlo points takes their errors' covariance
+ * across the grid as known noise (they share one set of samples): an n x n
+ * eigendecomposition per output, about 0.3 s at 1000 points.  Finer grids
+ * take the variances alone (a warning says the band then understates the
+ * correlated part).  The covariances of a group of outputs are computed in
+ * one pass over the samples, at most ACED_BAND_COV_CELLS doubles (32 MiB). */
+#define ACED_BAND_GRID_MAX 1000
+/* The randomization test (POST .../significance).  Epochs per retraining:
+ * 100000 epochs of a small network is minutes, times the permutations
+ * (at most 9999: p-values to 1e-4) an hour, the job timeout.  A statistic
+ * "ace" is the range of E[y | do(x_i = a)] over ACED_SIG_ACE_GRID values. */
+#define ACED_TRAIN_EPOCHS_MAX 100000
+#define ACED_TRAIN_BATCH_DEFAULT 32
+#define ACED_PERMUTATIONS_MAX 9999
+#define ACED_PERMUTATIONS_DEFAULT 999
+#define ACED_SIG_ACE_GRID 20
+/* Statistics kept by one test, (permutations + 1) x outputs x features
+ * doubles: 128 MiB. */
+#define ACED_SIG_CELLS_MAX (16L * 1024 * 1024)
+#define ACED_BAND_COV_CELLS (4L * 1024 * 1024)
 
 /* Job system.  Two workers keep the numerical work on two cores, the
  * machines aced is sized for; a job running an hour is a mistake (a 784-

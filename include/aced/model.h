@@ -30,6 +30,14 @@ struct aced_graph {
                        varsortability (canonical JSON object); else NULL */
 };
 
+/* Training settings for the randomization test (model/training.c). */
+struct aced_training {
+  int loss;                 /* enum eng_loss */
+  int epochs, batch_size;
+  double learning_rate, weight_decay;
+  long long seed;
+};
+
 struct aced_model {
   char name[ACED_NAME_MAX + 1];
   int version;              /* set by the store; 0 before */
@@ -55,7 +63,14 @@ struct aced_model {
    * {"opset":..,"producer":..} for an ONNX import, "" for JSON. */
   char source[ACED_SOURCE_MAX + 1];
   struct aced_graph *graph; /* NULL without one */
+  /* data.targets (n_samples x n_outputs) and training, both or neither:
+   * has_training 0 and targets NULL without them. */
+  int has_training;
+  double *targets;
+  struct aced_training training;
 };
+/* "mse" or "cross_entropy". */
+const char *model_loss_name(int loss);
 
 /* Check that s is a valid model name: [A-Za-z0-9._-]{1,64}. */
 int model_name_valid(const char *s);

@@ -49,7 +49,8 @@ struct svc {
   X(explanations)    /* POST .../explanations: gradients, IG, ablation */ \
   X(graph)           /* POST .../graph: learn a DAG among the inputs */   \
   X(graph_get)       /* GET .../graph: the graph and its fitted weights */ \
-  X(graph_put)       /* PUT .../graph: a new version with a given graph */
+  X(graph_put)       /* PUT .../graph: a new version with a given graph */ \
+  X(significance)    /* POST .../significance: the randomization test */
 
 #define SVC_KIND_DECLARE(k) extern const struct job_ops svc_kind_##k;
 SVC_KINDS(SVC_KIND_DECLARE)
@@ -61,7 +62,7 @@ const struct job_ops *svc_kind_find(const char *name);
 extern const struct job_ops *const svc_kinds[];
 
 /* ---- estimators and query parameters (params.c) ---- */
-enum estimator { EST_AUTO, EST_TAYLOR, EST_FD, EST_MC };
+enum estimator { EST_AUTO, EST_TAYLOR, EST_FD, EST_MC, EST_UT, EST__COUNT };
 const char *estimator_name(enum estimator e);
 
 /* Which effect of do(x_i = a) (issue 14): direct (the other inputs as
@@ -93,6 +94,11 @@ enum aced_err query_params_effect(const char *effect, struct query_params *q,
                                   struct aced_error *err);
 /* The parameters as a JSON object, e.g. for a job's params. */
 json_t *query_params_json(const struct query_params *q);
+
+/* ---- the randomization test (significance.c) ----
+ * Checks permutations, statistic and seed of a significance body (types
+ * were checked by the route's spec), so a bad one is answered at once. */
+enum aced_err significance_params_check(const json_t *body, struct aced_error *err);
 
 /* ---- cached answers on the calling thread ----
  * Each returns a reply, or NULL: with err->code == ACED_OK when the

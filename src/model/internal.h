@@ -30,4 +30,9 @@ enum aced_err model_onnx_expand(const json_t *body, json_t **expanded, char *sou
 struct jw;
 void model_graph_write(struct jw *w, const struct aced_model *m);
 
+/* The optional data.targets and "training" of a registration
+ * (training.c), once the samples and network are parsed: both or neither. */
+enum aced_err model_parse_training(const json_t *tj, const json_t *targets, struct aced_model *m,
+                                   struct aced_error *err);
+
 #endif

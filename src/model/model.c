@@ -217,6 +217,7 @@ static const struct field_spec top_spec[] = {
     {"network", SPEC_OBJECT, 1},
     {"data", SPEC_OBJECT, 1},
     {"graph", SPEC_OBJECT, 0}, /* graph.c */
+    {"training", SPEC_OBJECT, 0}, /* training.c */
 };
 static const struct field_spec feature_spec[] = {
     {"name", SPEC_STRING, 1},
@@ -239,6 +240,7 @@ static const struct field_spec data_spec[] = {
     {"samples", SPEC_ARRAY, 0},
     {"mean", SPEC_ARRAY, 0},
     {"covariance", SPEC_ARRAY, 0},
+    {"targets", SPEC_ARRAY, 0}, /* training.c */
 };
 #define NSPEC(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -931,7 +933,10 @@ static enum aced_err parse_body(const json_t *body, int require_name,
       (rc = parse_outputs(json_object_get(body, "outputs"), m, err)) != ACED_OK ||
       (rc = parse_network(json_object_get(body, "network"), m, err)) != ACED_OK ||
       (rc = parse_data(json_object_get(body, "data"), m, err)) != ACED_OK ||
-      (rc = model_graph_parse(json_object_get(body, "graph"), require_name, "graph.", m, err)) != ACED_OK)
+      (rc = model_graph_parse(json_object_get(body, "graph"), require_name, "graph.", m, err)) != ACED_OK ||
+      (rc = model_parse_training(json_object_get(body, "training"),
+                                 json_object_get(json_object_get(body, "data"), "targets"), m,
+                                 err)) != ACED_OK)
     return rc;
   if (model_compute_digest(m) != 0)
     return oom(err);
@@ -987,5 +992,6 @@ void model_free(struct aced_model *m)
   free(m->tf_scale);
   free(m->tf_shift);
   model_graph_free(m->graph);
+  free(m->targets);
   free(m);
 }

@@ -6,7 +6,8 @@ libaced_core_a_SOURCES += \
 	src/model/describe.c \
 	src/model/graph.c \
 	src/model/internal.h \
-	src/model/transform.c
+	src/model/transform.c \
+	src/model/training.c
 
 check_PROGRAMS += tests/unit/test_model
 TESTS += tests/unit/test_model

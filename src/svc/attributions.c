@@ -316,6 +316,75 @@ static long attributions_task(void *work, int i, struct aced_error *err)
   return 1;
 }
 
+/* ACE of output o for every feature and every row of x (rows x k), as
+ * the attributions job computes them: each feature's regressor from the
+ * cache, the missing ones fitted here (on the calling worker, under its
+ * stop check); a constant feature's ACE is 0 (its one-point domain is its
+ * own baseline) with a note in `warnings`, which also gets the
+ * regressors' warnings.  *estimator is the estimator every regressor
+ * used, or "mixed". */
+enum aced_err attributions_ace_rows(const struct svc *svc, const struct loaded *L, int o,
+                                    const struct query_params *q, const double *x, int rows,
+                                    double *ace, json_t *warnings, const char **estimator,
+                                    struct aced_error *err)
+{
+  int k = L->m->n_features, *feats = NULL, nf = 0;
+  if (resolve_index_list(L, NULL, "features", 0, &feats, &nf, warnings, err) != ACED_OK)
+    return err->code;
+  memset(ace, 0, sizeof(double) * (size_t)rows * (size_t)k);
+  *estimator = "none";
+  enum aced_err rc = ACED_OK;
+  for (int i = 0; i < nf && rc == ACED_OK; i++) {
+    struct reg_summary *s = NULL;
+    regcache_summaries(svc, L, o, &feats[i], 1, q, 0, &s);
+    if (s == NULL) {
+      json_t *v = NULL;
+      if ((rc = fit_feature(svc, L, feats[i], q, o, &v, err)) != ACED_OK)
+        break;
+      s = regcache_summary_of(v);
+      json_decref(v);
+      if (s == NULL) {
+        rc = aced_error_set(err, ACED_E_INTERNAL, "", "fitted regressor unreadable");
+        break;
+      }
+    }
+    /* the name must outlive the summary: one of estimator_name()'s */
+    const char *name = "mixed";
+    for (int e = 0; e < EST__COUNT; e++)
+      if (strcmp(s->estimator, estimator_name((enum estimator)e)) == 0)
+        name = estimator_name((enum estimator)e);
+    *estimator = i == 0 || strcmp(*estimator, name) == 0 ? name : "mixed";
+    if (s->warnings_len > 0) {
+      /* the summary keeps its warnings as JSON strings joined by ',' */
+      char *text = malloc(s->warnings_len + 3);
+      if (text != NULL) {
+        text[0] = '[';
+        memcpy(text + 1, s->warnings, s->warnings_len);
+        memcpy(text + 1 + s->warnings_len, "]", 2);
+        json_t *list = json_loads(text, 0, NULL);
+        json_array_extend(warnings, list);
+        json_decref(list);
+        free(text);
+      }
+    }
+    for (int r = 0; r < rows && rc == ACED_OK; r++) {
+      double a = x[(size_t)r * k + feats[i]];
+      double v = eng_legendre_series(s->coef, s->order, s->low, s->high, a) - s->base;
+      if (!isfinite(v)) {
+        char field[64];
+        snprintf(field, sizeof field, "inputs[%d][%d]", r, feats[i]);
+        rc = aced_error_set(err, ACED_E_NOT_FINITE, field,
+                            "the regressor overflows at %g (far outside the domain [%g, %g])",
+                            a, s->low, s->high);
+      }
+      ace[(size_t)r * k + feats[i]] = v;
+    }
+    regcache_summary_unref(s);
+  }
+  free(feats);
+  return rc;
+}
+
 static json_t *attributions_finish(void *work, struct aced_error *err)
 {
   struct attributions_work *w = work;

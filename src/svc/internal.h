@@ -132,6 +132,17 @@ char *regcache_reply_text(const struct svc *svc, const struct loaded *L, int o, 
 void regcache_purge(const char *digest);
 void regcache_clear(void);
 
+/* ---- ACE rows for other kinds (attributions.c) ----
+ * ACE of output o at every row of x (rows x k) for every feature, the
+ * numbers POST .../attributions answers: regressors from the cache, the
+ * missing ones fitted on the calling worker; constant features get 0
+ * with a note in `warnings`, which also receives the regressors'
+ * warnings.  *estimator: the estimator used by all, or "mixed". */
+enum aced_err attributions_ace_rows(const struct svc *svc, const struct loaded *L, int o,
+                                    const struct query_params *q, const double *x, int rows,
+                                    double *ace, json_t *warnings, const char **estimator,
+                                    struct aced_error *err);
+
 /* ---- names and indices in request bodies (resolve.c) ---- */
 /* An output (outputs = 1) or feature given as a name or an index; the
  * error names `field`. */

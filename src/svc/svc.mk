@@ -21,4 +21,5 @@ libaced_core_a_SOURCES += \
 	src/svc/effect.c \
 	src/svc/graph.c \
 	src/svc/graph_get.c \
-	src/svc/graph_put.c
+	src/svc/graph_put.c \
+	src/svc/significance.c
