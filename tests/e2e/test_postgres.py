@@ -28,7 +28,7 @@ def replica(workers=1):
 A, B, C = replica(), replica(), replica()
 ok(all(d.alive() for d in (A, B, C)), "three replicas start on one database (schema created once)")
 rows = pg.query("SELECT version FROM aced_schema", "replicas")
-ok(rows == [["2"]], "the schema is at version 2, recorded once", rows)
+ok(rows == [["3"]], "the schema is at version 3, recorded once", rows)
 
 # ---- registry ------------------------------------------------------------------------------------
 body = fixture_body("mlp")
