@@ -2,8 +2,7 @@
 # End-to-end tests are Python 3 (standard library only) scripts that
 # start the real daemon on a free loopback port and speak HTTP to it;
 # they print TAP like the C unit tests.
-EXTRA_DIST += tests/unit/tap.h tests/e2e/acedtest.py tests/e2e/allocstat.c
-EXTRA_DIST += tests/unit/tap.h tests/e2e/acedtest.py tests/e2e/cdp.py
+EXTRA_DIST += tests/unit/tap.h tests/e2e/acedtest.py tests/e2e/allocstat.c tests/e2e/cdp.py
 
 # The reference fixture every test and benchmark reads (nothing reads
 # outside the tree), its provenance, and the PyTorch script that

@@ -252,6 +252,8 @@ function drawRegressor(container, reg, width, height, ticks) {
   var y = d3.scale.linear().domain([lo, hi]).range([h, 0]).nice();
   var svg = d3.select(container).append("svg")
     .attr("width", width).attr("height", height)
+    .attr("role", "img").attr("aria-label", "E[" + reg.output + " | do(" + reg.feature + " = a)] over [" +
+      reg.domain.join(", ") + "], " + reg.estimator)
     .attr("data-feature", reg.feature).attr("data-output", reg.output);
   var g = svg.append("g").attr("transform", "translate(" + m.left + "," + m.top + ")");
   var area = d3.svg.area()

@@ -14,7 +14,8 @@ model, through examples/register_torch.py's conversion).
     aced.fit_regressors("iris-demo", progress=lambda p, job: print(p["done"], "/", p["total"]))
 
 Every query that aced answers with 202 (its job outlived sync_wait_ms, or a regressors set) is
-followed to its end: `progress(progress, job)` is called with the job's {"done", "total"} on every
+followed to its end (a 503, aced's queue being full, is retried after its Retry-After, `retries`
+times): `progress(progress, job)` is called with the job's {"done", "total"} on every
 poll, and the job's result is returned.  A refusal raises AcedError with the server's `status`,
 `code`, `message` and `field` (a failed job's error too); a reply that is not aced's JSON (a proxy's
 HTML page) raises AcedError with code "http_<status>".
@@ -80,11 +81,12 @@ def onnx_body(path, name, features, outputs, data=None, description=None):
 
 
 class Client:
-    def __init__(self, url=None, token=None, timeout=300, poll_interval=0.2):
+    def __init__(self, url=None, token=None, timeout=300, poll_interval=0.2, retries=5):
         self.url = (url or os.environ.get("ACED_URL") or DEFAULT_URL).rstrip("/")
         self.token = token if token is not None else os.environ.get("ACED_TOKEN")
         self.timeout = timeout
         self.poll_interval = poll_interval
+        self.retries = retries  # a 503 (queue full) is retried after its Retry-After, this many times
         self._etags = {}  # regressor path -> (ETag, reply)
 
     # ---- HTTP ----
@@ -99,12 +101,20 @@ class Client:
             data = json.dumps(body).encode()
             h["Content-Type"] = "application/json"
         h.update(headers or {})
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=h)
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                status, raw, rh = r.status, r.read(), r.headers
-        except urllib.error.HTTPError as e:
-            status, raw, rh = e.code, e.read(), e.headers
+        for attempt in range(self.retries + 1):
+            req = urllib.request.Request(self.url + path, data=data, method=method, headers=h)
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                    status, raw, rh = r.status, r.read(), r.headers
+            except urllib.error.HTTPError as e:
+                status, raw, rh = e.code, e.read(), e.headers
+            if status != 503 or attempt == self.retries:
+                break
+            try:
+                wait = float(rh.get("Retry-After") or 1)
+            except ValueError:
+                wait = 1.0
+            time.sleep(min(max(wait, 0.0), 30.0))
         if status == 304:
             return status, None, rh
         ctype = (rh.get("Content-Type") or "").split(";")[0].strip()

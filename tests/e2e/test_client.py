@@ -216,6 +216,37 @@ class Html(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class Busy(http.server.BaseHTTPRequestHandler):
+    """503 with Retry-After twice, then aced's reply: the client retries."""
+    n = 0
+
+    def do_GET(self):
+        Busy.n += 1
+        if Busy.n <= 2:
+            body, st, extra = b'{"error":{"code":"queue_full","message":"busy","field":""}}', 503, ("Retry-After", "0")
+        else:
+            body, st, extra = b'{"models":[]}', 200, ("X-Nothing", "1")
+        self.send_response(st)
+        self.send_header("Content-Type", "application/json")
+        self.send_header(*extra)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+busy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+threading.Thread(target=busy.serve_forever, daemon=True).start()
+ok(Client("http://127.0.0.1:%d" % busy.server_address[1]).models() == [] and Busy.n == 3,
+   "a 503 with Retry-After is retried (twice here), then the reply is returned")
+Busy.n = 0
+good, why = raises(lambda: Client("http://127.0.0.1:%d" % busy.server_address[1], retries=1).models(), 503,
+                   "queue_full")
+ok(good and Busy.n == 2, "past its retries the 503 is raised with its code", why)
+busy.shutdown()
+
 srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
 threading.Thread(target=srv.serve_forever, daemon=True).start()
 good, why = raises(lambda: Client("http://127.0.0.1:%d" % srv.server_address[1]).register({"name": "x"}), 413,
