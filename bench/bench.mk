@@ -16,7 +16,7 @@ bench_bench_engine_LDADD = libaced_engine.a $(JANSSON_LIBS) $(LAPACKE_LIBS) $(BL
 bench_mhd_fixed_SOURCES = bench/mhd_fixed.c
 bench_mhd_fixed_LDADD = $(MHD_LIBS)
 
-BENCH_DIST_FILES = bench/run bench/section.py bench/smoke.sh bench/http_bench.py bench/peer_torch.py \
+BENCH_DIST_FILES = bench/run bench/section.py bench/hosts.json bench/smoke.sh bench/http_bench.py bench/peer_torch.py \
 	bench/report.py bench/attr.lua bench/onnx_bench.py
 EXTRA_DIST += $(BENCH_DIST_FILES) BENCHMARKS.md
 

@@ -2,7 +2,7 @@
 # End-to-end tests are Python 3 (standard library only) scripts that
 # start the real daemon on a free loopback port and speak HTTP to it;
 # they print TAP like the C unit tests.
-EXTRA_DIST += tests/unit/tap.h tests/e2e/acedtest.py
+EXTRA_DIST += tests/unit/tap.h tests/e2e/acedtest.py tests/e2e/allocstat.c
 
 # The reference fixture every test and benchmark reads (nothing reads
 # outside the tree), its provenance, and the PyTorch script that
@@ -43,6 +43,7 @@ E2E_TESTS = \
 	tests/e2e/test_install.py \
 	tests/e2e/test_docpaths.py \
 	tests/e2e/test_accesslog.py \
+	tests/e2e/test_warm_cache.py \
 	tests/e2e/test_onnx.py \
 	tests/e2e/test_register_onnx.py
 TESTS += $(E2E_TESTS)

@@ -136,10 +136,15 @@ struct eng_diag {
   double second_ratio;   /* max |second| / spread */
   double mc_gap_ratio;   /* max |taylor - montecarlo| / spread on a few
                             grid points; -1 when there are no samples */
+  double mc_gap_se;      /* standard error of the montecarlo value at that
+                            point / spread; -1 when there are no samples */
+  int mc_samples;        /* samples the montecarlo side averaged (a fixed
+                            subsample of at most ACED_MC_DIAG_SAMPLES); 0 */
   int reliable;
 };
 /* diag: n_out entries.  Runs montecarlo on ACED_MC_DIAG_POINTS grid points
- * when the model has samples. */
+ * over a fixed subsample of at most ACED_MC_DIAG_SAMPLES samples when the
+ * model has samples. */
 int eng_taylor_diagnose(const struct eng_model *m, int feature,
                         const double *alpha, int n_alpha, const double *E,
                         const double *second, struct eng_diag *diag);

@@ -83,11 +83,11 @@ json_t *query_params_json(const struct query_params *q);
  * Each returns a reply, or NULL: with err->code == ACED_OK when the
  * request must go to a worker (model not loaded, regressor not cached),
  * else with the error to answer at once (unknown output, ...). */
-json_t *svc_cached_regressor(const struct svc *svc, const char *digest, const char *output,
-                             const char *feature, const struct query_params *q,
-                             struct aced_error *err);
-/* The reply as JSON text (malloc'ed, *len bytes) with meta.elapsed_ms
- * counted from start_us (aced_now_us()). */
+/* Both write the reply as JSON text (malloc'ed, *len bytes) with
+ * meta.elapsed_ms counted from start_us (aced_now_us()). */
+char *svc_cached_regressor(const struct svc *svc, const char *digest, const char *output,
+                           const char *feature, const struct query_params *q, int64_t start_us,
+                           size_t *len, struct aced_error *err);
 char *svc_cached_attributions(const struct svc *svc, const char *digest, const json_t *body,
                               int64_t start_us, size_t *len, struct aced_error *err);
 /* Metadata of a loaded model under `name` and `version`, or NULL if the

@@ -30,10 +30,12 @@ MHD_RESULT handler_regressor_get(struct request *rq)
   if (api_model_row(rq, rq->arg[0], &row, &ret) != 0)
     return ret;
   const char *output = rq->arg[1], *feature = rq->arg[2];
-  json_t *reply = svc_cached_regressor(rq->srv->svc, row.digest, output, feature, &q, &err);
-  if (api_reply_cached(rq, reply, &err, &ret)) {
+  size_t len = 0;
+  char *text = svc_cached_regressor(rq->srv->svc, row.digest, output, feature, &q, rq->start_us,
+                                    &len, &err);
+  if (text != NULL || err.code != ACED_OK) {
     store_model_row_clear(&row);
-    return ret;
+    return text ? reply_json_text(rq, 200, text, len) : reply_aced_error(rq, &err);
   }
   /* The job's params are the parsed request, whole: the single-flight key
    * is built from them, so requests share a job only when every name and

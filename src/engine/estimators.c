@@ -99,29 +99,31 @@ done:
   return rc;
 }
 
-/* Mean over the samples with column i set to alpha; the standard error is
- * the sample standard deviation (divisor n - 1) over sqrt(n).  Chunks of
- * samples are merged with Chan's pairwise update of (count, mean, M2) so the
- * variance does not suffer from cancellation. */
-int eng_montecarlo(const struct eng_model *m, int feature, const double *alpha,
-                   int n_alpha, double *E, double *se)
+/* Mean over `ns` sample rows with column i set to alpha; the standard
+ * error is the sample standard deviation (divisor n - 1) over sqrt(n).
+ * Chunks of samples are merged with Chan's pairwise update of (count,
+ * mean, M2) so the variance does not suffer from cancellation.
+ *
+ * rows == NULL: the rows are the stored samples 0..ns-1 and their first
+ * pre-activations are computed here, one GEMM per chunk.  Otherwise rows
+ * lists the sample indices and z1pre (ns x n1) holds W1 x + b for each of
+ * them, computed once at prepare time (the reliability check's subsample,
+ * used for every feature). */
+static int mc_core(const struct eng_model *m, int feature, const double *alpha,
+                   int n_alpha, const int *rows, const double *z1pre, int ns,
+                   double *E, double *se)
 {
-  if (!m || feature < 0 || feature >= m->k || n_alpha < 0 ||
-      (n_alpha > 0 && (!alpha || !E)) || m->n_samples < 1)
-    return -1;
-  if (n_alpha == 0)
-    return 0;
-  int n1 = m->n1, k = m->k, no = m->n_out, ns = m->n_samples;
+  int n1 = m->n1, k = m->k, no = m->n_out;
   const struct eng_layer *l1 = &m->net.layers[0];
+  const double *wi = l1->W + feature; /* column i of W1, stride k */
   int chunk = ns < EST_CHUNK ? ns : EST_CHUNK;
   double *zb = malloc((size_t)chunk * n1 * sizeof *zb);
   double *z = malloc((size_t)chunk * n1 * sizeof *z);
   double *y = malloc((size_t)chunk * no * sizeof *y);
   double *work = malloc((size_t)2 * chunk * m->max_units * sizeof *work);
   double *m2 = calloc((size_t)n_alpha * no, sizeof *m2);
-  double *cm = malloc((size_t)no * sizeof *cm);
   int rc = -1;
-  if (!zb || !z || !y || !work || !m2 || !cm)
+  if (!zb || !z || !y || !work || !m2)
     goto done;
   for (size_t t = 0; t < (size_t)n_alpha * no; t++)
     E[t] = 0.0;
@@ -132,14 +134,23 @@ int eng_montecarlo(const struct eng_model *m, int feature, const double *alpha,
       goto done;
     }
     int nc = ns - s0 < chunk ? ns - s0 : chunk;
-    const double *xs = m->samples + (size_t)s0 * k;
-    /* zb = X W1^T + b - x_i W1[:,i]^T */
-    for (int s = 0; s < nc; s++)
-      for (int j = 0; j < n1; j++)
-        zb[(size_t)s * n1 + j] =
-            l1->b[j] - xs[(size_t)s * k + feature] * l1->W[(size_t)j * k + feature];
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, n1, k, 1.0, xs, k,
-                l1->W, k, 1.0, zb, n1);
+    if (rows) {
+      /* zb = (W1 x + b) - x_i W1[:,i], from the precomputed rows */
+      for (int s = 0; s < nc; s++) {
+        double xi = m->samples[(size_t)rows[s0 + s] * k + feature];
+        const double *zp = z1pre + (size_t)(s0 + s) * n1;
+        for (int j = 0; j < n1; j++)
+          zb[(size_t)s * n1 + j] = zp[j] - xi * wi[(size_t)j * k];
+      }
+    } else {
+      /* zb = X W1^T + b - x_i W1[:,i]^T */
+      const double *xs = m->samples + (size_t)s0 * k;
+      for (int s = 0; s < nc; s++)
+        for (int j = 0; j < n1; j++)
+          zb[(size_t)s * n1 + j] = l1->b[j] - xs[(size_t)s * k + feature] * wi[(size_t)j * k];
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, n1, k, 1.0, xs, k,
+                  l1->W, k, 1.0, zb, n1);
+    }
     for (int a = 0; a < n_alpha; a++) {
       /* per alpha, not per chunk: with few samples there are only one or
        * two chunks, and a cancelled grid of thousands of alphas must not
@@ -150,8 +161,7 @@ int eng_montecarlo(const struct eng_model *m, int feature, const double *alpha,
       }
       for (int s = 0; s < nc; s++)
         for (int j = 0; j < n1; j++)
-          z[(size_t)s * n1 + j] =
-              zb[(size_t)s * n1 + j] + alpha[a] * l1->W[(size_t)j * k + feature];
+          z[(size_t)s * n1 + j] = zb[(size_t)s * n1 + j] + alpha[a] * wi[(size_t)j * k];
       rest_of_net(m, z, nc, y, work);
       for (int o = 0; o < no; o++) {
         double mean = 0.0, ss = 0.0;
@@ -162,7 +172,6 @@ int eng_montecarlo(const struct eng_model *m, int feature, const double *alpha,
           double d = y[(size_t)s * no + o] - mean;
           ss += d * d;
         }
-        cm[o] = mean;
         size_t t = (size_t)a * no + o;
         double delta = mean - E[t];
         double ntot = (double)(seen + nc);
@@ -182,6 +191,25 @@ done:
   free(y);
   free(work);
   free(m2);
-  free(cm);
   return rc;
+}
+
+int eng_montecarlo(const struct eng_model *m, int feature, const double *alpha,
+                   int n_alpha, double *E, double *se)
+{
+  if (!m || feature < 0 || feature >= m->k || n_alpha < 0 ||
+      (n_alpha > 0 && (!alpha || !E)) || m->n_samples < 1)
+    return -1;
+  if (n_alpha == 0)
+    return 0;
+  return mc_core(m, feature, alpha, n_alpha, NULL, NULL, m->n_samples, E, se);
+}
+
+int eng_montecarlo_diag(const struct eng_model *m, int feature, const double *alpha,
+                        int n_alpha, double *E, double *se)
+{
+  if (!m || feature < 0 || feature >= m->k || n_alpha < 1 || !alpha || !E ||
+      m->n_diag < 1)
+    return -1;
+  return mc_core(m, feature, alpha, n_alpha, m->diag_rows, m->diag_z1, m->n_diag, E, se);
 }

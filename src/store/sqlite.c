@@ -56,6 +56,7 @@
 
 #include <sqlite3.h>
 
+#include "aced/metrics.h"
 #include "aced/store.h"
 #include "store/sqlite.h"
 
@@ -181,6 +182,7 @@ enum aced_err sq_oom(struct aced_error *err, const char *what)
 sqlite3_stmt *sq_stmt(struct sq_conn *c, enum sq_stmt_id id,
                       struct aced_error *err)
 {
+  metrics_store_statement();
   if (c->stmt[id] == NULL) {
     int rc = sqlite3_prepare_v3(c->db, sq_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                                 &c->stmt[id], NULL);

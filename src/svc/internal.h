@@ -94,6 +94,13 @@ struct reg_summary {
   double base;         /* the ACE baseline: the curve's mean over the domain */
   char *warnings;      /* its warnings as JSON strings joined by ',', or "" */
   size_t warnings_len;
+  /* The regressor GET's reply as text around meta.elapsed_ms (its value
+   * left out), attached by the first warm GET (regcache.c); NULL until. */
+  _Atomic(struct reg_reply *) reply;
+};
+struct reg_reply {
+  size_t pre_len, post_len;
+  char text[]; /* pre, then post: "...\"elapsed_ms\":" | value | "," ... */
 };
 /* The store's key of regressor (o, f) under q; pbuf holds its params. */
 struct store_cache_key;
@@ -113,6 +120,12 @@ int regcache_summaries(const struct svc *svc, const struct loaded *L, int o, con
 /* The summary of a full regressor; NULL if unreadable or out of memory. */
 struct reg_summary *regcache_summary_of(const json_t *full);
 void regcache_summary_unref(struct reg_summary *s);
+/* The regressor GET's reply for (o, f) under q as text (malloc'ed, *len
+ * bytes) with meta.elapsed_ms counted from start_us, from memory when a
+ * GET was answered before, else from the store (and then kept); NULL when
+ * the regressor is not cached (or memory ran out). */
+char *regcache_reply_text(const struct svc *svc, const struct loaded *L, int o, int f,
+                          const struct query_params *q, int64_t start_us, size_t *len);
 /* Drop the in-memory summaries of a digest / of everything. */
 void regcache_purge(const char *digest);
 void regcache_clear(void);

@@ -40,11 +40,14 @@ json_t *diag_json(const struct loaded *L, const struct eng_diag *d)
   eng_output_range(L->em, &lo, &hi);
   json_t *range = json_pack("[oo]", isfinite(lo) ? json_real(lo) : json_null(),
                             isfinite(hi) ? json_real(hi) : json_null());
-  return json_pack("{s:b,s:b,s:f,s:f,s:o,s:f,s:o}", "reliable", d->reliable,
+  int mc = d->mc_gap_ratio >= 0;
+  return json_pack("{s:b,s:b,s:f,s:f,s:o,s:f,s:o,s:o,s:i}", "reliable", d->reliable,
                    "out_of_range", d->out_of_range, "min", d->min_value, "max",
                    d->max_value, "range", range, "second_order_ratio",
                    d->second_ratio, "montecarlo_gap_ratio",
-                   d->mc_gap_ratio < 0 ? json_null() : json_real(d->mc_gap_ratio));
+                   mc ? json_real(d->mc_gap_ratio) : json_null(), "montecarlo_gap_se_ratio",
+                   mc ? json_real(d->mc_gap_se) : json_null(), "montecarlo_samples",
+                   mc ? d->mc_samples : 0);
 }
 
 static void warn_unreliable(struct phase1 *p, const struct loaded *L, int o,
