@@ -194,6 +194,12 @@ for c in rref["cases"]:
     ok(r.status == 201, "%s (%s, opset %d): the export registers" % (c["name"], c["dtype"], c["opset"]), r)
     if r.status != 201:
         continue
+    j = d.post("/v1/models", {"name": c["name"] + "_json", "features": c["features"],
+                              "outputs": ["y%d" % i for i in range(len(c["network"]["head"][-1]["bias"]))],
+                              "sequence_length": c["sequence_length"], "network": c["network"],
+                              "data": {"sequences": c["sequences"]}})
+    ok(j.status == 201 and j.json["digest"] == r.json["digest"],
+       "%s: PyTorch's state_dict registered as JSON has the same digest" % c["name"], j)
     for case in c["reference"]:
         q = {"output": case["output"], "feature": case["feature"], "timestep": case["timestep"],
              "values": case["values"], "estimator": "montecarlo"}
