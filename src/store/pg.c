@@ -570,6 +570,7 @@ static const struct store_ops pg_ops = {
     .cache_count = pg_cache_count,
     .job_insert = pg_job_insert,
     .job_heartbeat = pg_job_heartbeat,
+    .job_renew = pg_job_renew,
     .job_finish = pg_job_finish,
     .job_claim = pg_job_claim,
     .job_get = pg_job_get,
