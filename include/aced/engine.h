@@ -18,6 +18,7 @@
 #define ACED_ENGINE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "aced/limits.h"
 
 /* ---- activations: add one here, in engine/activation.c, and in the
@@ -98,8 +99,8 @@ const double *eng_output_spread(const struct eng_model *m);
 /* ---- stopping long calls ----
  * A worker running a job that is cancelled (or past its deadline) should
  * not finish a grid that may take minutes.  With a stop check set on the
- * calling thread, eng_taylor, eng_finite_difference, eng_montecarlo and
- * eng_taylor_diagnose call fn(cls) between grid points (or sample chunks)
+ * calling thread, eng_taylor, eng_finite_difference, eng_montecarlo,
+ * eng_unscented and eng_taylor_diagnose call fn(cls) between grid points (or sample chunks)
  * and return ENG_STOPPED as soon as it returns non-zero.  Per thread, so
  * workers do not see each other's checks; NULL removes it. */
 #define ENG_STOPPED (-2)
@@ -127,6 +128,22 @@ int eng_finite_difference(const struct eng_model *m, int feature,
 int eng_montecarlo(const struct eng_model *m, int feature, const double *alpha,
                    int n_alpha, double *E, double *se);
 
+/* The covariance of eng_montecarlo's means across the grid (they share
+ * one set of samples, so their errors are correlated): for outputs
+ * o0..o0+n_sel-1, cov (n_sel x n_alpha x n_alpha) gets
+ * Cov(E_a, E_b) = sum_n d_na d_nb / (N (N - 1)), d_na the deviation of
+ * sample n's output at alpha[a] from E (as eng_montecarlo returned it,
+ * n_alpha x n_out); its diagonal is se^2.  Runs the samples again. */
+int eng_montecarlo_cov(const struct eng_model *m, int feature, const double *alpha,
+                       int n_alpha, const double *E, int o0, int n_sel, double *cov);
+
+/* The unscented transform over the interventional mean and covariance:
+ * 2r + 1 sigma points (r the factor's rank) with non-negative weights,
+ * so E stays inside the output's range; exact for linear networks and
+ * equal to Eq. 4 to second order.  See engine/unscented.c. */
+int eng_unscented(const struct eng_model *m, int feature, const double *alpha, int n_alpha,
+                  double *E);
+
 /* ---- reliability of taylor for one feature ----
  * Given taylor values E and second-order terms on a grid, judge each output.
  * Thresholds are documented in engine/diagnose.c. */
@@ -136,10 +153,15 @@ struct eng_diag {
   double second_ratio;   /* max |second| / spread */
   double mc_gap_ratio;   /* max |taylor - montecarlo| / spread on a few
                             grid points; -1 when there are no samples */
+  double mc_gap_se;      /* standard error of the montecarlo value at that
+                            point / spread; -1 when there are no samples */
+  int mc_samples;        /* samples the montecarlo side averaged (a fixed
+                            subsample of at most ACED_MC_DIAG_SAMPLES); 0 */
   int reliable;
 };
 /* diag: n_out entries.  Runs montecarlo on ACED_MC_DIAG_POINTS grid points
- * when the model has samples. */
+ * over a fixed subsample of at most ACED_MC_DIAG_SAMPLES samples when the
+ * model has samples. */
 int eng_taylor_diagnose(const struct eng_model *m, int feature,
                         const double *alpha, int n_alpha, const double *E,
                         const double *second, struct eng_diag *diag);
@@ -160,6 +182,17 @@ struct eng_regressor {
 };
 int eng_regressor_fit(const double *x, const double *t, int n, double low,
                       double high, int max_order, struct eng_regressor *r);
+/* The same fit when the points carry a known error: var (n) its
+ * variances (Monte Carlo: se^2), taken as known noise beside a fitted
+ * misfit variance 1/beta, so the evidence does not reward orders that
+ * chase the estimator's own error.  C (n x n, may be NULL), the errors'
+ * covariance across the points (eng_montecarlo_cov: they share samples),
+ * makes cov the coefficients' covariance under it, so the band
+ * sqrt(1/beta + phi^T cov phi) covers the estimator's error.  var NULL:
+ * eng_regressor_fit.  See engine/regressor.c. */
+int eng_regressor_fit_known(const double *x, const double *t, const double *var,
+                            const double *C, int n, double low, double high, int max_order,
+                            struct eng_regressor *r);
 double eng_regressor_mean(const struct eng_regressor *r, double x);
 /* The same mean from its parts alone: sum_j coef[j] P_j(t(x)), order
  * 0..ENG_ORDER_CAP.  Lets a cache keep a regressor's 100-odd bytes that
@@ -174,6 +207,65 @@ double eng_regressor_baseline(const struct eng_regressor *r);
 
 /* n evenly spaced points from low to high inclusive (n >= 2). */
 void eng_grid(double low, double high, int n, double *out);
+
+/* ---- structural equations among the inputs (scm.c, issue 14) ----
+ * Linear equations x_j = c_j + sum_{p in pa(j)} B[p][j] x_p + r_j over a
+ * DAG (edges {from, to}; order: a topological order of the k inputs),
+ * fitted by least squares on the n samples (kept by reference, with each
+ * sample's residuals), or from mean and covariance when n == 0. */
+struct eng_scm; /* opaque */
+int eng_scm_fit(int k, const int (*edges)[2], int n_edges, const int *order, int n,
+                const double *samples, const double *mean, const double *cov,
+                struct eng_scm **out, char *errbuf, size_t errlen);
+void eng_scm_free(struct eng_scm *s);
+/* The fitted coefficient of edge e (in the order given to eng_scm_fit). */
+double eng_scm_weight(const struct eng_scm *s, int e);
+/* do(x_feature = a) on each of the n rows of x (n x k) into out: the
+ * descendants of feature re-generated in topological order from the
+ * equations and the row's own residuals, everything else as observed.
+ * x == NULL: the fitted samples, with their kept residuals. */
+int eng_scm_do(const struct eng_scm *s, int feature, double a, const double *x, int n,
+               double *out);
+/* t (k): the total effect of x_feature on every input, d x_j / d x_feature
+ * under do (1 at feature, 0 off its descendants). */
+int eng_scm_total(const struct eng_scm *s, int feature, double *t);
+/* A prepared model whose direct effects of `feature` are the total
+ * effects of the model `in` (whose samples, if any, must be the ones
+ * fitted): the network f o B and inputs u = B^-1 x with B = I + (t - e_i)
+ * e_i^T (see scm.c). */
+int eng_scm_view(const struct eng_scm *s, const struct eng_model_input *in, int feature,
+                 struct eng_model **out, char *errbuf, size_t errlen);
+
+/* ---- learning a DAG among the inputs (learn.c, issue 14) ----
+ * Linear SEM, least-squares score + lambda1 |W|_1 under a continuous
+ * acyclicity constraint (dagma: log-determinant on a central path;
+ * notears: trace of the matrix exponential, augmented Lagrangian), each
+ * subproblem solved by liblbfgs's OWL-QN.  X: n x d samples; W (d x d,
+ * W[i*d + j] the weight of edge i -> j) gets the DAG after thresholding
+ * (|w| < threshold dropped), at most max_parents parents per node (0: no
+ * cap) and any cycle left broken at its weakest edge.  standardize: learn
+ * on the correlation matrix instead of the covariance.  0, -1 (bad
+ * arguments, out of memory) or ENG_STOPPED. */
+enum eng_learn_method { ENG_LEARN_DAGMA, ENG_LEARN_NOTEARS };
+struct eng_learn_params {
+  enum eng_learn_method method;
+  double lambda1, threshold;
+  int max_parents;
+};
+struct eng_learn_info {
+  double score;     /* 1/(2n) ||X - X W||^2 of the returned W (centred X) */
+  long evaluations; /* objective evaluations */
+  int pruned;       /* edges dropped by max_parents */
+  int cycles_broken;
+};
+int eng_learn_dag(const double *X, int n, int d, int standardize,
+                  const struct eng_learn_params *p, double *W, struct eng_learn_info *info,
+                  char *errbuf, size_t errlen);
+/* Varsortability (Reisach et al. 2021) of the samples under the DAG W: the
+ * share of pairs (i, j) joined by a directed path i ~> j with var(x_i) <
+ * var(x_j) (ties count 1/2); NaN when W has no edge.  Near 1, a continuous
+ * learner's directions may only follow the variances. */
+double eng_varsortability(const double *X, int n, int d, const double *W);
 
 /* ---- input gradients (explanations) ----
  * G (n x k) gets d y_output / d x at each row of x (n x k), exactly, by
@@ -212,5 +304,40 @@ int eng_quadrature(enum eng_rule rule, int n, double *t, double *w);
  * along absolute path products for deeper networks). */
 int eng_connection_weights(const struct eng_model *m, int output, double *olden,
                            double *garson);
+
+/* The same for a bare network (no prepared model): what the
+ * randomization test computes on each retrained network. */
+int eng_net_connection_weights(const struct eng_net *net, int output, double *olden,
+                               double *garson);
+
+/* ---- training (train.c): a small exact trainer for the randomization
+ * test.  Mini-batch Adam with PyTorch's rules (see engine/train.c), so a
+ * run matches PyTorch float64 given the same initial weights, batches and
+ * settings. ---- */
+enum eng_loss { ENG_LOSS_MSE, ENG_LOSS_CROSS_ENTROPY };
+struct eng_train_opts {
+  enum eng_loss loss;
+  int epochs, batch_size;
+  double learning_rate, weight_decay;
+  uint64_t seed; /* the batches: one permutation of the rows per epoch */
+};
+/* The engine's generator (splitmix64): next 64 bits, a uniform [0, 1)
+ * with 53 bits, and a Fisher-Yates permutation of 0..n-1. */
+uint64_t eng_rng_next(uint64_t *state);
+double eng_rng_uniform(uint64_t *state);
+void eng_rng_permutation(uint64_t *state, int n, int *perm);
+/* PyTorch nn.Linear's default initialisation, W and b ~ U(-1/sqrt(n_in),
+ * 1/sqrt(n_in)), layer by layer, W row-major then b, from the generator
+ * seeded with `seed`. */
+void eng_init_weights(struct eng_net *net, uint64_t seed);
+/* 0 when the network can be trained with `loss`: softmax and log_softmax
+ * only last; cross_entropy needs a softmax, log_softmax, identity
+ * (logits) or sigmoid (binary) last layer. */
+int eng_train_check(const struct eng_net *net, enum eng_loss loss);
+/* Train net in place from its current weights on X (n x inputs), Y
+ * (n x outputs).  0, ENG_STOPPED (stop check), or -1 (bad arguments, out
+ * of memory, or the weights overflowed). */
+int eng_train(struct eng_net *net, const double *X, const double *Y, int n,
+              const struct eng_train_opts *o);
 
 #endif

@@ -23,7 +23,12 @@ MHD_RESULT handler_regressor_get(struct request *rq);
 MHD_RESULT handler_regressors_post(struct request *rq);
 MHD_RESULT handler_attributions_post(struct request *rq);
 MHD_RESULT handler_explanations_post(struct request *rq);
+MHD_RESULT handler_graph_get(struct request *rq);
+MHD_RESULT handler_graph_put(struct request *rq);
+MHD_RESULT handler_graph_post(struct request *rq);
+MHD_RESULT handler_significance_post(struct request *rq);
 MHD_RESULT handler_job_get(struct request *rq);
 MHD_RESULT handler_job_delete(struct request *rq);
+MHD_RESULT handler_ui_get(struct request *rq);
 
 #endif

@@ -53,6 +53,34 @@
  * (root/network/layers/[i]/weights/[j]); anything deeper is hostile. */
 #define ACED_JSON_DEPTH_MAX 16
 
+/* ONNX import (src/model/onnx.c).  The file arrives as base64 inside the
+ * body, so it is at most 3/4 of max_body_bytes; ACED_ONNX_BYTES_MAX is the
+ * same bound written down against the hard cap, checked on the decoded
+ * size before the buffer is allocated.  protobuf-c allocates each nested
+ * message as a struct of ~100 bytes that may take 2 bytes of wire, so its
+ * allocator gets a budget of FIXED + FACTOR x the file: a 48 MB export of
+ * float32 weights decodes into about 1x its size (the data is copied once),
+ * a hostile file of empty messages is refused at the budget instead of
+ * taking 50x its size.  A chain of 32 layers with GELU as PyTorch writes it
+ * is under 300 nodes and the recurrent exports with their shape
+ * scaffolding under 200: 1024 nodes (and initializers) is ample.  Messages
+ * nest 6 deep in a real model (model/graph/value_info/type/tensor type/
+ * shape/dimension); 16 leaves room and keeps protobuf-c's recursion, which
+ * has no limit of its own, shallow.  Opsets 7 to 21 spell the operators
+ * aced imports the same way (tested: 11 to 17). */
+#define ACED_ONNX_BYTES_MAX (ACED_BODY_MAX_HARD / 4 * 3)
+#define ACED_ONNX_DECODE_FIXED (16L * 1024 * 1024)
+#define ACED_ONNX_DECODE_FACTOR 3
+#define ACED_ONNX_NODES_MAX 1024
+#define ACED_ONNX_DIMS_MAX 8
+#define ACED_ONNX_DEPTH_MAX 16
+#define ACED_ONNX_OPSET_MIN 7
+#define ACED_ONNX_OPSET_MAX 21
+/* The origin an ONNX registration leaves in the model row ("source"):
+ * {"opset":N,"producer":"<name> <version>"}, name and version cut to 63
+ * bytes each. */
+#define ACED_SOURCE_MAX 192
+
 /* Query limits. */
 #define ACED_GRID_MIN 2             /* regressor grid points */
 #define ACED_GRID_MAX 10000
@@ -69,6 +97,32 @@
 #define ACED_IG_STEPS_DEFAULT 64
 #define ACED_IG_STEPS_MAX 1024
 #define ACED_MC_DIAG_POINTS 5       /* grid points compared with montecarlo */
+/* Samples the taylor reliability check averages over: its standard error
+ * is then about spread / sqrt(512) = 0.044 spread, a sixth of the 0.25
+ * spread it judges, while it costs 5 x 512 forward passes of the layers
+ * after the first per feature instead of 5 x n_samples full passes (on the
+ * benchmark's 3,000-sample MNIST model that was as much again as Eq. 4). */
+#define ACED_MC_DIAG_SAMPLES 512
+/* A regressor fitted to Monte Carlo points takes their errors' covariance
+ * across the grid as known noise (they share one set of samples): an n x n
+ * eigendecomposition per output, about 0.3 s at 1000 points.  Finer grids
+ * take the variances alone (a warning says the band then understates the
+ * correlated part).  The covariances of a group of outputs are computed in
+ * one pass over the samples, at most ACED_BAND_COV_CELLS doubles (32 MiB). */
+#define ACED_BAND_GRID_MAX 1000
+/* The randomization test (POST .../significance).  Epochs per retraining:
+ * 100000 epochs of a small network is minutes, times the permutations
+ * (at most 9999: p-values to 1e-4) an hour, the job timeout.  A statistic
+ * "ace" is the range of E[y | do(x_i = a)] over ACED_SIG_ACE_GRID values. */
+#define ACED_TRAIN_EPOCHS_MAX 100000
+#define ACED_TRAIN_BATCH_DEFAULT 32
+#define ACED_PERMUTATIONS_MAX 9999
+#define ACED_PERMUTATIONS_DEFAULT 999
+#define ACED_SIG_ACE_GRID 20
+/* Statistics kept by one test, (permutations + 1) x outputs x features
+ * doubles: 128 MiB. */
+#define ACED_SIG_CELLS_MAX (16L * 1024 * 1024)
+#define ACED_BAND_COV_CELLS (4L * 1024 * 1024)
 
 /* Job system.  Two workers keep the numerical work on two cores, the
  * machines aced is sized for; a job running an hour is a mistake (a 784-
@@ -138,6 +192,17 @@
  * ample and keeps a 202's Location header, prefix + "/v1/jobs/" + a
  * 32-digit id, far below any proxy's header limit. */
 #define ACED_BASE_PATH_MAX 256
+/* The web view's files (GET /ui/...): its own page, script and style are
+ * a few tens of KB and the chart library (Debian's d3.min.js) 240 KB; a
+ * file over 2 MiB is not one of them, and each is read whole per request. */
+#define ACED_UI_FILE_MAX (2 * 1024 * 1024)
+/* A web view file name: one path segment of letters, digits, '-', '_'
+ * and '.', not starting with '.', at most 64 bytes. */
+#define ACED_UI_NAME_MAX 64
+/* How long a browser may keep a CORS preflight's answer (seconds, as the
+ * header's text): 10 minutes, Chromium's own cap being 2 hours; a changed
+ * cors_origins reaches browsers within it. */
+#define ACED_CORS_MAX_AGE "600"
 /* A request body must arrive at 1 KiB/s on average once connection_timeout
  * has passed since its headers: slower is a "slow POST" attack holding a
  * connection, not a client on any real network (a 64 MiB body at that
@@ -158,6 +223,11 @@
  * oldest of them is replaced: a bounded search on every cached query. */
 #define ACED_REGCACHE_SLOTS 8192 /* a power of two */
 #define ACED_REGCACHE_PROBE 8
+/* A summary asked for by a regressor GET also keeps that GET's reply as
+ * text (split around meta.elapsed_ms), so a warm GET reads no database and
+ * parses nothing.  A reply is 20 to 60 KiB; 64 MiB of them is a dashboard's
+ * working set of curves.  Past it, GETs take the path through the store. */
+#define ACED_REGCACHE_REPLY_BYTES (64L << 20)
 
 /* SQLite (src/store/sqlite.c).  Readers: enough for the HTTP threads and
  * workers that read at the same moment in practice; more would only hold
@@ -203,5 +273,22 @@
 #define ACED_JOB_ATTEMPTS_MAX 3
 #define ACED_JOB_REQUEST_MAX 4194304 /* 4 MiB */
 #define ACED_JOB_KEEP_S 86400
+
+/* Causal graphs among the inputs (src/model/graph.c, issue 14).  Edges:
+ * a DAG over k features has at most k(k-1)/2, but a graph a person (or a
+ * learner with max_parents) writes has a few per feature; 65536 is 16 per
+ * feature at the largest k and keeps a graph's canonical text under 4 MB.
+ * Learning is O(d^3) per iteration of the optimiser (a d x d matrix
+ * exponential or log-determinant), so the learner takes at most 400
+ * features: about a minute at d = 400 on one core. */
+#define ACED_GRAPH_MAX_EDGES 65536
+#define ACED_GRAPH_LEARN_MAX_FEATURES 400
+/* Total-effect views (src/svc/effect.c) kept per loaded model: a view is
+ * a prepared model of its own (factor and a copy of the samples), so a
+ * model at the sample limit (32 Mi values, 256 MB) could hold gigabytes
+ * if every feature's view were kept.  Up to 256 MiB of views are kept
+ * with the model; past that a view is prepared for the request and
+ * freed after it (the estimate then costs one more O(k^3 + n k)). */
+#define ACED_EFFECT_VIEW_BYTES (256L * 1024 * 1024)
 
 #endif

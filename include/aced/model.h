@@ -20,6 +20,24 @@ struct aced_feature {
   double low, high;
 };
 
+/* A causal graph among the inputs (src/model/graph.c): a DAG over the
+ * features, given by the client or learned from the samples. */
+struct aced_graph {
+  int n_edges;
+  int (*edges)[2];  /* {from, to} feature indices, sorted, no duplicates */
+  int learned;      /* 0: given, 1: learned by POST .../graph */
+  json_t *info;     /* learned only: method, parameters, score, warnings,
+                       varsortability (canonical JSON object); else NULL */
+};
+
+/* Training settings for the randomization test (model/training.c). */
+struct aced_training {
+  int loss;                 /* enum eng_loss */
+  int epochs, batch_size;
+  double learning_rate, weight_decay;
+  long long seed;
+};
+
 struct aced_model {
   char name[ACED_NAME_MAX + 1];
   int version;              /* set by the store; 0 before */
@@ -40,7 +58,19 @@ struct aced_model {
    * NULL (and has_transform 0) when the registration gave none. */
   int has_transform;
   double *tf_scale, *tf_shift;
+  /* Where the registration came from, kept in the model row beside the
+   * canonical body (never in it: the digest is the network's):
+   * {"opset":..,"producer":..} for an ONNX import, "" for JSON. */
+  char source[ACED_SOURCE_MAX + 1];
+  struct aced_graph *graph; /* NULL without one */
+  /* data.targets (n_samples x n_outputs) and training, both or neither:
+   * has_training 0 and targets NULL without them. */
+  int has_training;
+  double *targets;
+  struct aced_training training;
 };
+/* "mse" or "cross_entropy". */
+const char *model_loss_name(int loss);
 
 /* Check that s is a valid model name: [A-Za-z0-9._-]{1,64}. */
 int model_name_valid(const char *s);
@@ -79,6 +109,28 @@ int model_feature_lookup(const struct aced_model *m, const char *s);
 int model_engine_net(const struct aced_model *m, struct eng_net *out,
                      struct eng_layer **layers);
 void model_engine_net_free(struct eng_layer *layers);
+
+/* ---- the graph among the inputs (graph.c) ---- */
+/* Parse `gj` ({"edges": [["w", "z"], ...]}, plus the learned fields when
+ * !client: stored content) into a new graph of m, replacing any it had;
+ * NULL gj leaves m as it is.  Field paths start with `path` ("graph." in
+ * a registration, "" in a PUT body).  A cycle is ACED_E_CYCLIC_GRAPH
+ * naming every feature of one cycle; an unknown feature name is
+ * ACED_E_INVALID naming the edge.  The digest is not recomputed: call
+ * model_compute_digest() after. */
+enum aced_err model_graph_parse(const json_t *gj, int client, const char *path,
+                                struct aced_model *m, struct aced_error *err);
+/* Replace m's graph by n edges {from, to} (learned: info is stolen, may
+ * be NULL for a given graph); checks acyclicity like model_graph_parse. */
+enum aced_err model_graph_set(struct aced_model *m, const int (*edges)[2], int n,
+                              int learned, json_t *info, struct aced_error *err);
+/* The graph as stored in the canonical JSON ({"edges": [[from, to]...]}
+ * and the learned fields), or NULL when m has none. */
+json_t *model_graph_json(const struct aced_model *m);
+/* A topological order of the features under m's graph (k entries); 0, or
+ * -1 when there is no graph or out of memory. */
+int model_graph_order(const struct aced_model *m, int *order);
+void model_graph_free(struct aced_graph *g);
 
 void model_free(struct aced_model *m);
 

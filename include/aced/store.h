@@ -25,6 +25,7 @@ struct store_model_row {
   int n_features, n_outputs, n_samples;
   long n_params;
   char *description;        /* malloc'ed or NULL */
+  char source[ACED_SOURCE_MAX + 1]; /* origin (model.h's source), "" for JSON */
   char *body;               /* canonical JSON, malloc'ed; NULL unless asked */
 };
 void store_model_row_clear(struct store_model_row *row); /* frees strings */

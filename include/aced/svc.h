@@ -46,7 +46,11 @@ struct svc {
   X(regressor)       /* GET .../regressors/{output}/{feature} */          \
   X(attributions)    /* POST .../attributions */                          \
   X(regressors)      /* POST .../regressors: fit a set in the background */ \
-  X(explanations)    /* POST .../explanations: gradients, IG, ablation */
+  X(explanations)    /* POST .../explanations: gradients, IG, ablation */ \
+  X(graph)           /* POST .../graph: learn a DAG among the inputs */   \
+  X(graph_get)       /* GET .../graph: the graph and its fitted weights */ \
+  X(graph_put)       /* PUT .../graph: a new version with a given graph */ \
+  X(significance)    /* POST .../significance: the randomization test */
 
 #define SVC_KIND_DECLARE(k) extern const struct job_ops svc_kind_##k;
 SVC_KINDS(SVC_KIND_DECLARE)
@@ -58,14 +62,22 @@ const struct job_ops *svc_kind_find(const char *name);
 extern const struct job_ops *const svc_kinds[];
 
 /* ---- estimators and query parameters (params.c) ---- */
-enum estimator { EST_AUTO, EST_TAYLOR, EST_FD, EST_MC };
+enum estimator { EST_AUTO, EST_TAYLOR, EST_FD, EST_MC, EST_UT, EST__COUNT };
 const char *estimator_name(enum estimator e);
+
+/* Which effect of do(x_i = a) (issue 14): direct (the other inputs as
+ * they were: the paper), total (the descendants of i re-generated through
+ * the model's graph), indirect (total - direct).  DEFAULT resolves per
+ * model: total with a graph, direct without (effect.c). */
+enum effect { EFFECT_DEFAULT, EFFECT_DIRECT, EFFECT_TOTAL, EFFECT_INDIRECT };
+const char *effect_name(enum effect e);
 
 struct query_params {
   enum estimator estimator;
   int num;          /* regressor grid points */
   int max_order;
   double epsilon;   /* finite_difference step */
+  enum effect effect;
 };
 /* Parse estimator/num/max_order/epsilon from a JSON object (missing keys
  * keep defaults); errors name the field. */
@@ -76,24 +88,49 @@ enum aced_err query_params_from_strings(const struct svc *svc, const char *estim
                                         const char *num, const char *max_order,
                                         const char *epsilon, struct query_params *q,
                                         struct aced_error *err);
+/* The `effect` URL query parameter (NULL: default) into q->effect; errors
+ * are bad_parameter. */
+enum aced_err query_params_effect(const char *effect, struct query_params *q,
+                                  struct aced_error *err);
 /* The parameters as a JSON object, e.g. for a job's params. */
 json_t *query_params_json(const struct query_params *q);
+
+/* ---- the randomization test (significance.c) ----
+ * Checks permutations, statistic and seed of a significance body (types
+ * were checked by the route's spec), so a bad one is answered at once. */
+enum aced_err significance_params_check(const json_t *body, struct aced_error *err);
 
 /* ---- cached answers on the calling thread ----
  * Each returns a reply, or NULL: with err->code == ACED_OK when the
  * request must go to a worker (model not loaded, regressor not cached),
  * else with the error to answer at once (unknown output, ...). */
-json_t *svc_cached_regressor(const struct svc *svc, const char *digest, const char *output,
-                             const char *feature, const struct query_params *q,
-                             struct aced_error *err);
-/* The reply as JSON text (malloc'ed, *len bytes) with meta.elapsed_ms
- * counted from start_us (aced_now_us()). */
+/* Both write the reply as JSON text (malloc'ed, *len bytes) with
+ * meta.elapsed_ms counted from start_us (aced_now_us()). */
+char *svc_cached_regressor(const struct svc *svc, const char *digest, const char *output,
+                           const char *feature, const struct query_params *q, int64_t start_us,
+                           size_t *len, struct aced_error *err);
 char *svc_cached_attributions(const struct svc *svc, const char *digest, const json_t *body,
                               int64_t start_us, size_t *len, struct aced_error *err);
 /* Metadata of a loaded model under `name` and `version`, or NULL if the
  * content is not loaded. */
 json_t *svc_cached_metadata(const struct svc *svc, const char *digest, const char *name,
                             int version);
+
+/* The parameters of POST .../graph (graph.c): method (0 dagma, 1
+ * notears), lambda1 (default 0.02 dagma, 0.1 notears), threshold (0.3),
+ * max_parents (0: no cap); errors name the field. */
+struct graph_learn_params {
+  int method;
+  double lambda1, threshold;
+  int max_parents;
+};
+enum aced_err graph_learn_params_parse(const json_t *body, struct graph_learn_params *p,
+                                       struct aced_error *err);
+
+/* The graph of a loaded model (GET .../graph), or NULL: not loaded (err
+ * ACED_OK) or no graph (err set). */
+json_t *svc_cached_graph(const struct svc *svc, const char *digest, const char *name,
+                         int version, struct aced_error *err);
 
 /* ---- prepared models (prepared.c) ---- */
 /* Drop the prepared model and the in-memory regressors of a digest

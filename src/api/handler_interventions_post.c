@@ -15,6 +15,7 @@ static const struct spec_field interventions_spec[] = {
     {"values", SPEC_NUMBERS, 1, ACED_VALUES_MAX},
     {"estimator", SPEC_STRING, 0, 0},
     {"epsilon", SPEC_NUMBER, 0, 0},
+    {"effect", SPEC_STRING, 0, 0},
     SPEC_END};
 
 MHD_RESULT handler_interventions_post(struct request *rq)

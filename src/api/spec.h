@@ -42,7 +42,8 @@ struct spec_field {
  * check (query_params_parse). */
 #define SPEC_ESTIMATE_FIELDS                                                  \
   {"estimator", SPEC_STRING, 0, 0}, {"num", SPEC_INTEGER, 0, 0},             \
-      {"max_order", SPEC_INTEGER, 0, 0}, {"epsilon", SPEC_NUMBER, 0, 0}
+      {"max_order", SPEC_INTEGER, 0, 0}, {"epsilon", SPEC_NUMBER, 0, 0},      \
+      {"effect", SPEC_STRING, 0, 0}
 
 /* ACED_OK, or the error naming the first bad field.  body must be an
  * object (the dispatcher guarantees it for routes that take JSON). */

@@ -338,11 +338,21 @@ int eng_quadrature(enum eng_rule rule, int n, double *t, double *w)
 int eng_connection_weights(const struct eng_model *m, int output, double *olden,
                            double *garson)
 {
-  if (!m || output < 0 || output >= m->n_out || !olden || !garson)
+  if (!m || output < 0 || output >= m->n_out)
     return -1;
-  const struct eng_net *net = &m->net;
-  int nl = net->n_layers, k = m->k;
-  size_t wide = (size_t)(m->max_units > k ? m->max_units : k);
+  return eng_net_connection_weights(&m->net, output, olden, garson);
+}
+
+int eng_net_connection_weights(const struct eng_net *net, int output, double *olden,
+                               double *garson)
+{
+  if (!net || net->n_layers < 1 || output < 0 ||
+      output >= net->layers[net->n_layers - 1].n_out || !olden || !garson)
+    return -1;
+  int nl = net->n_layers, k = net->layers[0].n_in;
+  size_t wide = (size_t)k;
+  for (int l = 0; l < nl; l++)
+    wide = (size_t)net->layers[l].n_out > wide ? (size_t)net->layers[l].n_out : wide;
   double *r = calloc(wide, sizeof *r), *a = calloc(wide, sizeof *a);
   double *rn = calloc(wide, sizeof *rn), *an = calloc(wide, sizeof *an);
   if (!r || !a || !rn || !an) {

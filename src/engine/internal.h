@@ -49,8 +49,21 @@ struct eng_model {
   double *tau;          /* n1 */
   double *spread;       /* n_out */
   double out_lo, out_hi;
+  /* The reliability check's fixed subsample (diagnose.c): n_diag <=
+   * ACED_MC_DIAG_SAMPLES evenly strided sample indices and their first
+   * pre-activations W1 x + b (n_diag x n1), computed once here so that a
+   * feature's check costs a few forward passes of the later layers only.
+   * n_diag 0 without samples. */
+  int n_diag;
+  int *diag_rows;
+  double *diag_z1;
   size_t bytes;
 };
+
+/* eng_montecarlo over the subsample above, with its standard error: the
+ * Monte Carlo side of the taylor reliability check. */
+int eng_montecarlo_diag(const struct eng_model *m, int feature, const double *alpha,
+                        int n_alpha, double *E, double *se);
 
 /* Forward rows starting at layer l0: h is n x (width of layer l0's input),
  * already the output of layer l0 - 1 (or the network input when l0 == 0);

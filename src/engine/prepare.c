@@ -56,6 +56,8 @@ void eng_model_free(struct eng_model *m)
   free(m->qr);
   free(m->tau);
   free(m->spread);
+  free(m->diag_rows);
+  free(m->diag_z1);
   free(m);
 }
 
@@ -69,6 +71,35 @@ static double *mdup(struct eng_model *m, const double *src, size_t n)
     memcpy(p, src, n * sizeof *p);
   m->bytes += n * sizeof *p;
   return p;
+}
+
+/* The reliability check's subsample: every sample when there are at most
+ * ACED_MC_DIAG_SAMPLES, else that many evenly strided over the stored order
+ * (deterministic, and spread over the whole sample if it was stored sorted),
+ * with their first pre-activations W1 x + b. */
+static int make_diag_subsample(struct eng_model *m)
+{
+  int ns = m->n_samples, k = m->k, n1 = m->n1;
+  int nd = ns < ACED_MC_DIAG_SAMPLES ? ns : ACED_MC_DIAG_SAMPLES;
+  const struct eng_layer *l1 = &m->net.layers[0];
+  m->diag_rows = malloc((size_t)nd * sizeof *m->diag_rows);
+  m->diag_z1 = mdup(m, NULL, (size_t)nd * n1);
+  double *x = malloc((size_t)nd * k * sizeof *x);
+  if (!m->diag_rows || !m->diag_z1 || !x) {
+    free(x);
+    return -1;
+  }
+  m->bytes += (size_t)nd * sizeof *m->diag_rows;
+  for (int s = 0; s < nd; s++) {
+    m->diag_rows[s] = (int)((long long)s * ns / nd);
+    memcpy(x + (size_t)s * k, m->samples + (size_t)m->diag_rows[s] * k, (size_t)k * sizeof *x);
+    memcpy(m->diag_z1 + (size_t)s * n1, l1->b, (size_t)n1 * sizeof *x);
+  }
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nd, n1, k, 1.0, x, k, l1->W, k, 1.0,
+              m->diag_z1, n1);
+  free(x);
+  m->n_diag = nd;
+  return 0;
 }
 
 static int check_input(const struct eng_model_input *in, char *errbuf,
@@ -237,6 +268,9 @@ int eng_model_prepare(const struct eng_model_input *in, struct eng_model **out,
       goto fail;
     }
   }
+
+  if (m->n_samples > 0 && make_diag_subsample(m) != 0)
+    goto oom;
 
   const struct eng_act_info *last = eng_act_info(m->net.layers[m->net.n_layers - 1].act);
   m->out_lo = last->lo;

@@ -18,6 +18,7 @@
 
 #include "aced/jsonw.h"
 #include "aced/model.h"
+#include "model/internal.h"
 
 /* When hashing, the text goes to SHA-256 in chunks of HASH_CHUNK bytes,
  * so the whole text (hundreds of MB for the largest models) is never
@@ -50,7 +51,8 @@ static void w_matrix(struct jw *w, const double *a, size_t rows, size_t cols)
 
 /* Keys in byte order at every level, as JSON_SORT_KEYS would put them:
  * data{covariance,mean,samples} description features[{high,low,name}]
- * input_transform{scale,shift} (only when given) network{layers[{activation,bias,weights}],type} outputs. */
+ * input_transform{scale,shift} (only when given) network{layers[{activation,bias,weights}],type} outputs
+ * training{batch_size,epochs,learning_rate,loss,seed,weight_decay} (with data.targets, only when given). */
 static void write_canonical(struct jw *w, const struct aced_model *m)
 {
   const size_t k = (size_t)m->n_features;
@@ -69,6 +71,10 @@ static void write_canonical(struct jw *w, const struct aced_model *m)
     jw_lit(w, "\"samples\":");
     w_matrix(w, m->samples, (size_t)m->n_samples, k);
   }
+  if (m->has_training) {
+    jw_lit(w, ",\"targets\":");
+    w_matrix(w, m->targets, (size_t)m->n_samples, (size_t)m->n_outputs);
+  }
   jw_raw(w, "}", 1);
   if (m->description != NULL) {
     jw_lit(w, ",\"description\":");
@@ -85,6 +91,7 @@ static void write_canonical(struct jw *w, const struct aced_model *m)
     jw_raw(w, "}", 1);
   }
   jw_raw(w, "]", 1);
+  model_graph_write(w, m); /* ,"graph":{...} when there is one */
   if (m->has_transform) {
     jw_lit(w, ",\"input_transform\":{\"scale\":");
     w_reals(w, m->tf_scale, k);
@@ -109,7 +116,24 @@ static void write_canonical(struct jw *w, const struct aced_model *m)
       jw_raw(w, ",", 1);
     jw_str(w, m->outputs[i]);
   }
-  jw_lit(w, "]}");
+  jw_raw(w, "]", 1);
+  if (m->has_training) {
+    const struct aced_training *t = &m->training;
+    jw_lit(w, ",\"training\":{\"batch_size\":");
+    jw_int(w, t->batch_size);
+    jw_lit(w, ",\"epochs\":");
+    jw_int(w, t->epochs);
+    jw_lit(w, ",\"learning_rate\":");
+    jw_real(w, t->learning_rate);
+    jw_lit(w, ",\"loss\":");
+    jw_str(w, model_loss_name(t->loss));
+    jw_lit(w, ",\"seed\":");
+    jw_int(w, t->seed);
+    jw_lit(w, ",\"weight_decay\":");
+    jw_real(w, t->weight_decay);
+    jw_raw(w, "}", 1);
+  }
+  jw_raw(w, "}", 1);
 }
 
 char *model_canonical_json(const struct aced_model *m)

@@ -56,6 +56,14 @@ json_t *model_metadata_json(const struct aced_model *m)
     }
     json_object_set_new(o, "input_transform", json_pack("{s:o, s:o}", "scale", sc, "shift", sh));
   }
+  if (o != NULL && m->has_training)
+    json_object_set_new(o, "training",
+                        json_pack("{s:s, s:i, s:f, s:i, s:f, s:I, s:b}", "loss",
+                                  model_loss_name(m->training.loss), "epochs", m->training.epochs,
+                                  "learning_rate", m->training.learning_rate, "batch_size",
+                                  m->training.batch_size, "weight_decay",
+                                  m->training.weight_decay, "seed",
+                                  (json_int_t)m->training.seed, "targets", 1));
   return o;
 }
 

@@ -216,6 +216,8 @@ static const struct field_spec top_spec[] = {
     {"outputs", SPEC_ARRAY, 1},
     {"network", SPEC_OBJECT, 1},
     {"data", SPEC_OBJECT, 1},
+    {"graph", SPEC_OBJECT, 0}, /* graph.c */
+    {"training", SPEC_OBJECT, 0}, /* training.c */
 };
 static const struct field_spec feature_spec[] = {
     {"name", SPEC_STRING, 1},
@@ -238,6 +240,7 @@ static const struct field_spec data_spec[] = {
     {"samples", SPEC_ARRAY, 0},
     {"mean", SPEC_ARRAY, 0},
     {"covariance", SPEC_ARRAY, 0},
+    {"targets", SPEC_ARRAY, 0}, /* training.c */
 };
 #define NSPEC(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -929,7 +932,11 @@ static enum aced_err parse_body(const json_t *body, int require_name,
       (rc = model_parse_transform(json_object_get(body, "input_transform"), m, err)) != ACED_OK ||
       (rc = parse_outputs(json_object_get(body, "outputs"), m, err)) != ACED_OK ||
       (rc = parse_network(json_object_get(body, "network"), m, err)) != ACED_OK ||
-      (rc = parse_data(json_object_get(body, "data"), m, err)) != ACED_OK)
+      (rc = parse_data(json_object_get(body, "data"), m, err)) != ACED_OK ||
+      (rc = model_graph_parse(json_object_get(body, "graph"), require_name, "graph.", m, err)) != ACED_OK ||
+      (rc = model_parse_training(json_object_get(body, "training"),
+                                 json_object_get(json_object_get(body, "data"), "targets"), m,
+                                 err)) != ACED_OK)
     return rc;
   if (model_compute_digest(m) != 0)
     return oom(err);
@@ -947,7 +954,13 @@ enum aced_err model_parse(const json_t *body, int require_name,
     return aced_error_set(err, ACED_E_BAD_JSON, "", "no body");
   if ((m = calloc(1, sizeof *m)) == NULL)
     return oom(err);
-  rc = parse_body(body, require_name, m, err);
+  if (require_name && model_onnx_body(body)) { /* onnx.c: into the JSON form */
+    json_t *json_form;
+    if ((rc = model_onnx_expand(body, &json_form, m->source, sizeof m->source, err)) == ACED_OK)
+      rc = parse_body(json_form, require_name, m, err);
+    json_decref(json_form);
+  } else
+    rc = parse_body(body, require_name, m, err);
   if (rc != ACED_OK) {
     model_free(m);
     return rc;
@@ -978,5 +991,7 @@ void model_free(struct aced_model *m)
   free(m->cov);
   free(m->tf_scale);
   free(m->tf_shift);
+  model_graph_free(m->graph);
+  free(m->targets);
   free(m);
 }

@@ -58,6 +58,7 @@
 
 #include <libpq-fe.h>
 
+#include "aced/metrics.h"
 #include "aced/log.h"
 #include "aced/store.h"
 #include "store/pg.h"
@@ -117,12 +118,16 @@ static const char *const pg_migrations[] = {
     "  WHERE state IN ('queued', 'running');"
     "CREATE INDEX aced_jobs_ended ON aced_jobs(updated)"
     "  WHERE state NOT IN ('queued', 'running');",
+    /* 2 -> 3: where a model came from ({"opset":..,"producer":..} for an
+     * ONNX import, NULL for JSON), beside the canonical body, as SQLite's
+     * schema 2 keeps it. */
+    "ALTER TABLE models ADD COLUMN source text;",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
 
 #define PG_MODEL_COLS                                                         \
   "name, version, digest, description, created_at, n_features, n_outputs, "  \
-  "n_samples, n_params"
+  "n_samples, n_params, source"
 
 static const struct {
   const char *sql;
@@ -134,10 +139,10 @@ static const struct {
     [PG_MODEL_FIND_DIGEST] = {"SELECT version, created_at FROM models"
                               " WHERE name = $1 AND digest = $2 ORDER BY version LIMIT 1", 2},
     [PG_MODEL_INSERT] = {"INSERT INTO models(name, version, digest, description, created_at,"
-                         " n_features, n_outputs, n_samples, n_params, body)"
+                         " n_features, n_outputs, n_samples, n_params, body, source)"
                          " SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4,"
-                         " $5::integer, $6::integer, $7::integer, $8::bigint, $9"
-                         " FROM models WHERE name = $1 RETURNING version", 9},
+                         " $5::integer, $6::integer, $7::integer, $8::bigint, $9, $10"
+                         " FROM models WHERE name = $1 RETURNING version", 10},
     [PG_MODEL_GET] = {"SELECT " PG_MODEL_COLS ", CASE WHEN $3::boolean THEN body END"
                       " FROM models WHERE name = $1 AND ($2::integer = 0 OR version = $2::integer)"
                       " ORDER BY version DESC LIMIT 1", 3},
@@ -246,6 +251,7 @@ PGresult *pg_run(struct pg_conn *c, enum pg_stmt_id id, int n, const char *const
                  struct aced_error *err, const char *what)
 {
   char name[16];
+  metrics_store_statement();
   snprintf(name, sizeof name, "aced_%d", (int)id);
   if (!(c->prepared & (1UL << id))) {
     PGresult *p = PQprepare(c->pg, name, pg_sql[id].sql, pg_sql[id].n_params, NULL);
@@ -314,6 +320,8 @@ int pg_row_decode(const PGresult *r, int i, struct store_model_row *row)
   row->n_samples = pg_int(r, i, 7);
   long long np = PQgetisnull(r, i, 8) ? 0 : strtoll(PQgetvalue(r, i, 8), NULL, 10);
   row->n_params = np < 0 ? 0 : (long)np;
+  if (!PQgetisnull(r, i, 9))
+    pg_copy(r, i, 9, row->source, sizeof row->source);
   return 0;
 }
 

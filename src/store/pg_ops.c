@@ -67,8 +67,9 @@ enum aced_err pg_model_put(struct store *s, struct store_model_row *row, const c
   snprintf(no, sizeof no, "%d", row->n_outputs);
   snprintf(ns, sizeof ns, "%d", row->n_samples);
   snprintf(np, sizeof np, "%ld", row->n_params);
-  const char *vi[] = {name, digest, row->description, now, nf, no, ns, np, body};
-  if ((r = pg_run(c, PG_MODEL_INSERT, 9, vi, err, "model insert")) == NULL) {
+  const char *vi[] = {name, digest, row->description, now, nf, no, ns, np, body,
+                      row->source[0] ? row->source : NULL};
+  if ((r = pg_run(c, PG_MODEL_INSERT, 10, vi, err, "model insert")) == NULL) {
     e = pg_code(err);
     goto out;
   }
@@ -126,8 +127,8 @@ enum aced_err pg_model_get(struct store *s, const char *name, int version, int w
             : aced_error_set(err, ACED_E_MODEL_NOT_FOUND, NULL, "model %s has no version %d",
                              name, version);
   else if (pg_row_decode(r, 0, row) != 0 ||
-           (with_body && !PQgetisnull(r, 0, 9) &&
-            (row->body = strdup(PQgetvalue(r, 0, 9))) == NULL))
+           (with_body && !PQgetisnull(r, 0, 10) &&
+            (row->body = strdup(PQgetvalue(r, 0, 10))) == NULL))
     e = aced_error_set(err, ACED_E_STORE, NULL, "model get: out of memory");
   else if (with_body && row->body == NULL)
     e = aced_error_set(err, ACED_E_STORE, NULL, "model %s version %d has no stored body",

@@ -56,6 +56,7 @@
 
 #include <sqlite3.h>
 
+#include "aced/metrics.h"
 #include "aced/store.h"
 #include "store/sqlite.h"
 
@@ -92,14 +93,18 @@ static const char *const sq_migrations[] = {
     "  PRIMARY KEY (digest, output, feature, estimator, params)"
     ");"
     "PRAGMA user_version = 1;",
+    /* 1 -> 2: where a model came from ({"opset":..,"producer":..} for an
+     * ONNX import, NULL for JSON), kept beside the canonical body. */
+    "ALTER TABLE models ADD COLUMN source TEXT;"
+    "PRAGMA user_version = 2;",
 };
 #define SQ_SCHEMA_VERSION ((int)(sizeof sq_migrations / sizeof sq_migrations[0]))
 
 /* Columns of a model row, in the order sq_row_decode expects; body is
- * column 9 when loaded. */
+ * column 10 when loaded. */
 #define SQ_MODEL_COLS                                                         \
   "name, version, digest, description, created_at, n_features, n_outputs, "  \
-  "n_samples, n_params"
+  "n_samples, n_params, source"
 
 
 static const char *const sq_sql[SQ_STMT__COUNT] = {
@@ -114,8 +119,8 @@ static const char *const sq_sql[SQ_STMT__COUNT] = {
         "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE name = ?1",
     [SQ_MODEL_INSERT] =
         "INSERT INTO models(name, version, digest, description, created_at,"
-        " n_features, n_outputs, n_samples, n_params, body)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        " n_features, n_outputs, n_samples, n_params, body, source)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     /* ?2 = 0: the latest version.  The body (which may be hundreds of MB)
      * is only read from disk when ?3 asks for it. */
     [SQ_MODEL_GET] =
@@ -177,6 +182,7 @@ enum aced_err sq_oom(struct aced_error *err, const char *what)
 sqlite3_stmt *sq_stmt(struct sq_conn *c, enum sq_stmt_id id,
                       struct aced_error *err)
 {
+  metrics_store_statement();
   if (c->stmt[id] == NULL) {
     int rc = sqlite3_prepare_v3(c->db, sq_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                                 &c->stmt[id], NULL);
@@ -295,6 +301,7 @@ int sq_row_decode(sqlite3_stmt *st, struct store_model_row *row)
   row->n_samples = sq_col_int(st, 7);
   sqlite3_int64 np = sqlite3_column_int64(st, 8);
   row->n_params = np < 0 ? 0 : (long)np;
+  sq_col_copy(st, 9, row->source, sizeof row->source);
   return 0;
 }
 

@@ -94,6 +94,10 @@ enum aced_err sq_model_put(struct store *s, struct store_model_row *row,
   sqlite3_bind_int(st, 7, row->n_outputs);
   sqlite3_bind_int(st, 8, row->n_samples);
   sqlite3_bind_int64(st, 9, row->n_params);
+  if (row->source[0] != '\0')
+    sq_bind_text(st, 11, row->source);
+  else
+    sqlite3_bind_null(st, 11);
   rc = sqlite3_bind_text64(st, 10, body, strlen(body), SQLITE_STATIC, SQLITE_UTF8);
   if (rc != SQLITE_OK) {
     e = aced_error_set(err, ACED_E_STORE, NULL, "model %s: body: %s", name,
@@ -165,7 +169,7 @@ enum aced_err sq_model_get(struct store *s, const char *name, int version,
     goto out;
   }
   if (sq_row_decode(st, row) != 0 ||
-      (with_body && sq_col_dup(st, 9, &row->body) != 0)) {
+      (with_body && sq_col_dup(st, 10, &row->body) != 0)) {
     e = sq_oom(err, "model get");
     goto out;
   }

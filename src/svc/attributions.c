@@ -27,7 +27,8 @@
 static char *attributions_text(const struct loaded *L, int o, const int *feats, int nf,
                                struct reg_summary *const *regs, const json_t *inputs,
                                const json_t *notes, const char *cache, int64_t start_us,
-                               size_t *len, struct aced_error *err)
+                               const struct query_params *q, size_t *len,
+                               struct aced_error *err)
 {
   size_t nrows = json_array_size(inputs), nv = nrows * (size_t)nf;
   double small[256];
@@ -56,7 +57,7 @@ static char *attributions_text(const struct loaded *L, int o, const int *feats, 
     }
   }
 
-  size_t hint = 320 + 26 * nv + 160 * json_array_size(notes);
+  size_t hint = 480 + 26 * nv + 160 * json_array_size(notes);
   for (int i = 0; i < nf; i++)
     hint += 96 + regs[i]->warnings_len + strlen(L->m->features[feats[i]].name);
   struct jw w;
@@ -97,6 +98,10 @@ static char *attributions_text(const struct loaded *L, int o, const int *feats, 
   }
   jw_lit(&w, "],\"meta\":{\"estimator\":");
   jw_str(&w, mixed ? "mixed" : nf > 0 ? regs[0]->estimator : "none");
+  jw_lit(&w, ",\"effect\":");
+  jw_str(&w, effect_name(effect_of(L, q)));
+  jw_lit(&w, ",\"effect_reason\":");
+  jw_str(&w, effect_reason(L, q));
   jw_lit(&w, ",\"cache\":");
   jw_str(&w, cache);
   /* milliseconds to the microsecond, written without printf ("0.072") */
@@ -153,7 +158,7 @@ static enum aced_err attributions_resolve(const struct svc *svc, const struct lo
       goto fail;
   } else if (resolve_index_list(L, many, "outputs", 1, outs, no, NULL, err) != ACED_OK)
     goto fail;
-  if (query_params_parse(svc, b, q, err) != ACED_OK)
+  if (query_params_parse(svc, b, q, err) != ACED_OK || effect_check(L, q, err) != ACED_OK)
     goto fail;
   json_t *inputs = json_object_get(b, "inputs");
   for (size_t i = 0; i < json_array_size(inputs); i++)
@@ -178,20 +183,21 @@ fail:
 static char *attributions_reply(const struct loaded *L, const json_t *body, const int *outs,
                                 int no, const int *feats, int nf,
                                 struct reg_summary *const *regs, const json_t *notes,
-                                const char *cache, int64_t start_us, size_t *len,
+                                const char *cache, int64_t start_us,
+                                const struct query_params *q, size_t *len,
                                 struct aced_error *err)
 {
   const json_t *inputs = json_object_get(body, "inputs");
   if (json_object_get(body, "outputs") == NULL)
-    return attributions_text(L, outs[0], feats, nf, regs, inputs, notes, cache, start_us, len,
-                             err);
+    return attributions_text(L, outs[0], feats, nf, regs, inputs, notes, cache, start_us, q,
+                             len, err);
   struct jw w;
   jw_init(&w, 4096);
   jw_lit(&w, "{\"results\":[");
   for (int k = 0; k < no; k++) {
     size_t n = 0;
     char *t = attributions_text(L, outs[k], feats, nf, regs + (size_t)k * nf, inputs, notes,
-                                cache, start_us, &n, err);
+                                cache, start_us, q, &n, err);
     if (t == NULL) {
       jw_free(&w);
       return NULL;
@@ -310,12 +316,81 @@ static long attributions_task(void *work, int i, struct aced_error *err)
   return 1;
 }
 
+/* ACE of output o for every feature and every row of x (rows x k), as
+ * the attributions job computes them: each feature's regressor from the
+ * cache, the missing ones fitted here (on the calling worker, under its
+ * stop check); a constant feature's ACE is 0 (its one-point domain is its
+ * own baseline) with a note in `warnings`, which also gets the
+ * regressors' warnings.  *estimator is the estimator every regressor
+ * used, or "mixed". */
+enum aced_err attributions_ace_rows(const struct svc *svc, const struct loaded *L, int o,
+                                    const struct query_params *q, const double *x, int rows,
+                                    double *ace, json_t *warnings, const char **estimator,
+                                    struct aced_error *err)
+{
+  int k = L->m->n_features, *feats = NULL, nf = 0;
+  if (resolve_index_list(L, NULL, "features", 0, &feats, &nf, warnings, err) != ACED_OK)
+    return err->code;
+  memset(ace, 0, sizeof(double) * (size_t)rows * (size_t)k);
+  *estimator = "none";
+  enum aced_err rc = ACED_OK;
+  for (int i = 0; i < nf && rc == ACED_OK; i++) {
+    struct reg_summary *s = NULL;
+    regcache_summaries(svc, L, o, &feats[i], 1, q, 0, &s);
+    if (s == NULL) {
+      json_t *v = NULL;
+      if ((rc = fit_feature(svc, L, feats[i], q, o, &v, err)) != ACED_OK)
+        break;
+      s = regcache_summary_of(v);
+      json_decref(v);
+      if (s == NULL) {
+        rc = aced_error_set(err, ACED_E_INTERNAL, "", "fitted regressor unreadable");
+        break;
+      }
+    }
+    /* the name must outlive the summary: one of estimator_name()'s */
+    const char *name = "mixed";
+    for (int e = 0; e < EST__COUNT; e++)
+      if (strcmp(s->estimator, estimator_name((enum estimator)e)) == 0)
+        name = estimator_name((enum estimator)e);
+    *estimator = i == 0 || strcmp(*estimator, name) == 0 ? name : "mixed";
+    if (s->warnings_len > 0) {
+      /* the summary keeps its warnings as JSON strings joined by ',' */
+      char *text = malloc(s->warnings_len + 3);
+      if (text != NULL) {
+        text[0] = '[';
+        memcpy(text + 1, s->warnings, s->warnings_len);
+        memcpy(text + 1 + s->warnings_len, "]", 2);
+        json_t *list = json_loads(text, 0, NULL);
+        json_array_extend(warnings, list);
+        json_decref(list);
+        free(text);
+      }
+    }
+    for (int r = 0; r < rows && rc == ACED_OK; r++) {
+      double a = x[(size_t)r * k + feats[i]];
+      double v = eng_legendre_series(s->coef, s->order, s->low, s->high, a) - s->base;
+      if (!isfinite(v)) {
+        char field[64];
+        snprintf(field, sizeof field, "inputs[%d][%d]", r, feats[i]);
+        rc = aced_error_set(err, ACED_E_NOT_FINITE, field,
+                            "the regressor overflows at %g (far outside the domain [%g, %g])",
+                            a, s->low, s->high);
+      }
+      ace[(size_t)r * k + feats[i]] = v;
+    }
+    regcache_summary_unref(s);
+  }
+  free(feats);
+  return rc;
+}
+
 static json_t *attributions_finish(void *work, struct aced_error *err)
 {
   struct attributions_work *w = work;
   /* the same text as the cached path's, parsed: a job's result is a tree */
   char *text = attributions_reply(w->L, w->params, w->outs, w->n_outs, w->feats, w->n_feats,
-                                  w->regs, w->notes, w->cache_state, -1, NULL, err);
+                                  w->regs, w->notes, w->cache_state, -1, &w->q, NULL, err);
   if (text == NULL)
     return NULL;
   json_t *res = json_loads(text, 0, NULL);
@@ -364,7 +439,7 @@ char *svc_cached_attributions(const struct svc *svc, const char *digest, const j
         missing = regcache_summaries(svc, L, outs[k], feats, nf, &q, 1, regs + (size_t)k * nf);
       if (missing == 0)
         reply = attributions_reply(L, body, outs, no, feats, nf, regs, notes, "hit", start_us,
-                                   len, err);
+                                   &q, len, err);
       for (size_t i = 0; i < nr; i++)
         regcache_summary_unref(regs[i]);
       if (regs != small)

@@ -26,6 +26,7 @@ struct loaded {
   atomic_int refs;     /* users + 1 while in the list */
   atomic_ulong tick;   /* last use, for LRU */
   struct loaded *next;
+  struct effect_state *fx; /* structural equations when m has a graph (effect.c), else NULL */
 };
 
 /* Load name/version from the store, validate and prepare it (workers
@@ -94,6 +95,14 @@ struct reg_summary {
   double base;         /* the ACE baseline: the curve's mean over the domain */
   char *warnings;      /* its warnings as JSON strings joined by ',', or "" */
   size_t warnings_len;
+  /* The regressor GET's reply as text around meta.elapsed_ms (its value
+   * left out), attached by the first warm GET (regcache.c); NULL until. */
+  _Atomic(struct reg_reply *) reply;
+};
+struct reg_reply {
+  int effect;          /* the request's effect as asked (meta.effect_reason says whether) */
+  size_t pre_len, post_len;
+  char text[]; /* pre, then post: "...\"elapsed_ms\":" | value | "," ... */
 };
 /* The store's key of regressor (o, f) under q; pbuf holds its params. */
 struct store_cache_key;
@@ -113,9 +122,26 @@ int regcache_summaries(const struct svc *svc, const struct loaded *L, int o, con
 /* The summary of a full regressor; NULL if unreadable or out of memory. */
 struct reg_summary *regcache_summary_of(const json_t *full);
 void regcache_summary_unref(struct reg_summary *s);
+/* The regressor GET's reply for (o, f) under q as text (malloc'ed, *len
+ * bytes) with meta.elapsed_ms counted from start_us, from memory when a
+ * GET was answered before, else from the store (and then kept); NULL when
+ * the regressor is not cached (or memory ran out). */
+char *regcache_reply_text(const struct svc *svc, const struct loaded *L, int o, int f,
+                          const struct query_params *q, int64_t start_us, size_t *len);
 /* Drop the in-memory summaries of a digest / of everything. */
 void regcache_purge(const char *digest);
 void regcache_clear(void);
+
+/* ---- ACE rows for other kinds (attributions.c) ----
+ * ACE of output o at every row of x (rows x k) for every feature, the
+ * numbers POST .../attributions answers: regressors from the cache, the
+ * missing ones fitted on the calling worker; constant features get 0
+ * with a note in `warnings`, which also receives the regressors'
+ * warnings.  *estimator: the estimator used by all, or "mixed". */
+enum aced_err attributions_ace_rows(const struct svc *svc, const struct loaded *L, int o,
+                                    const struct query_params *q, const double *x, int rows,
+                                    double *ace, json_t *warnings, const char **estimator,
+                                    struct aced_error *err);
 
 /* ---- names and indices in request bodies (resolve.c) ---- */
 /* An output (outputs = 1) or feature given as a name or an index; the
@@ -131,6 +157,39 @@ enum aced_err resolve_index_list(const struct loaded *L, const json_t *v, const 
 /* ACED_OK unless feature f is constant: then a 422 naming `field`. */
 enum aced_err resolve_not_constant(const struct loaded *L, int f, const char *field,
                                    struct aced_error *err);
+
+/* ---- effects through the graph among the inputs (effect.c) ---- */
+struct effect_state;
+/* The structural equations of m's graph, fitted; *out NULL without one. */
+enum aced_err effect_state_new(const struct aced_model *m, struct effect_state **out,
+                               struct aced_error *err);
+void effect_state_free(struct effect_state *fx, int k);
+/* The effect q asks for, resolved for L (never EFFECT_DEFAULT), and why. */
+enum effect effect_of(const struct loaded *L, const struct query_params *q);
+const char *effect_reason(const struct loaded *L, const struct query_params *q);
+/* 422 no_graph naming "effect" when q asks for total/indirect without a graph. */
+enum aced_err effect_check(const struct loaded *L, const struct query_params *q,
+                           struct aced_error *err);
+/* meta.effect and meta.effect_reason. */
+void effect_meta(json_t *meta, const struct loaded *L, const struct query_params *q);
+/* phase1_run for the effect q asks for (estimator and epsilon from q). */
+enum aced_err effect_phase1(const struct loaded *L, int f, const double *alpha, int n,
+                            const struct query_params *q, int focus, struct phase1 *p,
+                            struct aced_error *err);
+/* GET .../graph: {"edges": [{"from", "to", "weight"}], "source", "method",
+ * "parameters", "score", "warnings"}, or JSON null without a graph. */
+json_t *effect_graph_json(const struct loaded *L);
+
+/* ---- storing a model version (register.c) ---- */
+/* Store m (its digest computed) as the next version of m->name unless
+ * that content is its latest already: the registration reply {"name",
+ * "version", "digest", "created_at", "created"}.  Frees m. */
+json_t *register_store(const struct svc *svc, const struct job_request *req,
+                       struct aced_model *m, struct aced_error *err);
+/* The latest stored model `name` (version 0) parsed anew, for a new
+ * version with another graph (graph_put.c); NULL with err set. */
+struct aced_model *graph_model_copy(const struct svc *svc, const char *name, int version,
+                                    struct aced_error *err);
 
 /* ---- kinds that finish in their plan step ----
  * Work of a job whose result is ready after plan (no tasks). */

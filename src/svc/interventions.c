@@ -34,7 +34,7 @@ static json_t *do_interventions(const struct svc *svc, const struct loaded *L,
   for (size_t i = 0; i < n; i++)
     alpha[i] = json_number_value(json_array_get(vals, i));
   struct phase1 p;
-  if (phase1_run(L, f, alpha, (int)n, q.estimator, q.epsilon, o, &p, err) != ACED_OK) {
+  if (effect_phase1(L, f, alpha, (int)n, &q, o, &p, err) != ACED_OK) {
     free(alpha);
     return NULL;
   }
@@ -61,6 +61,7 @@ static json_t *do_interventions(const struct svc *svc, const struct loaded *L,
     json_object_set_new(res, "stderr", dbl_array(p.se + o, (int)n, m));
   json_object_set_new(res, "meta", meta_json(estimator_name(p.used[o]), "none",
                                              json_incref(p.warnings)));
+  effect_meta(json_object_get(res, "meta"), L, &q);
   phase1_free(&p);
   free(alpha);
   return res;

@@ -24,13 +24,14 @@
 
 const char *estimator_name(enum estimator e)
 {
-  static const char *const n[] = {"auto", "taylor", "finite_difference", "montecarlo"};
+  static const char *const n[] = {"auto", "taylor", "finite_difference", "montecarlo",
+                                  "unscented"};
   return n[e];
 }
 
 static int estimator_parse(const char *s, enum estimator *e)
 {
-  for (int i = 0; i <= EST_MC; i++)
+  for (int i = 0; i < EST__COUNT; i++)
     if (strcmp(s, estimator_name((enum estimator)i)) == 0) {
       *e = (enum estimator)i;
       return 0;
@@ -44,6 +45,32 @@ static void params_defaults(const struct svc *svc, struct query_params *q)
   q->num = ACED_GRID_DEFAULT;
   q->max_order = (int)svc->cfg->max_order;
   q->epsilon = 1e-4;
+  q->effect = EFFECT_DEFAULT;
+}
+
+const char *effect_name(enum effect e)
+{
+  static const char *const n[] = {"default", "direct", "total", "indirect"};
+  return n[e];
+}
+
+static int effect_parse(const char *s, enum effect *e)
+{
+  for (int i = EFFECT_DIRECT; i <= EFFECT_INDIRECT; i++)
+    if (strcmp(s, effect_name((enum effect)i)) == 0) {
+      *e = (enum effect)i;
+      return 0;
+    }
+  return -1;
+}
+
+enum aced_err query_params_effect(const char *effect, struct query_params *q,
+                                  struct aced_error *err)
+{
+  if (effect && effect_parse(effect, &q->effect) != 0)
+    return aced_error_set(err, ACED_E_BAD_PARAMETER, "effect",
+                          "effect must be total, direct or indirect");
+  return ACED_OK;
 }
 
 static enum aced_err check_params(const struct query_params *q, struct aced_error *err)
@@ -69,7 +96,8 @@ enum aced_err query_params_parse(const struct svc *svc, const json_t *obj,
       return aced_error_set(err, ACED_E_BAD_TYPE, "estimator", "estimator must be a string");
     if (estimator_parse(json_string_value(v), &q->estimator) != 0)
       return aced_error_set(err, ACED_E_INVALID, "estimator",
-                            "estimator must be auto, taylor, finite_difference or montecarlo");
+                            "estimator must be auto, taylor, finite_difference, montecarlo or "
+                          "unscented");
   }
   if ((v = json_object_get(obj, "num")) != NULL) {
     if (!json_is_integer(v))
@@ -88,6 +116,10 @@ enum aced_err query_params_parse(const struct svc *svc, const json_t *obj,
       return aced_error_set(err, ACED_E_BAD_TYPE, "epsilon", "epsilon must be a number");
     q->epsilon = json_number_value(v);
   }
+  if ((v = json_object_get(obj, "effect")) != NULL &&
+      (!json_is_string(v) || effect_parse(json_string_value(v), &q->effect) != 0))
+    return aced_error_set(err, json_is_string(v) ? ACED_E_INVALID : ACED_E_BAD_TYPE, "effect",
+                          "effect must be total, direct or indirect");
   return check_params(q, err);
 }
 
@@ -109,7 +141,8 @@ enum aced_err query_params_from_strings(const struct svc *svc, const char *estim
   params_defaults(svc, q);
   if (estimator && estimator_parse(estimator, &q->estimator) != 0)
     return aced_error_set(err, ACED_E_BAD_PARAMETER, "estimator",
-                          "estimator must be auto, taylor, finite_difference or montecarlo");
+                          "estimator must be auto, taylor, finite_difference, montecarlo or "
+                          "unscented");
   if (num && parse_int(num, &q->num) != 0)
     return aced_error_set(err, ACED_E_BAD_PARAMETER, "num", "num must be an integer");
   if (max_order && parse_int(max_order, &q->max_order) != 0)
@@ -138,6 +171,9 @@ void params_key(const struct query_params *q, char *buf, size_t n)
 
 json_t *query_params_json(const struct query_params *q)
 {
-  return json_pack("{s:s,s:i,s:i,s:f}", "estimator", estimator_name(q->estimator), "num", q->num,
-                   "max_order", q->max_order, "epsilon", q->epsilon);
+  json_t *o = json_pack("{s:s,s:i,s:i,s:f}", "estimator", estimator_name(q->estimator), "num",
+                        q->num, "max_order", q->max_order, "epsilon", q->epsilon);
+  if (o != NULL && q->effect != EFFECT_DEFAULT)
+    json_object_set_new(o, "effect", json_string(effect_name(q->effect)));
+  return o;
 }

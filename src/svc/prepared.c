@@ -36,6 +36,7 @@ static long loaded_n;
 
 static void loaded_destroy(struct loaded *l)
 {
+  effect_state_free(l->fx, l->m ? l->m->n_features : 0);
   eng_model_free(l->em);
   model_free(l->m);
   free(l);
@@ -204,6 +205,10 @@ struct loaded *prepared_acquire(const struct svc *svc, const char *name, int ver
   snprintf(l->digest, sizeof l->digest, "%s", m->digest);
   l->m = m;
   l->em = em;
+  if (effect_state_new(m, &l->fx, err) != ACED_OK) {
+    loaded_destroy(l);
+    return NULL;
+  }
   struct loaded *drop = NULL;
   pthread_rwlock_wrlock(&loaded_lock);
   struct loaded *other = loaded_find_locked(l->digest);

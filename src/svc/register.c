@@ -14,12 +14,11 @@
 #include "aced/store.h"
 #include "svc/internal.h"
 
-static json_t *do_register(const struct svc *svc, const struct job_request *req,
-                           struct aced_error *err)
+/* Store m (digest computed) as the next version of its name unless that
+ * content is there already; the registration reply.  Frees m. */
+json_t *register_store(const struct svc *svc, const struct job_request *req,
+                       struct aced_model *m, struct aced_error *err)
 {
-  struct aced_model *m = NULL;
-  if (model_parse(req->params, 1, &m, err) != ACED_OK)
-    return NULL;
   char *canon = model_canonical_json(m);
   if (canon == NULL) {
     model_free(m);
@@ -35,6 +34,7 @@ static json_t *do_register(const struct svc *svc, const struct job_request *req,
   row.n_outputs = m->n_outputs;
   row.n_samples = m->n_samples;
   row.n_params = m->n_params;
+  snprintf(row.source, sizeof row.source, "%s", m->source);
   int created = 0;
   enum aced_err rc = svc->store->ops->model_put(svc->store, &row, canon, &created, err);
   row.description = NULL; /* owned by m */
@@ -51,6 +51,15 @@ static json_t *do_register(const struct svc *svc, const struct job_request *req,
                           created);
   model_free(m);
   return res;
+}
+
+static json_t *do_register(const struct svc *svc, const struct job_request *req,
+                           struct aced_error *err)
+{
+  struct aced_model *m = NULL;
+  if (model_parse(req->params, 1, &m, err) != ACED_OK)
+    return NULL;
+  return register_store(svc, req, m, err);
 }
 
 static void *register_plan(void *ctx, struct job *job, const struct job_request *req,

@@ -48,7 +48,8 @@ static void *regressor_plan(void *ctx, struct job *job, const struct job_request
   const char *output = json_string_value(json_object_get(p, "output"));
   const char *feature = json_string_value(json_object_get(p, "feature"));
   if ((w->L = prepared_acquire(ctx, req->model, req->version, req->digest, err)) == NULL ||
-      query_params_parse(ctx, p, &w->q, err) != ACED_OK)
+      query_params_parse(ctx, p, &w->q, err) != ACED_OK ||
+      effect_check(w->L, &w->q, err) != ACED_OK)
     goto fail;
   w->output = model_output_lookup(w->L->m, output ? output : "");
   w->feature = model_feature_lookup(w->L->m, feature ? feature : "");
@@ -66,6 +67,7 @@ static void *regressor_plan(void *ctx, struct job *job, const struct job_request
   if (hit) {
     w->result = regressor_reply(hit, "hit");
     json_decref(hit);
+    effect_meta(json_object_get(w->result, "meta"), w->L, &w->q);
     if (w->result == NULL) {
       aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
       goto fail;
@@ -91,6 +93,7 @@ static long regressor_task(void *work, int i, struct aced_error *err)
     return -1;
   w->result = regressor_reply(v, "miss");
   json_decref(v);
+  effect_meta(json_object_get(w->result, "meta"), w->L, &w->q);
   return 1;
 }
 
@@ -112,15 +115,15 @@ const struct job_ops svc_kind_regressor = {
     .free = regressor_free,
 };
 
-json_t *svc_cached_regressor(const struct svc *svc, const char *digest, const char *output,
-                             const char *feature, const struct query_params *q,
-                             struct aced_error *err)
+char *svc_cached_regressor(const struct svc *svc, const char *digest, const char *output,
+                           const char *feature, const struct query_params *q, int64_t start_us,
+                           size_t *len, struct aced_error *err)
 {
   err->code = ACED_OK;
   struct loaded *L = prepared_peek(digest);
   if (L == NULL)
     return NULL;
-  json_t *reply = NULL;
+  char *reply = NULL;
   int o = model_output_lookup(L->m, output), f = model_feature_lookup(L->m, feature);
   if (o < 0)
     aced_error_set(err, ACED_E_UNKNOWN_OUTPUT, "output", "the model has no output '%s'",
@@ -128,13 +131,8 @@ json_t *svc_cached_regressor(const struct svc *svc, const char *digest, const ch
   else if (f < 0)
     aced_error_set(err, ACED_E_UNKNOWN_FEATURE, "feature", "the model has no feature '%s'",
                    feature);
-  else {
-    json_t *hit = regcache_get(svc, L, o, f, q);
-    if (hit) {
-      reply = regressor_reply(hit, "hit");
-      json_decref(hit);
-    }
-  }
+  else if (effect_check(L, q, err) == ACED_OK)
+    reply = regcache_reply_text(svc, L, o, f, q, start_us, len);
   prepared_release(L);
   return reply;
 }

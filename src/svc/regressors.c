@@ -63,6 +63,7 @@ static void *regressors_plan(void *ctx, struct job *job, const struct job_reques
   }
   if ((w->L = prepared_acquire(ctx, req->model, req->version, req->digest, err)) == NULL ||
       query_params_parse(ctx, p, &w->q, err) != ACED_OK ||
+      effect_check(w->L, &w->q, err) != ACED_OK ||
       resolve_index_list(w->L, json_object_get(p, "outputs"), "outputs", 1, &w->outs,
                          &w->n_outs, NULL, err) != ACED_OK ||
       resolve_index_list(w->L, json_object_get(p, "features"), "features", 0, &w->feats,
@@ -116,6 +117,8 @@ static json_t *regressors_finish(void *work, struct aced_error *err)
                           "warnings", w->notes);
   if (res == NULL)
     aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+  else
+    json_object_set_new(res, "effect", json_string(effect_name(effect_of(w->L, &w->q))));
   return res;
 }
 

@@ -17,4 +17,9 @@ libaced_core_a_SOURCES += \
 	src/svc/regressor.c \
 	src/svc/attributions.c \
 	src/svc/regressors.c \
-	src/svc/explanations.c
+	src/svc/explanations.c \
+	src/svc/effect.c \
+	src/svc/graph.c \
+	src/svc/graph_get.c \
+	src/svc/graph_put.c \
+	src/svc/significance.c

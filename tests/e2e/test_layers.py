@@ -19,7 +19,8 @@ RULES = {
     "src/store": (BASE | {"aced/store.h", "store/sqlite.h", "store/pg.h", "store/latest.h"},
                   {"jansson.h", "microhttpd.h"}),
     "src/jobs": (BASE | {"aced/jobs.h"}, {"sqlite3.h", "libpq-fe.h", "microhttpd.h"}),
-    "src/model": (BASE | {"aced/model.h", "aced/engine.h", "model/internal.h"}, {"sqlite3.h", "libpq-fe.h", "microhttpd.h"}),
+    "src/model": (BASE | {"aced/model.h", "aced/engine.h", "model/internal.h", "model/onnx.h",
+                          "onnx/onnx.pb-c.h"}, {"sqlite3.h", "libpq-fe.h", "microhttpd.h"}),
     "src/svc": (BASE | {"aced/svc.h", "svc/internal.h", "aced/jobs.h", "aced/model.h",
                         "aced/store.h", "aced/engine.h"}, {"sqlite3.h", "libpq-fe.h", "microhttpd.h"}),
 }

@@ -287,9 +287,31 @@ static void test_registry(const char *dir)
          "n_features/n_outputs/n_samples round trip");
   tap_ok(got.n_params == 5000000000L, "n_params round trip (%ld)", got.n_params);
   tap_ok(got.body && strcmp(got.body, BODY_A) == 0, "body round trip");
+  tap_ok(got.source[0] == '\0', "a row put without a source has none");
   store_model_row_clear(&got);
   tap_ok(got.body == NULL && got.description == NULL,
          "store_model_row_clear frees and clears");
+
+  /* The origin of an imported model (ONNX) is kept beside the body, on
+   * every backend, and read back with and without the body. */
+  struct store_model_row src;
+  memset(&src, 0, sizeof src);
+  snprintf(src.name, sizeof src.name, "imported");
+  snprintf(src.digest, sizeof src.digest, "sha256:%064d", 9);
+  snprintf(src.source, sizeof src.source, "{\"opset\":13,\"producer\":\"pytorch 1.13.0\"}");
+  e = s->ops->model_put(s, &src, BODY_A, &created, &err);
+  struct store_model_row gs;
+  enum aced_err e2 = s->ops->model_get(s, "imported", 0, 1, &gs, &err);
+  tap_ok(e == ACED_OK && e2 == ACED_OK && strcmp(gs.source, src.source) == 0 && gs.body &&
+             strcmp(gs.body, BODY_A) == 0,
+         "a source round trip, with the body (%s)", gs.source);
+  store_model_row_clear(&gs);
+  e2 = s->ops->model_get(s, "imported", 0, 0, &gs, &err);
+  tap_ok(e2 == ACED_OK && strcmp(gs.source, src.source) == 0, "and without it");
+  store_model_row_clear(&gs);
+  int del = 0;
+  tap_ok(s->ops->model_delete(s, "imported", &del, &err) == ACED_OK && del == 1,
+         "the imported row is deleted again");
 
   e = s->ops->model_get(s, "alpha", 1, 0, &got, &err);
   tap_ok(e == ACED_OK && got.body == NULL && got.n_params == 5000000000L,
@@ -535,7 +557,7 @@ static void test_registry(const char *dir)
       mode = strdup((const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
   }
-  tap_ok(uv == 1, "user_version is 1 (%d)", uv);
+  tap_ok(uv == 2, "user_version is 2 (%d)", uv);
   tap_ok(mode && strcmp(mode, "wal") == 0, "journal mode is WAL (%s)",
          mode ? mode : "?");
   free(mode);
@@ -1081,10 +1103,65 @@ static void run_all(const char *dir)
   }
 }
 
+/* A database of schema 1 (before the model row kept its source) opens,
+ * is migrated in place, keeps its rows (source ""), and stores sources. */
+static void test_migration(const char *dir)
+{
+  char path[512];
+  struct aced_error err;
+  sqlite3 *db;
+  db_path(path, sizeof path, dir, "schema1.db");
+  sqlite3_open(path, &db);
+  int rc = sqlite3_exec(
+      db,
+      "CREATE TABLE models (name TEXT NOT NULL, version INTEGER NOT NULL,"
+      " digest TEXT NOT NULL, description TEXT, created_at TEXT NOT NULL,"
+      " n_features INTEGER, n_outputs INTEGER, n_samples INTEGER, n_params INTEGER,"
+      " body TEXT NOT NULL, PRIMARY KEY (name, version));"
+      "CREATE INDEX models_digest ON models(digest);"
+      "CREATE TABLE regressor_cache (digest TEXT NOT NULL, output INTEGER NOT NULL,"
+      " feature INTEGER NOT NULL, estimator TEXT NOT NULL, params TEXT NOT NULL,"
+      " value TEXT NOT NULL, created_at TEXT NOT NULL,"
+      " PRIMARY KEY (digest, output, feature, estimator, params));"
+      "INSERT INTO models VALUES ('old', 1, 'sha256:old', NULL, '2026-01-01T00:00:00Z',"
+      " 3, 2, 0, 42, '{}');"
+      "PRAGMA user_version = 1;",
+      NULL, NULL, NULL);
+  sqlite3_close(db);
+  tap_ok(rc == SQLITE_OK, "a schema-1 database is written");
+  struct store *s = store_sqlite_open(path, &err);
+  tap_ok(s != NULL, "a schema-1 database opens (migrated to 2)");
+  if (s == NULL)
+    return;
+  struct store_model_row row, got;
+  s->ops->model_get(s, "old", 0, 1, &got, &err);
+  tap_ok(strcmp(got.digest, "sha256:old") == 0 && got.source[0] == '\0' &&
+             strcmp(got.body, "{}") == 0,
+         "its row is kept, without a source");
+  store_model_row_clear(&got);
+  memset(&row, 0, sizeof row);
+  snprintf(row.name, sizeof row.name, "imported");
+  snprintf(row.digest, sizeof row.digest, "sha256:imp");
+  snprintf(row.source, sizeof row.source, "{\"opset\":13,\"producer\":\"pytorch 1.13.0\"}");
+  int created = 0;
+  s->ops->model_put(s, &row, "{}", &created, &err);
+  s->ops->close(s);
+  s = store_sqlite_open(path, &err);
+  memset(&got, 0, sizeof got);
+  if (s != NULL)
+    s->ops->model_get(s, "imported", 0, 0, &got, &err);
+  tap_ok(created && strcmp(got.source, row.source) == 0,
+         "a row's source survives close/reopen (%s)", got.source);
+  store_model_row_clear(&got);
+  if (s != NULL)
+    s->ops->close(s);
+}
+
 int main(void)
 {
   char *dir = tmp_dir();
   tap_diag("backend sqlite");
+  test_migration(dir); /* SQLite's schema 1 -> 2 (the ONNX source column) */
   run_all(dir);
   rm_dir(dir);
   const char *why = "";
