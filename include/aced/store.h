@@ -105,6 +105,11 @@ struct store_ops {
   enum aced_err (*job_heartbeat)(struct store *s, const char *id, const char *owner,
                                  int lease_ms, const char *body, int *cancel, int *owned,
                                  struct aced_error *err);
+  /* Renew every lease `owner` holds, in one statement; cb(cls, id,
+   * cancel) for each job it still owns. */
+  enum aced_err (*job_renew)(struct store *s, const char *owner, int lease_ms,
+                             void (*cb)(void *cls, const char *id, int cancel), void *cls,
+                             struct aced_error *err);
   /* The end: body with its final state ("done", "failed", "cancelled"),
    * if owner still owns it.  state NULL: give it up unfinished (owner
    * stopping): another replica may claim it at once. */

@@ -50,6 +50,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,19 @@ int pg_conn_lost(const struct pg_conn *c)
  * down, SQLSTATE class 57P / 08) is "unavailable", the rest a store
  * error.  Either way 503: the client retries, and nothing was answered
  * from a guess. */
+/* The database cannot be reached: the details (host, port, the server's
+ * words) go to the log, at most once a second however many requests
+ * fail, and the client is told only that. */
+static enum aced_err pg_unavailable(struct aced_error *err, const char *what, const char *detail)
+{
+  static atomic_llong last_s;
+  long long now = (long long)time(NULL);
+  if (atomic_exchange(&last_s, now) != now)
+    log_warn("store", "postgresql: %s: %s", what, detail);
+  return aced_error_set(err, ACED_E_DB_UNAVAILABLE, NULL,
+                        "the database cannot be reached (%s); retry", what);
+}
+
 static enum aced_err pg_fail(struct pg_conn *c, const PGresult *r, struct aced_error *err,
                              const char *what)
 {
@@ -214,8 +228,10 @@ static enum aced_err pg_fail(struct pg_conn *c, const PGresult *r, struct aced_e
   const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
   int lost = pg_conn_lost(c) || (state != NULL && (strncmp(state, "57P", 3) == 0 ||
                                                    strncmp(state, "08", 2) == 0));
-  return aced_error_set(err, lost ? ACED_E_DB_UNAVAILABLE : ACED_E_STORE, NULL,
-                        "postgresql: %s: %s", what, pg_msg(c->pg, r, buf, sizeof buf));
+  pg_msg(c->pg, r, buf, sizeof buf);
+  if (lost)
+    return pg_unavailable(err, what, buf);
+  return aced_error_set(err, ACED_E_STORE, NULL, "postgresql: %s: %s", what, buf);
 }
 
 /* r if the statement succeeded, else NULL with the failure in *err. */
@@ -321,7 +337,7 @@ static void pg_notice(void *cls, const char *message)
 
 /* A new connection to q->uri, or NULL with *err.  connect_timeout and the
  * client encoding come first, so that the URI may override the former. */
-static PGconn *pg_connect(const char *uri, struct aced_error *err)
+static PGconn *pg_connect(const char *uri, int at_start, struct aced_error *err)
 {
   const char *const keys[] = {"connect_timeout", "client_encoding", "application_name",
                               "dbname", NULL};
@@ -329,8 +345,11 @@ static PGconn *pg_connect(const char *uri, struct aced_error *err)
   PGconn *pg = PQconnectdbParams(keys, vals, 1);
   if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
     char buf[300];
-    aced_error_set(err, ACED_E_DB_UNAVAILABLE, NULL, "postgresql: cannot connect: %s",
-                   pg_msg(pg, NULL, buf, sizeof buf));
+    pg_msg(pg, NULL, buf, sizeof buf);
+    if (at_start) /* the operator reads this one: with the details */
+      aced_error_set(err, ACED_E_DB_UNAVAILABLE, NULL, "postgresql: cannot connect: %s", buf);
+    else
+      pg_unavailable(err, "cannot connect", buf);
     PQfinish(pg);
     return NULL;
   }
@@ -366,7 +385,7 @@ struct pg_conn *pg_conn_get(struct pg_store *q, struct aced_error *err)
   struct pg_conn *c = &q->conn[q->a_free[--q->n_free]];
   pthread_mutex_unlock(&q->pool_lock);
   pg_conn_check(c);
-  if (c->pg == NULL && (c->pg = pg_connect(q->uri, err)) == NULL) {
+  if (c->pg == NULL && (c->pg = pg_connect(q->uri, 0, err)) == NULL) {
     pg_conn_put(q, c);
     return NULL;
   }
@@ -410,7 +429,7 @@ static void *pg_listen_main(void *arg)
   PGconn *pg = NULL;
   for (;;) {
     if (pg == NULL) {
-      pg = pg_connect(q->uri, NULL);
+      pg = pg_connect(q->uri, 0, NULL);
       PGresult *r = pg ? PQexec(pg, "LISTEN " PG_CHANNEL "; LISTEN " PG_JOBS_CHANNEL) : NULL;
       int ok = r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK;
       PQclear(r);
@@ -559,6 +578,7 @@ static const struct store_ops pg_ops = {
     .cache_count = pg_cache_count,
     .job_insert = pg_job_insert,
     .job_heartbeat = pg_job_heartbeat,
+    .job_renew = pg_job_renew,
     .job_finish = pg_job_finish,
     .job_claim = pg_job_claim,
     .job_get = pg_job_get,
@@ -594,13 +614,13 @@ struct store *store_pg_open(const char *uri, int n_conn, struct aced_error *err)
   /* The first connection migrates the schema (and says at start-up, not
    * on the first request, that the URI or the server is wrong). */
   struct pg_conn *c = &q->conn[0];
-  if ((c->pg = pg_connect(uri, err)) == NULL || pg_migrate(c->pg, err) != ACED_OK)
+  if ((c->pg = pg_connect(uri, 1, err)) == NULL || pg_migrate(c->pg, err) != ACED_OK)
     goto fail;
   /* The rest now too: the pool's size is fixed from the start (a server
    * refusing that many says so here, not under load), and so is the
    * process's descriptor count. */
   for (int i = 1; i < n_conn; i++)
-    if ((q->conn[i].pg = pg_connect(uri, err)) == NULL)
+    if ((q->conn[i].pg = pg_connect(uri, 1, err)) == NULL)
       goto fail;
   if (pthread_create(&q->listener, NULL, pg_listen_main, q) != 0) {
     aced_error_set(err, ACED_E_STORE, NULL, "postgresql: cannot start the listener thread");

@@ -114,6 +114,9 @@ enum aced_err pg_job_insert(struct store *s, const struct store_job *job, const 
 enum aced_err pg_job_heartbeat(struct store *s, const char *id, const char *owner, int lease_ms,
                                const char *body, int *cancel, int *owned,
                                struct aced_error *err);
+enum aced_err pg_job_renew(struct store *s, const char *owner, int lease_ms,
+                           void (*cb)(void *cls, const char *id, int cancel), void *cls,
+                           struct aced_error *err);
 enum aced_err pg_job_finish(struct store *s, const char *id, const char *owner, const char *state,
                             const char *body, struct aced_error *err);
 enum aced_err pg_job_claim(struct store *s, const char *owner, int lease_ms,

@@ -88,6 +88,26 @@ enum aced_err pg_job_heartbeat(struct store *s, const char *id, const char *owne
   return ACED_OK;
 }
 
+enum aced_err pg_job_renew(struct store *s, const char *owner, int lease_ms,
+                           void (*cb)(void *cls, const char *id, int cancel), void *cls,
+                           struct aced_error *err)
+{
+  char lease[16];
+  snprintf(lease, sizeof lease, "%d", lease_ms);
+  const char *v[] = {owner, lease};
+  PGresult *r = pg_jobs_exec(
+      pg_of(s),
+      "UPDATE aced_jobs SET lease_until = now() + $2::integer * interval '1 millisecond'"
+      " WHERE owner = $1 AND state = 'running' RETURNING id, cancel",
+      2, v, err, "job renew");
+  if (r == NULL)
+    return pg_jobs_code(err);
+  for (int i = 0; i < PQntuples(r); i++)
+    cb(cls, PQgetvalue(r, i, 0), strcmp(PQgetvalue(r, i, 1), "t") == 0);
+  PQclear(r);
+  return ACED_OK;
+}
+
 enum aced_err pg_job_finish(struct store *s, const char *id, const char *owner, const char *state,
                             const char *body, struct aced_error *err)
 {

@@ -47,7 +47,8 @@
 
 struct owned {
   struct job *j;
-  int64_t beat_us; /* last heartbeat */
+  int64_t beat_us;  /* last heartbeat */
+  int64_t added_us; /* its row existed before this moment */
 };
 
 static struct journal {
@@ -85,7 +86,8 @@ static void owned_add(struct job *j)
     J.cap = cap;
   }
   job_ref(j);
-  J.a[J.n++] = (struct owned){.j = j, .beat_us = aced_now_us()};
+  int64_t now = aced_now_us();
+  J.a[J.n++] = (struct owned){.j = j, .beat_us = now, .added_us = now};
   pthread_mutex_unlock(&J.lock);
 }
 
@@ -165,7 +167,9 @@ static int tend(struct owned *o, int64_t now, int quiescing)
     free(body);
     return 1;
   }
-  if (now - o->beat_us < ACED_JOB_HEARTBEAT_MS * 1000L)
+  /* Queued jobs' leases are renewed all at once (renew()); a running
+   * one's heartbeat also records its progress for the other replicas. */
+  if (st != JOB_RUNNING || now - o->beat_us < ACED_JOB_HEARTBEAT_MS * 1000L)
     return 0;
   o->beat_us = now;
   char *body = body_text(o->j, 0);
@@ -184,6 +188,78 @@ static int tend(struct owned *o, int64_t now, int quiescing)
     }
   }
   return 0;
+}
+
+/* renew(): the jobs the store says are still ours, sorted for lookup. */
+struct renewed {
+  char (*id)[40];
+  unsigned char *cancel;
+  int n, cap, oom;
+};
+
+static void renewed_add(void *cls, const char *id, int cancel)
+{
+  struct renewed *r = cls;
+  if (r->n == r->cap) {
+    int cap = r->cap ? 2 * r->cap : 256;
+    char (*a)[40] = realloc(r->id, (size_t)cap * sizeof *a);
+    unsigned char *c = a ? realloc(r->cancel, (size_t)cap) : NULL;
+    if (a != NULL)
+      r->id = a;
+    if (c == NULL) {
+      r->oom = 1; /* then nothing is judged lost this time */
+      return;
+    }
+    r->cancel = c;
+    r->cap = cap;
+  }
+  snprintf(r->id[r->n], sizeof r->id[0], "%s", id);
+  r->cancel[r->n++] = (unsigned char)cancel;
+}
+
+/* Renew every lease of this replica in one statement (queued jobs have
+ * no heartbeat of their own), and act on what it says: a cancel asked
+ * for, or a job another replica has taken over (our renewals failed for
+ * longer than the lease) is cancelled here. */
+static void renew(int64_t start)
+{
+  struct store *s = J.svc->store;
+  struct renewed r = {0};
+  struct aced_error err;
+  if (s->ops->job_renew(s, J.owner, ACED_JOB_LEASE_MS, renewed_add, &r, &err) != ACED_OK) {
+    log_warn("journal", "lease renewal failed: %s", err.message);
+    free(r.id);
+    free(r.cancel);
+    return;
+  }
+  pthread_mutex_lock(&J.lock);
+  int n = J.n;
+  pthread_mutex_unlock(&J.lock);
+  for (int i = 0; i < n; i++) {
+    pthread_mutex_lock(&J.lock);
+    struct owned o = J.a[i];
+    pthread_mutex_unlock(&J.lock);
+    if (o.j == NULL || o.added_us >= start)
+      continue; /* its row may be newer than the renewal */
+    int k = 0;
+    while (k < r.n && strcmp(r.id[k], job_id(o.j)) != 0)
+      k++;
+    enum job_state st = job_state(o.j);
+    if (st == JOB_DONE || st == JOB_FAILED || st == JOB_CANCELLED)
+      continue; /* tend() writes its end */
+    if (k == r.n && !r.oom) {
+      log_warn("journal", "job %s was taken over by another replica", job_id(o.j));
+      jobs_cancel(J.js, o.j);
+      pthread_mutex_lock(&J.lock);
+      J.a[i].j = NULL;
+      pthread_mutex_unlock(&J.lock);
+      job_unref(o.j);
+    } else if (r.cancel[k]) {
+      jobs_cancel(J.js, o.j);
+    }
+  }
+  free(r.id);
+  free(r.cancel);
 }
 
 /* Rebuild a claimed job's request and adopt it; 0 when adopted. */
@@ -256,11 +332,18 @@ static void claim(void)
 static void *journal_main(void *arg)
 {
   (void)arg;
-  int64_t last_claim = 0;
+  int64_t last_claim = 0, last_renew = aced_now_us();
   pthread_mutex_lock(&J.lock);
   for (;;) {
     int stopping = J.stopping, quiescing = J.quiescing, woken = J.wake;
     J.wake = 0;
+    int64_t t = aced_now_us();
+    if (!stopping && t - last_renew >= ACED_JOB_HEARTBEAT_MS * 1000L) {
+      pthread_mutex_unlock(&J.lock);
+      last_renew = t;
+      renew(t);
+      pthread_mutex_lock(&J.lock);
+    }
     /* tend a snapshot: the list may grow meanwhile (only this thread
      * removes entries) */
     int n = J.n;
@@ -270,6 +353,8 @@ static void *journal_main(void *arg)
       pthread_mutex_lock(&J.lock);
       struct owned o = J.a[i];
       pthread_mutex_unlock(&J.lock);
+      if (o.j == NULL) /* let go by renew() */
+        continue;
       int drop = tend(&o, now, quiescing);
       pthread_mutex_lock(&J.lock);
       J.a[i].beat_us = o.beat_us;
@@ -281,7 +366,7 @@ static void *journal_main(void *arg)
         job_unref(o.j);
     }
     pthread_mutex_lock(&J.lock);
-    int w = 0;
+    int w = 0; /* drop what tend() or renew() let go */
     for (int i = 0; i < J.n; i++)
       if (J.a[i].j != NULL)
         J.a[w++] = J.a[i];

@@ -25,8 +25,15 @@ def replica(workers=1):
     return d.start()
 
 
-A, B, C = replica(), replica(), replica()
-ok(all(d.alive() for d in (A, B, C)), "three replicas start on one database (schema created once)")
+# Three replicas started at the same moment on an empty database: one creates the schema, under the
+# advisory lock; the others wait for it and find it current.
+A, B, C = [Daemon(args=["--workers=1"]) for _ in range(3)]
+for d in (A, B, C):
+    d.db = uri
+    d.start(wait=False)
+for d in (A, B, C):
+    d.wait_ready()
+ok(all(d.alive() for d in (A, B, C)), "three replicas started together on an empty database all come up")
 rows = pg.query("SELECT version FROM aced_schema", "replicas")
 ok(rows == [["3"]], "the schema is at version 3, recorded once", rows)
 

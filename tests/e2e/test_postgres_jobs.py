@@ -75,6 +75,15 @@ ok(rb is not None and rb.json["state"] == "cancelled", "and B reports it cancell
 r = B.delete("/v1/jobs/" + job)
 ok(r.status == 409 and r.error_code() == "conflict", "cancelling it again: 409", r)
 
+# ---- jobs queued longer than the lease stay with their replica ------------------------------------------
+ids = [A.post("/v1/models/slow/regressors", dict(JOB, num=1003 + i, features=["f%d" % f for f in range(4)]))
+       .json["job"]["id"] for i in range(4)]
+t0 = time.time()
+states = [(wait_state(A, j, ["done", "failed", "cancelled"], 120).json or {}).get("state") for j in ids]
+ok(states == ["done"] * 4 and "taken over" not in B.read_log() + A.read_log(),
+   "four jobs queued on A's one worker (%.1f s, over the %d s lease) all end done on A, none taken over"
+   % (time.time() - t0, 5), states)
+
 # ---- SIGKILL of the replica running the job ------------------------------------------------------------
 r = A.post("/v1/models/slow/regressors", JOB)
 job = r.json["job"]["id"]
