@@ -34,6 +34,8 @@ int eng_finite_difference(const struct eng_model *m, int feature,
   if (!m || feature < 0 || feature >= m->k || n_alpha < 0 ||
       (n_alpha > 0 && (!alpha || !E)) || !(eps > 0.0) || !isfinite(eps))
     return -1;
+  if (m->rnn)
+    return eng_rnn_finite_difference(m, feature, alpha, n_alpha, eps, E);
   int n1 = m->n1, k = m->k, no = m->n_out, r = m->r;
   const struct eng_layer *l1 = &m->net.layers[0];
   int pairs = EST_CHUNK / 2;
@@ -99,6 +101,29 @@ done:
   return rc;
 }
 
+void eng_merge_chunk(const double *y, int nc, int no, long seen, double *E, double *m2)
+{
+  for (int o = 0; o < no; o++) {
+    double mean = 0.0, ss = 0.0;
+    for (int s = 0; s < nc; s++)
+      mean += y[(size_t)s * no + o];
+    mean /= nc;
+    for (int s = 0; s < nc; s++) {
+      double d = y[(size_t)s * no + o] - mean;
+      ss += d * d;
+    }
+    double delta = mean - E[o], ntot = (double)(seen + nc);
+    E[o] += delta * nc / ntot;
+    m2[o] += ss + delta * delta * (double)seen * nc / ntot;
+  }
+}
+
+void eng_stderr(const double *m2, size_t n, int ns, double *se)
+{
+  for (size_t u = 0; u < n; u++)
+    se[u] = ns > 1 ? sqrt(m2[u] / (ns - 1)) / sqrt((double)ns) : 0.0;
+}
+
 /* Mean over the samples with column i set to alpha; the standard error is
  * the sample standard deviation (divisor n - 1) over sqrt(n).  Chunks of
  * samples are merged with Chan's pairwise update of (count, mean, M2) so the
@@ -111,6 +136,8 @@ int eng_montecarlo(const struct eng_model *m, int feature, const double *alpha,
     return -1;
   if (n_alpha == 0)
     return 0;
+  if (m->rnn)
+    return eng_rnn_montecarlo(m, feature, alpha, n_alpha, E, se);
   int n1 = m->n1, k = m->k, no = m->n_out, ns = m->n_samples;
   const struct eng_layer *l1 = &m->net.layers[0];
   int chunk = ns < EST_CHUNK ? ns : EST_CHUNK;
@@ -119,9 +146,8 @@ int eng_montecarlo(const struct eng_model *m, int feature, const double *alpha,
   double *y = malloc((size_t)chunk * no * sizeof *y);
   double *work = malloc((size_t)2 * chunk * m->max_units * sizeof *work);
   double *m2 = calloc((size_t)n_alpha * no, sizeof *m2);
-  double *cm = malloc((size_t)no * sizeof *cm);
   int rc = -1;
-  if (!zb || !z || !y || !work || !m2 || !cm)
+  if (!zb || !z || !y || !work || !m2)
     goto done;
   for (size_t t = 0; t < (size_t)n_alpha * no; t++)
     E[t] = 0.0;
@@ -153,28 +179,12 @@ int eng_montecarlo(const struct eng_model *m, int feature, const double *alpha,
           z[(size_t)s * n1 + j] =
               zb[(size_t)s * n1 + j] + alpha[a] * l1->W[(size_t)j * k + feature];
       rest_of_net(m, z, nc, y, work);
-      for (int o = 0; o < no; o++) {
-        double mean = 0.0, ss = 0.0;
-        for (int s = 0; s < nc; s++)
-          mean += y[(size_t)s * no + o];
-        mean /= nc;
-        for (int s = 0; s < nc; s++) {
-          double d = y[(size_t)s * no + o] - mean;
-          ss += d * d;
-        }
-        cm[o] = mean;
-        size_t t = (size_t)a * no + o;
-        double delta = mean - E[t];
-        double ntot = (double)(seen + nc);
-        E[t] += delta * nc / ntot;
-        m2[t] += ss + delta * delta * (double)seen * nc / ntot;
-      }
+      eng_merge_chunk(y, nc, no, seen, E + (size_t)a * no, m2 + (size_t)a * no);
     }
     seen += nc;
   }
   if (se)
-    for (size_t t = 0; t < (size_t)n_alpha * no; t++)
-      se[t] = ns > 1 ? sqrt(m2[t] / (ns - 1)) / sqrt((double)ns) : 0.0;
+    eng_stderr(m2, (size_t)n_alpha * no, ns, se);
   rc = 0;
 done:
   free(zb);
@@ -182,6 +192,5 @@ done:
   free(y);
   free(work);
   free(m2);
-  free(cm);
   return rc;
 }
