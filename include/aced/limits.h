@@ -27,6 +27,10 @@
 #define ACED_MAX_UNITS 8192     /* units in any one layer (inputs included) */
 #define ACED_MAX_INPUTS 4096    /* features */
 #define ACED_MAX_OUTPUTS 1024
+/* Recurrent networks: the sequence length T.  The flattened inputs
+ * (T x input_size) are bounded by ACED_MAX_INPUTS as any model's features;
+ * 4096 steps is a one-feature sequence at that bound. */
+#define ACED_MAX_SEQUENCE 4096
 /* Total weights: 16M doubles = 128 MiB, well above the 1M-parameter models
  * we benchmark and below what would starve the other workers. */
 #define ACED_MAX_PARAMS (16L * 1024 * 1024)

@@ -40,6 +40,15 @@ struct aced_model {
    * NULL (and has_transform 0) when the registration gave none. */
   int has_transform;
   double *tf_scale, *tf_shift;
+  /* Recurrent models (network.type "recurrent"; rnn NULL and seq_len 0
+   * otherwise).  Features, outputs and data are flattened over time:
+   * feature t * step_features + i is feature i at step t (n_features =
+   * seq_len * step_features), output s * step_outputs + o the head's output
+   * o at step s with output_at every (else n_outputs = step_outputs),
+   * samples the sequences, mean and cov over the flattened inputs.
+   * rnn->head is net (the head's layers, owned by net). */
+  struct eng_rnn *rnn;
+  int seq_len, step_features, step_outputs;
 };
 
 /* Check that s is a valid model name: [A-Za-z0-9._-]{1,64}. */

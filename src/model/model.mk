@@ -5,7 +5,8 @@ libaced_core_a_SOURCES += \
 	src/model/canonical.c \
 	src/model/describe.c \
 	src/model/internal.h \
-	src/model/transform.c
+	src/model/transform.c \
+	src/model/recurrent.c
 
 check_PROGRAMS += tests/unit/test_model
 TESTS += tests/unit/test_model

@@ -505,8 +505,14 @@ static void test_network_errors(void)
   json_object_set_new(at(b, "network.layers.1"), "activation", json_string("Tanh"));
   expect_err(b, 1, ACED_E_INVALID, "network.layers[1].activation", "activation names are case-sensitive");
   b = body();
+  json_object_set_new(at(b, "network"), "type", json_string("lstm"));
+  expect_err(b, 1, ACED_E_INVALID, "network.type", "network.type lstm (the cell goes in network.cell)");
+  b = body();
   json_object_set_new(at(b, "network"), "type", json_string("recurrent"));
-  expect_err(b, 1, ACED_E_INVALID, "network.type", "network.type recurrent");
+  expect_err(b, 1, ACED_E_MISSING_FIELD, "sequence_length", "recurrent without sequence_length");
+  b = body();
+  json_object_set_new(b, "sequence_length", json_integer(3));
+  expect_err(b, 1, ACED_E_INVALID, "sequence_length", "sequence_length on a feedforward model");
 
   b = body();
   json_object_set_new(at(b, "network.layers.2"), "activation", json_string("softmax"));
