@@ -15,6 +15,9 @@ The references:
     the teacher-forced unrolled network at mu.  Without feedback mu is the data mean with
     mu_j = a and S the data covariance (ddof 1) with row and column j zeroed; with feedback mu
     and S are the mean and covariance of the re-simulated sequences (mu_j = a).
+  - lag (Proposition 3): for each sequence g_k = max |d y^(T-1) / d x^(T-1-k)| over outputs and
+    features from torch.autograd.functional.jacobian, tau_x the largest k with g_k above 1e-6 of
+    the sequence's largest g; per_timestep the mean of g_k, tau the mean of tau_x.
 Flattened index j = t * input_size + i; outputs at every step are y[s * O + o].
 
 Needs Debian's python3-torch.  Usage:
@@ -168,8 +171,18 @@ def main():
                 tay.append(row)
             queries.append({"feature": i, "timestep": t, "alphas": alphas, "montecarlo": mc,
                             "stderr": se, "taylor": tay})
+        per, tau = torch.zeros(T), 0.0
+        for s in range(n):
+            def last(v):
+                y = net.forced(v.reshape(1, T, I))[0]
+                return y[-net.O:]
+            J = torch.autograd.functional.jacobian(last, X[s].reshape(K)).reshape(net.O, T, I)
+            g = torch.stack([J[:, T - 1 - k, :].abs().max() for k in range(T)])
+            per += g / n
+            tau += max(k for k in range(T) if g[k] > 1e-6 * g.max()) / n
         cases.append({"model": net.body(name, cell, layers, head, every, feedback, X),
-                      "forward": tolist(fwd), "queries": queries})
+                      "forward": tolist(fwd), "queries": queries,
+                      "lag": {"per_timestep": tolist(per), "tau": tau}})
     with open(out, "w") as fh:
         json.dump({"generator": "tools/gen_recurrent_ref.py", "torch": torch.__version__,
                    "cases": cases}, fh, indent=None)

@@ -93,13 +93,14 @@ int eng_rnn_outputs(const struct eng_rnn *r);
 int eng_rnn_forward(const struct eng_rnn *r, const double *x, int n, double *y);
 /* The prepared model's network, or NULL for a feedforward model. */
 const struct eng_rnn *eng_model_rnn(const struct eng_model *m);
-/* Proposition 3: per_lag[k] (k = 0..T-1) the mean over the first n_max
- * stored sequences (all when n_max <= 0) of max over inputs and outputs of
- * |d y^t / d x^(t-k)|, with t the last step; *tau the mean over sequences
- * of the largest k whose gradient exceeds `threshold`.  -1 for a
- * feedforward model or one without samples. */
-int eng_rnn_lag(const struct eng_model *m, int n_max, double threshold,
-                double *per_lag, double *tau);
+/* Proposition 3, computed when the model is prepared (engine/
+ * recurrent_lag.c says how): *per_lag (T values) the mean over sequences
+ * of max over outputs and features of |d y^t / d x^(t-k)|, t the last
+ * step; *tau the mean over sequences of the largest k whose gradient
+ * exceeds *threshold times that sequence's largest; *n the sequences
+ * used.  -1 for a feedforward model. */
+int eng_rnn_lag(const struct eng_model *m, const double **per_lag, double *tau,
+                double *threshold, int *n);
 
 /* ---- prepared model ---- */
 struct eng_model_input {

@@ -51,6 +51,9 @@ struct eng_model {
   double out_lo, out_hi;
   size_t bytes;
   struct eng_rnn *rnn;  /* a recurrent network (recurrent.c), else NULL */
+  double *lag_per;      /* recurrent: T mean gradients by lag (recurrent_lag.c) */
+  double lag_tau;
+  int lag_n;
 };
 
 /* Forward rows starting at layer l0: h is n x (width of layer l0's input),
@@ -126,6 +129,12 @@ void eng_merge_chunk(const double *y, int nc, int no, long seen, double *E, doub
 void eng_stderr(const double *m2, size_t n, int ns, double *se);
 /* spread[o] = standard deviation (divisor n - 1) of column o of y (n x no). */
 void eng_column_sd(const double *y, int n, int no, double *spread);
+
+/* The time lag (recurrent_lag.c), at prepare time.  The relative
+ * threshold that makes "> 0" meaningful for gradients (see there). */
+#define ENG_LAG_RTOL 1e-6
+#define ENG_LAG_SEQUENCES ACED_LAG_SEQUENCES
+int eng_rnn_lag_compute(struct eng_model *m);
 
 /* The covariance factor m->L (k x r) from cov (prepare.c). */
 int eng_make_factor(struct eng_model *m, const double *cov, double share, char *errbuf,

@@ -57,6 +57,7 @@ void eng_model_free(struct eng_model *m)
   free(m->tau);
   free(m->spread);
   eng_rnn_free(m->rnn);
+  free(m->lag_per);
   free(m);
 }
 
@@ -199,7 +200,7 @@ static int rnn_prepare(const struct eng_model_input *in, struct eng_model **out,
     eng_model_free(m);
     return -1;
   }
-  if (eng_rnn_prepare_rest(m, in) != 0)
+  if (eng_rnn_prepare_rest(m, in) != 0 || eng_rnn_lag_compute(m) != 0)
     goto oom;
   *out = m;
   return 0;

@@ -138,6 +138,19 @@ static void run_case(json_t *c)
     goto out;
   tap_ok(eng_model_inputs(m) == K && eng_model_outputs(m) == no, "%s: %d inputs, %d outputs", name,
          K, no);
+  const double *per;
+  double tau, thr;
+  int nlag;
+  json_t *lag = json_object_get(c, "lag");
+  if (tap_ok(eng_rnn_lag(m, &per, &tau, &thr, &nlag) == 0 && nlag == n, "%s: lag computed", name)) {
+    double wl = 0.0;
+    for (int k = 0; k < r.T; k++) {
+      double d = fabs(per[k] - json_number_value(json_array_get(json_object_get(lag, "per_timestep"), (size_t)k)));
+      wl = d > wl ? d : wl;
+    }
+    tap_ok(wl <= TOL, "%s: lag per_timestep vs torch jacobian (max diff %.3g)", name, wl);
+    tap_close(tau, json_number_value(json_object_get(lag, "tau")), 1e-12, "%s: lag tau %g", name, tau);
+  }
   size_t qi;
   json_t *q;
   json_array_foreach(json_object_get(c, "queries"), qi, q) {
