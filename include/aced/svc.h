@@ -17,6 +17,7 @@
 #ifndef ACED_SVC_H
 #define ACED_SVC_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,9 +84,12 @@ json_t *query_params_json(const struct query_params *q);
  * Each returns a reply, or NULL: with err->code == ACED_OK when the
  * request must go to a worker (model not loaded, regressor not cached),
  * else with the error to answer at once (unknown output, ...). */
+/* timestep, output_timestep: of a recurrent model, STEP_NONE when not
+ * given. */
+#define STEP_NONE INT_MIN
 json_t *svc_cached_regressor(const struct svc *svc, const char *digest, const char *output,
-                             const char *feature, const struct query_params *q,
-                             struct aced_error *err);
+                             const char *feature, int timestep, int output_timestep,
+                             const struct query_params *q, struct aced_error *err);
 /* The reply as JSON text (malloc'ed, *len bytes) with meta.elapsed_ms
  * counted from start_us (aced_now_us()). */
 char *svc_cached_attributions(const struct svc *svc, const char *digest, const json_t *body,

@@ -15,6 +15,8 @@ static const struct spec_field interventions_spec[] = {
     {"values", SPEC_NUMBERS, 1, ACED_VALUES_MAX},
     {"estimator", SPEC_STRING, 0, 0},
     {"epsilon", SPEC_NUMBER, 0, 0},
+    {"timestep", SPEC_INTEGER, 0, 0},        /* recurrent models */
+    {"output_timestep", SPEC_INTEGER, 0, 0}, /* recurrent, output_at every */
     SPEC_END};
 
 MHD_RESULT handler_interventions_post(struct request *rq)

@@ -240,7 +240,7 @@ int eng_rnn_lag_compute(struct eng_model *m)
   int n = m->n_samples < ENG_LAG_SEQUENCES ? m->n_samples : ENG_LAG_SEQUENCES;
   if (n < 1)
     n = 1;
-  double tau = 0.0;
+  long tsum = 0; /* whole steps: the mean is then exact enough to round up */
   for (int s = 0; s < n; s++) {
     tape_forward(r, &tp, m->n_samples > 0 ? m->samples + (size_t)s * m->k : m->mean);
     for (int k = 0; k < T; k++)
@@ -264,9 +264,9 @@ int eng_rnn_lag_compute(struct eng_model *m)
       if (g[k] > ENG_LAG_RTOL * gmax)
         tx = k;
     }
-    tau += (double)tx / n;
+    tsum += tx;
   }
-  m->lag_tau = tau;
+  m->lag_tau = (double)tsum / n;
   m->lag_n = n;
   rc = 0;
 done:

@@ -71,10 +71,13 @@ static json_t *regressor_json(const struct loaded *L, int o, int feature,
     if (w && strstr(w, tag) != NULL)
       json_array_append_new(warn, json_string(w));
   }
-  return json_pack(
+  /* recurrent models: indices per step, and the steps beside them */
+  const struct aced_model *md = L->m;
+  json_t *v = json_pack(
       "{s:s,s:i,s:s,s:i,s:s,s:s,s:s,s:i,s:i,s:i,s:s,s:o,s:f,s:[f,f],s:f,s:f,s:o,s:o,s:o,s:o,s:o,s:o}",
-      "output", L->m->outputs[o], "output_index", o, "feature",
-      L->m->features[feature].name, "feature_index", feature, "estimator",
+      "output", md->outputs[o], "output_index", md->rnn ? o % md->step_outputs : o, "feature",
+      md->features[feature].name, "feature_index",
+      md->rnn ? feature % md->step_features : feature, "estimator",
       estimator_name(p->used[o]), "estimator_requested", estimator_name(q->estimator),
       "estimator_reason", p->reason[o], "order", r->order, "num", q->num,
       "max_order", r->max_order, "basis", "legendre", "coefficients",
@@ -82,6 +85,9 @@ static json_t *regressor_json(const struct loaded *L, int o, int feature,
       r->low, r->high, "alpha", r->alpha, "beta", r->beta, "evidence", ev,
       "posterior_covariance", cov, "points", points, "curve", curve, "diagnostic",
       p->diag ? diag_json(L, &p->diag[o]) : json_null(), "warnings", warn);
+  if (v != NULL)
+    resolve_step_json(L, v, feature, o);
+  return v;
 }
 
 /* Decode the parts of a cached regressor the attributions need.  Every

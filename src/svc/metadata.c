@@ -40,6 +40,14 @@ static json_t *metadata_of(const struct svc *svc, const struct loaded *L, const 
   json_t *prep = json_pack("{s:i,s:I}", "factor_rank", eng_model_rank(L->em), "memory_bytes",
                            (json_int_t)eng_model_bytes(L->em));
   json_object_set_new(md, "prepared", prep);
+  const double *per;
+  double tau, thr;
+  int n;
+  if (eng_rnn_lag(L->em, &per, &tau, &thr, &n) == 0)
+    json_object_set_new(md, "lag",
+                        json_pack("{s:i,s:f,s:f,s:o,s:i}", "tau", (int)ceil(tau), "tau_mean", tau,
+                                  "threshold", thr, "per_timestep",
+                                  dbl_array(per, L->m->seq_len, 1), "sequences", n));
   return md;
 }
 

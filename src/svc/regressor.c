@@ -62,6 +62,8 @@ static void *regressor_plan(void *ctx, struct job *job, const struct job_request
                    req->model, feature ? feature : "");
     goto fail;
   }
+  if (resolve_steps_json(w->L, p, &w->feature, &w->output, err) != ACED_OK)
+    goto fail;
   json_t *hit = regcache_get(ctx, w->L, w->output, w->feature, &w->q);
   if (hit) {
     w->result = regressor_reply(hit, "hit");
@@ -113,8 +115,8 @@ const struct job_ops svc_kind_regressor = {
 };
 
 json_t *svc_cached_regressor(const struct svc *svc, const char *digest, const char *output,
-                             const char *feature, const struct query_params *q,
-                             struct aced_error *err)
+                             const char *feature, int timestep, int output_timestep,
+                             const struct query_params *q, struct aced_error *err)
 {
   err->code = ACED_OK;
   struct loaded *L = prepared_peek(digest);
@@ -128,7 +130,7 @@ json_t *svc_cached_regressor(const struct svc *svc, const char *digest, const ch
   else if (f < 0)
     aced_error_set(err, ACED_E_UNKNOWN_FEATURE, "feature", "the model has no feature '%s'",
                    feature);
-  else {
+  else if (resolve_steps(L, timestep, output_timestep, &f, &o, err) == ACED_OK) {
     json_t *hit = regcache_get(svc, L, o, f, q);
     if (hit) {
       reply = regressor_reply(hit, "hit");
