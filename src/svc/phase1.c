@@ -63,10 +63,12 @@ static void warn_unreliable(struct phase1 *p, const struct loaded *L, int o,
                           d->second_ratio);
   if (d->mc_gap_ratio >= 0 && n < sizeof why)
     snprintf(why + n, sizeof why - n, "; gap to montecarlo %.3g x spread", d->mc_gap_ratio);
-  char msg[512];
+  char msg[512], at[32] = ""; /* recurrent models: the step of the intervention */
+  if (L->m->rnn)
+    snprintf(at, sizeof at, " at step %d", feature / L->m->step_features);
   snprintf(msg, sizeof msg,
-           "taylor (Eq. 4) is unreliable for output '%s' under do(%s): %s; %s",
-           L->m->outputs[o], L->m->features[feature].name, why, consequence);
+           "taylor (Eq. 4) is unreliable for output '%s' under do(%s%s): %s; %s",
+           L->m->outputs[o], L->m->features[feature].name, at, why, consequence);
   json_array_append_new(p->warnings, json_string(msg));
 }
 
