@@ -24,4 +24,5 @@ EXTRA_DIST += tests/data/sharp_classifier.json tools/gen_sharp_classifier.py \
 # Explanations: references from PyTorch and the script that writes them.
 EXTRA_DIST += tests/data/explanations_ref.json tools/gen_explanations_ref.py
 # Recurrent networks: references from PyTorch and the script that writes them.
-EXTRA_DIST += tests/data/recurrent_ref.json tools/gen_recurrent_ref.py
+EXTRA_DIST += tests/data/recurrent_ref.json tests/data/recurrent_synthetic.json \
+	tools/gen_recurrent_ref.py
