@@ -11,7 +11,8 @@ libaced_engine_a_SOURCES += \
 	src/engine/gradient.c \
 	src/engine/recurrent.c \
 	src/engine/recurrent_est.c \
-	src/engine/recurrent_lag.c
+	src/engine/recurrent_lag.c \
+	src/engine/vmath.c
 
 check_PROGRAMS += tests/unit/test_engine_fixture tests/unit/test_engine_cases \
 	tests/unit/test_engine_regressor tests/unit/test_engine_sharp tests/unit/test_engine_gradient \

@@ -136,6 +136,14 @@ void eng_column_sd(const double *y, int n, int no, double *spread);
 #define ENG_LAG_SEQUENCES ACED_LAG_SEQUENCES
 int eng_rnn_lag_compute(struct eng_model *m);
 
+/* In place over n values, vectorized (vmath.c: accuracy and why). */
+void eng_vsigmoid(double *restrict x, int n);
+void eng_vtanh(double *restrict x, int n);
+/* The cells of one layer at state offset off for the p->n value rows of a
+ * pass without tangents: gates from p->gi + p->gh (p->gh is scratch
+ * after), state updated in place (vmath.c). */
+void eng_cells_plain(struct rnn_pass *p, int off);
+
 /* The covariance factor m->L (k x r) from cov (prepare.c). */
 int eng_make_factor(struct eng_model *m, const double *cov, double share, char *errbuf,
                     size_t errlen);

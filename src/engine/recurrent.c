@@ -286,38 +286,14 @@ static void layer_step(struct rnn_pass *p, int l, const double *u, int ldu, cons
     linear(2 * r, G, L->n_in, ut, ldut, L->W_ih, NULL, p->tgi, G);
     linear(2 * r, G, H, p->t + off, S, L->W_hh, NULL, p->tgh, G);
   }
+  if (r == 0) {
+    eng_cells_plain(p, off);
+    return;
+  }
   for (int s = 0; s < n; s++) {
     double *h = p->v + (size_t)s * S + off, *c = h + H;
     const double *gi = p->gi + (size_t)s * G, *gh = p->gh + (size_t)s * G;
     for (int j = 0; j < H; j++) {
-      if (r == 0) {
-        switch (net->cell) {
-        case ENG_CELL_GRU: {
-          double rg = sigm(gi[j] + gh[j]);
-          double zg = sigm(gi[H + j] + gh[H + j]);
-          double ng = tanh(gi[2 * H + j] + rg * gh[2 * H + j]);
-          h[j] = ng + zg * (h[j] - ng);
-          break;
-        }
-        case ENG_CELL_LSTM: {
-          double ig = sigm(gi[j] + gh[j]);
-          double fg = sigm(gi[H + j] + gh[H + j]);
-          double gg = tanh(gi[2 * H + j] + gh[2 * H + j]);
-          double og = sigm(gi[3 * H + j] + gh[3 * H + j]);
-          c[j] = fg * c[j] + ig * gg;
-          h[j] = og * tanh(c[j]);
-          break;
-        }
-        case ENG_CELL_RNN_TANH:
-          h[j] = tanh(gi[j] + gh[j]);
-          break;
-        default: {
-          double z = gi[j] + gh[j];
-          h[j] = z > 0.0 ? z : 0.0;
-        }
-        }
-        continue;
-      }
       /* second order (n == 1) */
       double *th = p->t + off, *tc = th + H;
       const double *ti = p->tgi, *tg = p->tgh;
