@@ -107,10 +107,10 @@ int rnn_pass_init(struct rnn_pass *p, const struct eng_rnn *net, int n, int r);
 void rnn_pass_free(struct rnn_pass *p);
 void rnn_pass_reset(struct rnn_pass *p);
 int rnn_head_out(const struct eng_rnn *r);
-/* Teacher forced from step t0 (state: after step t0 - 1); y n x n_out,
- * yt 2r x n_out. */
-void rnn_run_forced(struct rnn_pass *p, int t0, const double *x, const double *xt, double *y,
-                    double *yt);
+/* Teacher forced, steps t0..t1-1 (state: after step t0 - 1); the outputs
+ * of those steps into y (n x n_out) and yt (2r x n_out). */
+void rnn_run_forced(struct rnn_pass *p, int t0, int t1, const double *x, const double *xt,
+                    double *y, double *yt);
 /* The state after steps 0..t-1 of p->n sequences xs (n x K) into p->v;
  * with output_at every, the outputs of those steps into y. */
 void rnn_run_prefix(struct rnn_pass *p, const double *xs, int t, double *y);

@@ -479,17 +479,17 @@ static void head(struct rnn_pass *p)
 /* ------------------------------------------------------------------ */
 /* Teacher-forced forward.                                             */
 
-/* Run steps t0..T-1 of a pass whose state is that after step t0 - 1,
+/* Run steps t0..t1-1 of a pass whose state is that after step t0 - 1,
  * inputs from x (n x K) and tangents xt (2r x K, or NULL); outputs (and
  * their tangents) of the flattened function into y (n x n_out) and yt
  * (2r x n_out). */
-void rnn_run_forced(struct rnn_pass *p, int t0, const double *x, const double *xt, double *y,
+void rnn_run_forced(struct rnn_pass *p, int t0, int t1, const double *x, const double *xt, double *y,
                        double *yt)
 {
   const struct eng_rnn *net = p->net;
   const int ni = net->input_size, K = net->T * ni, O = p->O;
   const int no = eng_rnn_outputs(net);
-  for (int s = t0; s < net->T; s++) {
+  for (int s = t0; s < t1; s++) {
     step(p, x + (size_t)s * ni, K, xt ? xt + (size_t)s * ni : NULL, K);
     if (net->every || s == net->T - 1) {
       head(p);
@@ -517,7 +517,7 @@ int eng_rnn_forward(const struct eng_rnn *net, const double *x, int n, double *y
     int nc = n - s0 < chunk ? n - s0 : chunk;
     p.n = nc;
     rnn_pass_reset(&p);
-    rnn_run_forced(&p, 0, x + (size_t)s0 * K, NULL, y + (size_t)s0 * no, NULL);
+    rnn_run_forced(&p, 0, net->T, x + (size_t)s0 * K, NULL, y + (size_t)s0 * no, NULL);
   }
   rnn_pass_free(&p);
   return 0;

@@ -159,46 +159,90 @@ done:
   return rc;
 }
 
-/* f(mu) and sum_q v_q^T H v_q for the columns of V (K x r): one pass of
- * one value row and 2r tangent rows. */
-static int second_order(const struct eng_model *m, const double *mu, const double *V, int r,
-                        double *val, double *q2)
+/* Eq. 4's second-order pass: one value row and 2r tangent rows along the
+ * columns of V (K x r), teacher forced at mu. */
+struct second {
+  struct rnn_pass p;
+  int r;
+  double *xt, *yt; /* 2r x K input tangents, 2r x n_out output tangents */
+  double *v0, *t0; /* the state after the prefix (reuse) */
+  double *y0;      /* outputs of the prefix steps (output_at every) */
+};
+
+static void second_free(struct second *s)
+{
+  rnn_pass_free(&s->p);
+  free(s->xt);
+  free(s->yt);
+  free(s->v0);
+  free(s->t0);
+  free(s->y0);
+}
+
+static int second_init(struct second *s, const struct eng_model *m, const double *V, int r)
 {
   const int K = m->k, no = m->n_out;
-  struct rnn_pass p;
-  if (rnn_pass_init(&p, m->rnn, 1, r) != 0)
+  memset(s, 0, sizeof *s);
+  s->r = r;
+  if (rnn_pass_init(&s->p, m->rnn, 1, r) != 0)
     return -1;
-  double *xt = calloc((size_t)2 * r * K + 1, sizeof *xt);
-  double *yt = malloc(((size_t)2 * r * no + 1) * sizeof *yt);
-  if (!xt || !yt) {
-    free(xt);
-    free(yt);
-    rnn_pass_free(&p);
+  s->xt = calloc((size_t)2 * r * K + 1, sizeof *s->xt);
+  s->yt = calloc((size_t)2 * r * no + 1, sizeof *s->yt);
+  s->v0 = malloc((size_t)s->p.S * sizeof *s->v0);
+  s->t0 = malloc(((size_t)2 * r * s->p.S + 1) * sizeof *s->t0);
+  s->y0 = calloc((size_t)no, sizeof *s->y0);
+  if (!s->xt || !s->yt || !s->v0 || !s->t0 || !s->y0) {
+    second_free(s);
     return -1;
   }
   for (int q = 0; q < r; q++)
     for (int c = 0; c < K; c++)
-      xt[(size_t)q * K + c] = V[(size_t)c * r + q];
-  rnn_run_forced(&p, 0, mu, xt, val, yt);
-  for (int o = 0; o < no; o++) {
-    double a = 0.0;
-    for (int q = 0; q < r; q++)
-      a += yt[(size_t)(q + r) * no + o];
-    q2[o] = a;
-  }
-  free(xt);
-  free(yt);
-  rnn_pass_free(&p);
+      s->xt[(size_t)q * K + c] = V[(size_t)c * r + q];
   return 0;
 }
 
+/* Steps 0..t-1 at mu once, kept for every alpha (the past does not depend
+ * on an intervention at step t). */
+static void second_prefix(struct second *s, const double *mu, int t)
+{
+  rnn_pass_reset(&s->p);
+  rnn_run_forced(&s->p, 0, t, mu, s->xt, s->y0, s->yt);
+  memcpy(s->v0, s->p.v, (size_t)s->p.S * sizeof *s->v0);
+  memcpy(s->t0, s->p.t, (size_t)2 * s->r * s->p.S * sizeof *s->t0);
+}
+
+/* From the prefix state, steps t..T-1 at mu: val (n_out) gets f(mu) and
+ * q2 (n_out) sum_q v_q^T H v_q. */
+static void second_rest(struct second *s, const struct eng_model *m, const double *mu, int t,
+                        double *val, double *q2)
+{
+  const int no = m->n_out, r = s->r;
+  memcpy(s->p.v, s->v0, (size_t)s->p.S * sizeof *s->v0);
+  memcpy(s->p.t, s->t0, (size_t)2 * r * s->p.S * sizeof *s->t0);
+  memcpy(val, s->y0, (size_t)no * sizeof *val); /* steps before t (every) */
+  rnn_run_forced(&s->p, t, m->rnn->T, mu, s->xt, val, s->yt);
+  for (int o = 0; o < no; o++) {
+    double a = 0.0;
+    for (int q = 0; q < r; q++)
+      a += s->yt[(size_t)(q + r) * no + o];
+    q2[o] = a;
+  }
+}
+
+/* Eq. 4 per alpha.  Without feedback the directions (the factor with row
+ * `feature` zeroed) and the prefix pass are the same for every alpha: the
+ * prefix runs once, each alpha only steps t..T-1.  With feedback the
+ * moments come from re-simulated sequences, one factor per alpha. */
 int eng_rnn_taylor(const struct eng_model *m, int feature, const double *alpha, int n_alpha,
                    double *E, double *second)
 {
-  const int K = m->k, no = m->n_out;
+  const int K = m->k, no = m->n_out, t = feature / m->rnn->input_size;
+  const int fb = m->rnn->feedback;
   double *mu = malloc((size_t)K * sizeof *mu);
   double *q2 = malloc((size_t)no * sizeof *q2);
-  int rc = -1;
+  double *V = NULL;
+  struct second s;
+  int rc = -1, r, have = 0;
   if (!mu || !q2)
     goto done;
   for (int a = 0; a < n_alpha; a++) {
@@ -206,14 +250,19 @@ int eng_rnn_taylor(const struct eng_model *m, int feature, const double *alpha, 
       rc = ENG_STOPPED;
       goto done;
     }
-    double *V;
-    int r;
-    if (intervened_moments(m, feature, alpha[a], mu, &V, &r) != 0)
-      goto done;
-    int prc = second_order(m, mu, V, r, E + (size_t)a * no, q2);
-    free(V);
-    if (prc != 0)
-      goto done;
+    if (fb || !have) {
+      if (have)
+        second_free(&s);
+      free(V);
+      have = 0;
+      if (intervened_moments(m, feature, alpha[a], mu, &V, &r) != 0 ||
+          second_init(&s, m, V, r) != 0)
+        goto done;
+      have = 1;
+      second_prefix(&s, mu, fb ? 0 : t);
+    }
+    mu[feature] = alpha[a];
+    second_rest(&s, m, mu, fb ? 0 : t, E + (size_t)a * no, q2);
     for (int o = 0; o < no; o++) {
       E[(size_t)a * no + o] += 0.5 * q2[o];
       if (second)
@@ -222,6 +271,9 @@ int eng_rnn_taylor(const struct eng_model *m, int feature, const double *alpha, 
   }
   rc = 0;
 done:
+  if (have)
+    second_free(&s);
+  free(V);
   free(mu);
   free(q2);
   return rc;
@@ -323,7 +375,7 @@ int eng_rnn_prepare_rest(struct eng_model *m, const struct eng_model_input *in)
   for (int q = 0; q < r; q++)
     for (int c = 0; c < K; c++)
       xt[(size_t)q * K + c] = m->L[(size_t)c * r + q];
-  rnn_run_forced(&p, 0, m->mean, xt, val, yt);
+  rnn_run_forced(&p, 0, net->T, m->mean, xt, val, yt);
   for (int o = 0; o < no; o++) {
     double a = 0.0;
     for (int q = 0; q < r; q++)

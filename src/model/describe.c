@@ -56,7 +56,7 @@ json_t *model_metadata_json(const struct aced_model *m)
     json_object_set_new(o, "network",
                         json_pack("{s:s, s:s, s:i, s:i, s:i, s:o, s:s, s:b}", "type", "recurrent",
                                   "cell", eng_cell_name(r->cell), "input_size", r->input_size,
-                                  "hidden_size", r->hidden_size, "layers", r->n_layers, "head",
+                                  "hidden_size", r->hidden_size, "n_layers", r->n_layers, "head",
                                   layers, "output_at", r->every ? "every" : "last", "feedback",
                                   r->feedback));
     json_object_set_new(json_object_get(o, "data"), "n_sequences", json_integer(m->n_samples));

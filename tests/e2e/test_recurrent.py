@@ -129,11 +129,11 @@ ok(r1.status == 200 and r1.json["meta"]["cache"] == "miss" and r2.json["meta"]["
    and r3.json["meta"]["cache"] == "miss" and r1.json["timestep"] == 3 and r3.json["timestep"] == 1
    and r1.json["feature_index"] == 1 and r1.json["curve"] != r3.json["curve"],
    "regressor GET with ?timestep: fitted, then cached per timestep", (r1, r3))
-q = ref["cases"][0]["queries"][0]  # (x1, t = 3)
-grid = r1.json["points"]["x"] if isinstance(r1.json.get("points"), dict) else None
-r = d.post("/v1/models/%s/interventions" % last, {"output": 0, "feature": 1, "timestep": 3, "values": grid or [0.0],
+grid = [p["x"] for p in r1.json["points"]]
+r = d.post("/v1/models/%s/interventions" % last, {"output": 0, "feature": 1, "timestep": 3, "values": grid,
                                                  "estimator": "montecarlo"})
-ok(r.status == 200 and (grid is None or max(abs(a - b) for a, b in zip(r.json["expectations"], r1.json["points"]["y"])) <= 1e-12),
+ok(r.status == 200 and len(grid) == 12
+   and max(abs(a - p["expectation"]) for a, p in zip(r.json["expectations"], r1.json["points"])) <= 1e-12,
    "the regressor's points are the interventions at that timestep", r)
 r = d.get(path)
 ok(err(r) == (400, "missing_field", "timestep"), "regressor GET without timestep: 400", r)
