@@ -17,7 +17,7 @@ bench_mhd_fixed_SOURCES = bench/mhd_fixed.c
 bench_mhd_fixed_LDADD = $(MHD_LIBS)
 
 BENCH_DIST_FILES = bench/run bench/section.py bench/smoke.sh bench/http_bench.py bench/peer_torch.py \
-	bench/report.py bench/attr.lua
+	bench/report.py bench/attr.lua bench/bench_recurrent.py bench/peer_recurrent.py
 EXTRA_DIST += $(BENCH_DIST_FILES) BENCHMARKS.md
 
 TEST_EXTENSIONS += .sh
@@ -34,8 +34,16 @@ bench: bench/bench_engine$(EXEEXT) bench/mhd_fixed$(EXEEXT) aced$(EXEEXT)
 bench-smoke: bench/bench_engine$(EXEEXT) bench/mhd_fixed$(EXEEXT) aced$(EXEEXT)
 	$(BENCH_ENV) $(SHELL) $(srcdir)/bench/smoke.sh
 
+# Recurrent networks (issue #12): the LSTM regressors job against the PyTorch
+# peer, written into its own section of BENCHMARKS.md (bench/section.py).
+bench-recurrent: aced$(EXEEXT)
+	@mkdir -p bench-results
+	$(BENCH_ENV) $(PYTHON3) $(srcdir)/bench/bench_recurrent.py \
+	  --fragment bench-results/recurrent.md --json bench-results/recurrent.json
+	$(PYTHON3) $(srcdir)/bench/section.py $(srcdir)/BENCHMARKS.md recurrent bench-results/recurrent.md
+
 clean-local: clean-bench
 clean-bench:
 	rm -rf bench-results
 
-.PHONY: bench bench-smoke clean-bench
+.PHONY: bench bench-smoke bench-recurrent clean-bench

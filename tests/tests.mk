@@ -43,7 +43,8 @@ E2E_TESTS = \
 	tests/e2e/test_install.py \
 	tests/e2e/test_docpaths.py \
 	tests/e2e/test_accesslog.py \
-	tests/e2e/test_recurrent.py
+	tests/e2e/test_recurrent.py \
+	tests/e2e/test_register_gru.py
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS)
 # The Node tools of test_prism.py (tools/setup runs npm ci here).
