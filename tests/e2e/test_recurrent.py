@@ -52,6 +52,11 @@ for c in ref["cases"]:
        and lag.get("tau") == -int(-c["lag"]["tau"] // 1) and lag.get("threshold") == 1e-6,
        "%s: lag per_timestep and tau agree with torch's jacobian" % name, lag)
 
+lst = {m["name"]: m for m in d.get("/v1/models").json["models"]}
+ok(all(lst[c["model"]["name"]]["n_features"] == c["model"]["network"]["input_size"]
+       and lst[c["model"]["name"]]["n_outputs"] == len(c["model"]["outputs"]) for c in ref["cases"]),
+   "the model list counts the per-step features and outputs", lst)
+
 # a one-layer network in the stacked form is the same content
 c0 = copy.deepcopy(ref["cases"][0]["model"])
 netw = c0["network"]
