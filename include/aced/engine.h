@@ -98,7 +98,8 @@ const struct eng_rnn *eng_model_rnn(const struct eng_model *m);
  * of max over outputs and features of |d y^t / d x^(t-k)|, t the last
  * step; *tau the mean over sequences of the largest k whose gradient
  * exceeds *threshold times that sequence's largest; *n the sequences
- * used.  -1 for a feedforward model. */
+ * used.  -1 for a feedforward model, or when the lag was too large to
+ * compute (ACED_LAG_TAPE_MAX). */
 int eng_rnn_lag(const struct eng_model *m, const double **per_lag, double *tau,
                 double *threshold, int *n);
 

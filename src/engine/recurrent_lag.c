@@ -13,7 +13,8 @@
  * the output by less than the precision its weights were fitted to, so it
  * is counted as no dependence.  tau is the mean of tau_x over the stored
  * sequences (at most ENG_LAG_SEQUENCES of them; the mean input when there
- * are none), per_lag[k] the mean of g_k.
+ * are none), per_lag[k] the mean of g_k.  Networks whose tape would
+ * exceed ACED_LAG_TAPE_MAX get no lag.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -43,12 +44,16 @@ static double sg(double z)
   return z >= 0.0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z));
 }
 
-/* One sequence forward, taping; y gets the head at the last step. */
-static void tape_forward(const struct eng_rnn *r, struct tape *tp, const double *x)
+/* One sequence forward, taping (the head at the last step too); -1 when
+ * out of memory. */
+static int tape_forward(const struct eng_rnn *r, struct tape *tp, const double *x)
 {
   const int nl = r->n_layers, H = tp->H, G = tp->G, w = tp->ni > H ? tp->ni : H;
   const int lstm = r->cell == ENG_CELL_LSTM;
-  double *h = calloc((size_t)nl * H * 2, sizeof *h), *c = h + (size_t)nl * H;
+  double *h = calloc((size_t)nl * H * 2, sizeof *h);
+  if (h == NULL)
+    return -1;
+  double *c = h + (size_t)nl * H;
   for (int s = 0; s < tp->T; s++)
     for (int l = 0; l < nl; l++) {
       const struct eng_rnn_layer *L = &r->layers[l];
@@ -95,6 +100,7 @@ static void tape_forward(const struct eng_rnn *r, struct tape *tp, const double 
     z += ly->n_out;
   }
   free(h);
+  return 0;
 }
 
 /* d y_o / d h_top into gtop (H), backwards through the head. */
@@ -216,6 +222,8 @@ int eng_rnn_lag_compute(struct eng_model *m)
   tp.ni = r->input_size;
   const int w = tp.ni > tp.H ? tp.ni : tp.H, T = r->T, no = rnn_head_out(r);
   size_t cells = (size_t)T * tp.nl;
+  if ((double)cells * (2.0 * tp.G + 2.0 * tp.H + w) > (double)ACED_LAG_TAPE_MAX)
+    return 0; /* too large to tape: no lag (limits.h) */
   int hw = 0;
   for (int l = 0; l < r->head.n_layers; l++)
     hw += r->head.layers[l].n_out;
@@ -242,7 +250,8 @@ int eng_rnn_lag_compute(struct eng_model *m)
     n = 1;
   long tsum = 0; /* whole steps: the mean is then exact enough to round up */
   for (int s = 0; s < n; s++) {
-    tape_forward(r, &tp, m->n_samples > 0 ? m->samples + (size_t)s * m->k : m->mean);
+    if (tape_forward(r, &tp, m->n_samples > 0 ? m->samples + (size_t)s * m->k : m->mean) != 0)
+      goto done;
     for (int k = 0; k < T; k++)
       g[k] = 0.0;
     for (int o = 0; o < no; o++) {

@@ -342,10 +342,10 @@ static enum aced_err flatten(struct aced_model *m, struct aced_error *err)
   m->n_features = T * ni;
   if (!m->rnn->every)
     return ACED_OK;
-  if ((long)T * no > ACED_MAX_OUTPUTS * 64L)
-    return aced_error_set(err, ACED_E_LIMIT, "sequence_length",
-                          "output_at every gives %d steps x %d outputs, at most %ld allowed", T,
-                          no, ACED_MAX_OUTPUTS * 64L);
+  if ((long)T * no > ACED_MAX_STEP_OUTPUTS)
+    return aced_error_set(err, ACED_E_LIMIT, "network.output_at",
+                          "output_at every gives %d steps x %d outputs, at most %d allowed", T, no,
+                          ACED_MAX_STEP_OUTPUTS);
   char(*o)[ACED_LABEL_MAX + 1] = malloc((size_t)T * no * sizeof *o);
   if (o == NULL)
     return oom(err);
