@@ -1,9 +1,11 @@
 /*
  * recurrent.c -- recurrent networks (GRU, LSTM, Elman) as functions of the
- * flattened sequence, and their estimators: Monte Carlo over the stored
- * sequences with the prefix states reused for every alpha, Eq. 4 with the
- * exact Hessian trace on the time-unrolled network, finite differences,
- * and the re-simulation of Algorithm 2 when the outputs feed back.
+ * flattened sequence: cells, copies, and the passes the estimators of
+ * recurrent_est.c run (Monte Carlo over the stored sequences with the
+ * prefix states reused for every alpha, Eq. 4 with the exact Hessian trace
+ * on the time-unrolled network, finite differences, and the re-simulation
+ * of Algorithm 2 when the outputs feed back).  The time lag is in
+ * recurrent_lag.c, the vectorized cells of plain passes in vmath.c.
  *
  * DESIGN
  *
