@@ -10,7 +10,7 @@
 #include "api/api.h"
 
 static const struct spec_field attributions_spec[] = {
-    {"inputs", SPEC_ROWS, 1, ACED_ATTR_ROWS_MAX},
+    {"inputs", SPEC_INPUTS, 1, ACED_ATTR_ROWS_MAX}, /* sequences: recurrent models */
     {"output", SPEC_REF, 0, 0},  /* one of output, outputs: the service checks */
     {"outputs", SPEC_REFS, 0, 0},
     {"features", SPEC_REFS, 0, 0},

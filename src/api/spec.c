@@ -108,6 +108,7 @@ static enum aced_err check_field(const struct spec_field *f, const json_t *v,
       }
     return ACED_OK;
   case SPEC_ROWS:
+  case SPEC_INPUTS:
     if (!json_is_array(v) || json_array_size(v) == 0)
       return aced_error_set(err, ACED_E_BAD_TYPE, name,
                             "'%s' must be a non-empty array of input rows", name);
@@ -116,7 +117,9 @@ static enum aced_err check_field(const struct spec_field *f, const json_t *v,
     for (size_t i = 0; i < json_array_size(v); i++) {
       char path[48];
       snprintf(path, sizeof path, "%s[%zu]", name, i);
-      enum aced_err rc = check_row(json_array_get(v, i), path, err);
+      enum aced_err rc = f->type == SPEC_INPUTS
+                             ? check_row(json_array_get(v, i), path, err)
+                             : check_numbers(json_array_get(v, i), path, ACED_MAX_INPUTS, err);
       if (rc != ACED_OK)
         return rc;
     }

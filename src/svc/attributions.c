@@ -297,7 +297,14 @@ static enum aced_err attributions_resolve(const struct svc *svc, const struct lo
     return ACED_OK;
   }
   for (size_t i = 0; i < json_array_size(inputs); i++)
-    if (json_array_size(json_array_get(inputs, i)) != (size_t)L->m->n_features) {
+    if (json_is_array(json_array_get(json_array_get(inputs, i), 0))) {
+      char field[48];
+      snprintf(field, sizeof field, "inputs[%zu]", i);
+      aced_error_set(err, ACED_E_SHAPE, field,
+                     "the model is feedforward: each input is a row of %d numbers, not a sequence",
+                     L->m->n_features);
+      goto fail;
+    } else if (json_array_size(json_array_get(inputs, i)) != (size_t)L->m->n_features) {
       aced_error_set(err, ACED_E_SHAPE, "inputs",
                      "inputs[%zu] has %zu values; the model has %d features", i,
                      json_array_size(json_array_get(inputs, i)), L->m->n_features);
