@@ -25,7 +25,8 @@ bench_mhd_fixed_LDADD = $(MHD_LIBS)
 BENCH_DIST_FILES = bench/run bench/section.py bench/hosts.json bench/smoke.sh bench/http_bench.py \
 	bench/peer_torch.py bench/report.py bench/attr.lua bench/onnx_bench.py bench/postgres.py \
 	bench/ui_bench.py bench/graph_bench.py bench/graph_effect_cost.py bench/unscented.sh \
-	bench/significance.py
+	bench/significance.py \
+	bench/bench_recurrent.py bench/peer_recurrent.py
 EXTRA_DIST += $(BENCH_DIST_FILES) BENCHMARKS.md
 
 TEST_EXTENSIONS += .sh
@@ -68,6 +69,14 @@ bench-graph: bench/bench_graph$(EXEEXT) aced$(EXEEXT)
 	  --extra bench-results/graph_cost.txt --out bench-results/graph.md && \
 	$(PYTHON3) $(srcdir)/bench/section.py $(srcdir)/BENCHMARKS.md graph bench-results/graph.md
 
+# Recurrent networks (issue #12): the LSTM regressors job against the PyTorch
+# peer, written into its own section of BENCHMARKS.md (bench/section.py).
+bench-recurrent: aced$(EXEEXT)
+	@mkdir -p bench-results
+	$(BENCH_ENV) $(PYTHON3) $(srcdir)/bench/bench_recurrent.py \
+	  --fragment bench-results/recurrent.md --json bench-results/recurrent.json
+	$(PYTHON3) $(srcdir)/bench/section.py $(srcdir)/BENCHMARKS.md recurrent bench-results/recurrent.md
+
 clean-local: clean-bench
 clean-bench:
 	rm -rf bench-results bench-ui.json bench-ui.md
@@ -99,3 +108,4 @@ bench-postgres: aced$(EXEEXT)
 .PHONY: bench bench-smoke bench-graph clean-bench
 
 .PHONY: bench bench-smoke bench-unscented clean-bench
+.PHONY: bench bench-smoke bench-recurrent clean-bench

@@ -102,6 +102,15 @@ else
   skip "graph_bench.py --smoke" "numpy not available for $torch_py (or bench_graph not built)"
 fi
 
+# recurrent networks (issue #12): the LSTM job and, with torch, its peer
+$py "$srcdir/bench/bench_recurrent.py" --smoke --json "$tmp/recurrent.json" \
+  --fragment "$tmp/recurrent.md" >"$tmp/recurrent.log" 2>&1 &&
+  $py "$srcdir/bench/section.py" "$tmp/sections.md" recurrent "$tmp/recurrent.md" >>"$tmp/recurrent.log" 2>&1 &&
+  grep -q '<!-- section:recurrent -->' "$tmp/sections.md"
+rc=$?
+ok $rc "bench_recurrent.py --smoke: the regressors jobs complete (and agree with the torch peer when it runs), section.py writes the section"
+[ $rc -eq 0 ] || show "$tmp/recurrent.log"
+
 torch_arg=""
 [ -f "$tmp/torch.json" ] && torch_arg="--torch $tmp/torch.json"
 # shellcheck disable=SC2086

@@ -63,7 +63,10 @@ E2E_TESTS = \
 	tests/e2e/test_graph_learn.py \
 	tests/e2e/test_unscented.py \
 	tests/e2e/test_band.py \
-	tests/e2e/test_significance.py
+	tests/e2e/test_significance.py \
+	tests/e2e/test_recurrent.py \
+	tests/e2e/test_register_gru.py \
+	tests/e2e/test_integration.py
 TESTS += $(E2E_TESTS)
 # ONNX exports and their PyTorch references (tools/gen_onnx_fixtures.py).
 EXTRA_DIST += tests/data/onnx tools/gen_onnx_fixtures.py

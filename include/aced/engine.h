@@ -53,7 +53,56 @@ struct eng_net {
   struct eng_layer *layers;
 };
 
+struct eng_model; /* opaque */
+
 void eng_init(void);
+
+/* ---- recurrent networks (engine/recurrent.c) ----
+ * Cells in PyTorch's layout and gate order: GRU r, z, n (the reset gate
+ * multiplies W_hn h + b_hn), LSTM i, f, g, o, Elman tanh / relu.  Layer 0
+ * takes input_size inputs, the layers above the hidden state below.  The
+ * head (a feedforward net) maps the top hidden state to the outputs.
+ * As a function, a recurrent net takes the flattened sequence
+ * x[t * input_size + i] (T * input_size inputs, teacher forced: every
+ * input as given) and gives the head at the last step (O outputs), or at
+ * every step, y[s * O + o] (T * O outputs).  With feedback the head's
+ * output at step s is the input at step s + 1 once an intervention has
+ * changed the sequence (Algorithm 2): eng_montecarlo, eng_taylor and
+ * eng_finite_difference re-simulate from the intervened step on. */
+enum eng_cell { ENG_CELL_GRU, ENG_CELL_LSTM, ENG_CELL_RNN_TANH, ENG_CELL_RNN_RELU, ENG_CELL__COUNT };
+const char *eng_cell_name(enum eng_cell c);
+int eng_cell_from_name(const char *name, enum eng_cell *out);
+int eng_cell_gates(enum eng_cell c); /* 3, 4, 1, 1 */
+
+struct eng_rnn_layer {
+  int n_in;               /* input_size (layer 0) or hidden_size */
+  double *W_ih, *W_hh;    /* gates*hidden x n_in, gates*hidden x hidden */
+  double *b_ih, *b_hh;    /* gates*hidden */
+};
+struct eng_rnn {
+  enum eng_cell cell;
+  int input_size, hidden_size, n_layers, T;
+  struct eng_rnn_layer *layers;
+  struct eng_net head;    /* hidden_size -> O */
+  int every;              /* outputs at every step, else at the last */
+  int feedback;           /* head output at s is the input at s + 1 (O == input_size) */
+};
+/* Outputs of the flattened function: T * O (every) or O. */
+int eng_rnn_outputs(const struct eng_rnn *r);
+/* Teacher-forced batched forward: x is n x (T * input_size), y is n x
+ * eng_rnn_outputs(r). */
+int eng_rnn_forward(const struct eng_rnn *r, const double *x, int n, double *y);
+/* The prepared model's network, or NULL for a feedforward model. */
+const struct eng_rnn *eng_model_rnn(const struct eng_model *m);
+/* Proposition 3, computed when the model is prepared (engine/
+ * recurrent_lag.c says how): *per_lag (T values) the mean over sequences
+ * of max over outputs and features of |d y^t / d x^(t-k)|, t the last
+ * step; *tau the mean over sequences of the largest k whose gradient
+ * exceeds *threshold times that sequence's largest; *n the sequences
+ * used.  -1 for a feedforward model, or when the lag was too large to
+ * compute (ACED_LAG_TAPE_MAX). */
+int eng_rnn_lag(const struct eng_model *m, const double **per_lag, double *tau,
+                double *threshold, int *n);
 
 /* ---- prepared model ---- */
 struct eng_model_input {
@@ -66,9 +115,11 @@ struct eng_model_input {
   /* Low-rank mode: 0 (or >= 1) keeps the full factor; 0 < share < 1 keeps
    * the leading eigen-components covering that share of total variance. */
   double lowrank_share;
+  /* A recurrent network instead of net (net is then ignored): k must be
+   * T * input_size, samples are flattened sequences. */
+  const struct eng_rnn *rnn;
 };
 
-struct eng_model; /* opaque */
 
 /* Factor the covariance once (symmetric eigendecomposition, LAPACK) and
  * keep everything the estimators need.  Costs O(k^3); run it off the HTTP

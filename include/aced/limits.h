@@ -27,6 +27,26 @@
 #define ACED_MAX_UNITS 8192     /* units in any one layer (inputs included) */
 #define ACED_MAX_INPUTS 4096    /* features */
 #define ACED_MAX_OUTPUTS 1024
+/* Recurrent networks: the sequence length T.  The flattened inputs
+ * (T x input_size) are bounded by ACED_MAX_INPUTS as any model's features;
+ * 4096 steps is a one-feature sequence at that bound. */
+#define ACED_MAX_SEQUENCE 4096
+/* output_at every: the head's outputs at every step, T x outputs, each a
+ * regressor fitted and cached by every (feature, timestep) grid; 4096 keeps
+ * one grid's fits and cache writes to what a model at ACED_MAX_OUTPUTS
+ * costs a few times over. */
+#define ACED_MAX_STEP_OUTPUTS 4096
+/* The time lag (Proposition 3) is a mean over at most this many stored
+ * sequences, one forward and one backward pass per output each, when the
+ * model is prepared: 256 keeps it a fraction of a second for the LSTM of
+ * the benchmark (T 50, hidden 64) while the mean of tau_x is already
+ * settled to a few hundredths of a step. */
+#define ACED_LAG_SEQUENCES 256
+/* Its reverse pass keeps every cell's pre-activations of one sequence
+ * (T x layers x (2 gates*hidden + 2 hidden + input) doubles).  Above 16 Mi
+ * doubles (128 MiB, a T = 4096 LSTM of hidden 400) the lag is not
+ * computed: the metadata has none and jobs cover every timestep. */
+#define ACED_LAG_TAPE_MAX (16L * 1024 * 1024)
 /* Total weights: 16M doubles = 128 MiB, well above the 1M-parameter models
  * we benchmark and below what would starve the other workers. */
 #define ACED_MAX_PARAMS (16L * 1024 * 1024)

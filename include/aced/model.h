@@ -68,6 +68,15 @@ struct aced_model {
   int has_training;
   double *targets;
   struct aced_training training;
+  /* Recurrent models (network.type "recurrent"; rnn NULL and seq_len 0
+   * otherwise).  Features, outputs and data are flattened over time:
+   * feature t * step_features + i is feature i at step t (n_features =
+   * seq_len * step_features), output s * step_outputs + o the head's output
+   * o at step s with output_at every (else n_outputs = step_outputs),
+   * samples the sequences, mean and cov over the flattened inputs.
+   * rnn->head is net (the head's layers, owned by net). */
+  struct eng_rnn *rnn;
+  int seq_len, step_features, step_outputs;
 };
 /* "mse" or "cross_entropy". */
 const char *model_loss_name(int loss);

@@ -17,6 +17,7 @@
 #ifndef ACED_SVC_H
 #define ACED_SVC_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -104,11 +105,15 @@ enum aced_err significance_params_check(const json_t *body, struct aced_error *e
  * Each returns a reply, or NULL: with err->code == ACED_OK when the
  * request must go to a worker (model not loaded, regressor not cached),
  * else with the error to answer at once (unknown output, ...). */
+/* timestep, output_timestep: of a recurrent model, STEP_NONE when not
+ * given. */
+#define STEP_NONE INT_MIN
 /* Both write the reply as JSON text (malloc'ed, *len bytes) with
  * meta.elapsed_ms counted from start_us (aced_now_us()). */
 char *svc_cached_regressor(const struct svc *svc, const char *digest, const char *output,
-                           const char *feature, const struct query_params *q, int64_t start_us,
-                           size_t *len, struct aced_error *err);
+                           const char *feature, int timestep, int output_timestep,
+                           const struct query_params *q, int64_t start_us, size_t *len,
+                           struct aced_error *err);
 char *svc_cached_attributions(const struct svc *svc, const char *digest, const json_t *body,
                               int64_t start_us, size_t *len, struct aced_error *err);
 /* Metadata of a loaded model under `name` and `version`, or NULL if the

@@ -1,6 +1,6 @@
 /*
  * handler_regressor_get.c -- GET /v1/models/{name}/regressors/{output}/{feature}
- * ?estimator=auto&num=100&max_order=20&epsilon=1e-4
+ * ?estimator=auto&num=100&max_order=20&epsilon=1e-4[&timestep=t&output_timestep=s]
  *
  * A cached regressor of a loaded model is answered right here, on the HTTP
  * thread; anything else (first query after a restart included) goes to a
@@ -19,7 +19,10 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "aced/limits.h"
 
 #include "api/api.h"
 
@@ -58,10 +61,23 @@ static void regressor_etag(char *etag, size_t n, struct request *rq, const char 
   snprintf(etag, n, "W/\"%.16s-%016llx\"", hex, (unsigned long long)h);
 }
 
+/* A query parameter that is a whole number (or absent: STEP_NONE). */
+static int query_step(const char *s, int *out)
+{
+  if (s == NULL)
+    return 0;
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (end == s || *end != '\0')
+    return -1;
+  *out = v < -1 ? -1 : v > ACED_MAX_SEQUENCE ? ACED_MAX_SEQUENCE : (int)v;
+  return 0;
+}
+
 MHD_RESULT handler_regressor_get(struct request *rq)
 {
   static const char *const allowed[] = {"estimator", "num", "max_order", "epsilon", "effect",
-                                        NULL};
+                                        "timestep", "output_timestep", NULL};
   const char *bad;
   if (request_query_check(rq, allowed, &bad) != 0)
     return reply_error(rq, ACED_E_BAD_PARAMETER, bad, "unknown query parameter '%s'", bad);
@@ -72,6 +88,13 @@ MHD_RESULT handler_regressor_get(struct request *rq)
                                 &err) != ACED_OK ||
       query_params_effect(request_query(rq, "effect"), &q, &err) != ACED_OK)
     return reply_aced_error(rq, &err);
+  /* recurrent models: the intervention's and the output's steps */
+  int ts = STEP_NONE, os = STEP_NONE;
+  if (query_step(request_query(rq, "timestep"), &ts) != 0)
+    return reply_error(rq, ACED_E_BAD_PARAMETER, "timestep", "timestep must be an integer");
+  if (query_step(request_query(rq, "output_timestep"), &os) != 0)
+    return reply_error(rq, ACED_E_BAD_PARAMETER, "output_timestep",
+                       "output_timestep must be an integer");
   MHD_RESULT ret;
   struct store_model_row row;
   if (api_model_row(rq, rq->arg[0], &row, &ret) != 0)
@@ -85,8 +108,8 @@ MHD_RESULT handler_regressor_get(struct request *rq)
     return reply_not_modified(rq);
   }
   size_t len = 0;
-  char *text = svc_cached_regressor(rq->srv->svc, row.digest, output, feature, &q, rq->start_us,
-                                    &len, &err);
+  char *text = svc_cached_regressor(rq->srv->svc, row.digest, output, feature, ts, os, &q,
+                                    rq->start_us, &len, &err);
   if (text != NULL || err.code != ACED_OK) {
     store_model_row_clear(&row);
     return text ? reply_json_text(rq, 200, text, len) : reply_aced_error(rq, &err);
@@ -96,7 +119,9 @@ MHD_RESULT handler_regressor_get(struct request *rq)
    * parameter is the same. */
   json_t *params = query_params_json(&q);
   if (params == NULL || json_object_set_new(params, "output", json_string_nocheck(output)) != 0 ||
-      json_object_set_new(params, "feature", json_string_nocheck(feature)) != 0) {
+      json_object_set_new(params, "feature", json_string_nocheck(feature)) != 0 ||
+      (ts != STEP_NONE && json_object_set_new(params, "timestep", json_integer(ts)) != 0) ||
+      (os != STEP_NONE && json_object_set_new(params, "output_timestep", json_integer(os)) != 0)) {
     json_decref(params);
     store_model_row_clear(&row);
     return reply_error(rq, ACED_E_UNAVAILABLE, "", "out of memory");

@@ -71,7 +71,11 @@ int eng_taylor_diagnose(const struct eng_model *m, int feature,
     }
     mc = malloc((size_t)np * no * sizeof *mc);
     mcse = malloc((size_t)np * no * sizeof *mcse);
-    int rc = mc && mcse ? eng_montecarlo_diag(m, feature, pts, np, mc, mcse) : -1;
+    /* the subsample is a feedforward model's; a recurrent one (n_diag 0)
+     * averages over all its sequences */
+    int rc = !mc || !mcse ? -1
+             : m->n_diag > 0 ? eng_montecarlo_diag(m, feature, pts, np, mc, mcse)
+                             : eng_montecarlo(m, feature, pts, np, mc, mcse);
     if (rc != 0) {
       free(mc);
       free(mcse);
@@ -115,7 +119,7 @@ int eng_taylor_diagnose(const struct eng_model *m, int feature,
       }
       d->mc_gap_ratio = gap / denom;
       d->mc_gap_se = gse / denom;
-      d->mc_samples = m->n_diag;
+      d->mc_samples = m->n_diag > 0 ? m->n_diag : m->n_samples;
     }
     d->reliable = !d->out_of_range && d->second_ratio <= SECOND_MAX &&
                   (d->mc_gap_ratio < 0.0 || d->mc_gap_ratio <= MC_GAP_MAX);

@@ -34,6 +34,8 @@ int eng_finite_difference(const struct eng_model *m, int feature,
   if (!m || feature < 0 || feature >= m->k || n_alpha < 0 ||
       (n_alpha > 0 && (!alpha || !E)) || !(eps > 0.0) || !isfinite(eps))
     return -1;
+  if (m->rnn)
+    return eng_rnn_finite_difference(m, feature, alpha, n_alpha, eps, E);
   int n1 = m->n1, k = m->k, no = m->n_out, r = m->r;
   const struct eng_layer *l1 = &m->net.layers[0];
   int pairs = EST_CHUNK / 2;
@@ -128,6 +130,32 @@ static void outputs_at(const struct eng_model *m, int feature, double alpha, con
   rest_of_net(m, z, nc, y, work);
 }
 
+/* Chan's pairwise update of (count, mean, M2) per output with the nc rows
+ * of y (nc x no) after `seen` earlier ones: E and m2 are no values. */
+void eng_merge_chunk(const double *y, int nc, int no, long seen, double *E, double *m2)
+{
+  for (int o = 0; o < no; o++) {
+    double mean = 0.0, ss = 0.0;
+    for (int s = 0; s < nc; s++)
+      mean += y[(size_t)s * no + o];
+    mean /= nc;
+    for (int s = 0; s < nc; s++) {
+      double d = y[(size_t)s * no + o] - mean;
+      ss += d * d;
+    }
+    double delta = mean - E[o], ntot = (double)(seen + nc);
+    E[o] += delta * nc / ntot;
+    m2[o] += ss + delta * delta * (double)seen * nc / ntot;
+  }
+}
+
+/* The standard errors of n means of ns samples from their M2. */
+void eng_stderr(const double *m2, size_t n, int ns, double *se)
+{
+  for (size_t u = 0; u < n; u++)
+    se[u] = ns > 1 ? sqrt(m2[u] / (ns - 1)) / sqrt((double)ns) : 0.0;
+}
+
 /* Mean over `ns` sample rows with column i set to alpha; the standard
  * error is the sample standard deviation (divisor n - 1) over sqrt(n).
  * Chunks of samples are merged with Chan's pairwise update of (count,
@@ -182,27 +210,12 @@ static int mc_core(const struct eng_model *m, int feature, const double *alpha,
         goto done;
       }
       outputs_at(m, feature, alpha[a], zb, nc, z, y, work);
-      for (int o = 0; o < no; o++) {
-        double mean = 0.0, ss = 0.0;
-        for (int s = 0; s < nc; s++)
-          mean += y[(size_t)s * no + o];
-        mean /= nc;
-        for (int s = 0; s < nc; s++) {
-          double d = y[(size_t)s * no + o] - mean;
-          ss += d * d;
-        }
-        size_t t = (size_t)a * no + o;
-        double delta = mean - E[t];
-        double ntot = (double)(seen + nc);
-        E[t] += delta * nc / ntot;
-        m2[t] += ss + delta * delta * (double)seen * nc / ntot;
-      }
+      eng_merge_chunk(y, nc, no, seen, E + (size_t)a * no, m2 + (size_t)a * no);
     }
     seen += nc;
   }
   if (se)
-    for (size_t t = 0; t < (size_t)n_alpha * no; t++)
-      se[t] = ns > 1 ? sqrt(m2[t] / (ns - 1)) / sqrt((double)ns) : 0.0;
+    eng_stderr(m2, (size_t)n_alpha * no, ns, se);
   rc = 0;
 done:
   free(zb);
@@ -221,6 +234,8 @@ int eng_montecarlo(const struct eng_model *m, int feature, const double *alpha,
     return -1;
   if (n_alpha == 0)
     return 0;
+  if (m->rnn)
+    return eng_rnn_montecarlo(m, feature, alpha, n_alpha, E, se);
   return mc_core(m, feature, alpha, n_alpha, NULL, NULL, m->n_samples, E, se);
 }
 
@@ -244,7 +259,7 @@ int eng_montecarlo_diag(const struct eng_model *m, int feature, const double *al
 int eng_montecarlo_cov(const struct eng_model *m, int feature, const double *alpha,
                        int n_alpha, const double *E, int o0, int n_sel, double *cov)
 {
-  if (!m || feature < 0 || feature >= m->k || n_alpha < 1 || !alpha || !E || !cov ||
+  if (!m || m->rnn || feature < 0 || feature >= m->k || n_alpha < 1 || !alpha || !E || !cov ||
       o0 < 0 || n_sel < 1 || o0 + n_sel > m->n_out || m->n_samples < 2)
     return -1;
   int n1 = m->n1, k = m->k, no = m->n_out, ns = m->n_samples;

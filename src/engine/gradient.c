@@ -163,7 +163,7 @@ static int pass_from_z1(const struct eng_model *m, struct grad_ws *ws, int nc, i
 int eng_gradient(const struct eng_model *m, const double *x, int n, int output, double *G,
                  double *y)
 {
-  if (!m || output < 0 || output >= m->n_out || n < 0 || (n > 0 && (!x || !G)))
+  if (!m || m->rnn || output < 0 || output >= m->n_out || n < 0 || (n > 0 && (!x || !G)))
     return -1;
   const struct eng_layer *l1 = &m->net.layers[0];
   int k = m->k, n1 = m->n1;
@@ -205,7 +205,7 @@ int eng_integrated_gradients(const struct eng_model *m, const double *x, int row
                              const double *base, const double *t, const double *w, int steps,
                              int output, double *attr)
 {
-  if (!m || output < 0 || output >= m->n_out || rows < 0 || steps < 1 || !base || !t || !w ||
+  if (!m || m->rnn || output < 0 || output >= m->n_out || rows < 0 || steps < 1 || !base || !t || !w ||
       (rows > 0 && (!x || !attr)))
     return -1;
   if (rows == 0)
@@ -338,7 +338,7 @@ int eng_quadrature(enum eng_rule rule, int n, double *t, double *w)
 int eng_connection_weights(const struct eng_model *m, int output, double *olden,
                            double *garson)
 {
-  if (!m || output < 0 || output >= m->n_out)
+  if (!m || m->rnn || output < 0 || output >= m->n_out || !olden || !garson)
     return -1;
   return eng_net_connection_weights(&m->net, output, olden, garson);
 }

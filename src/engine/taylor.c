@@ -342,6 +342,8 @@ int eng_taylor(const struct eng_model *m, int feature, const double *alpha,
     return -1;
   if (n_alpha == 0)
     return 0;
+  if (m->rnn)
+    return eng_rnn_taylor(m, feature, alpha, n_alpha, E, second);
   int n1 = m->n1, k = m->k, no = m->n_out, c = 0;
   const struct eng_layer *l1 = &m->net.layers[0];
   double *tz1 = first_block(m, feature, &c);

@@ -35,6 +35,63 @@
 /* Sigma points per batch (rows stacked into one GEMM). */
 #define UT_CHUNK 256
 
+/* A recurrent model without feedback: the same sigma points, in the input
+ * space (the time-unrolled inputs), through the whole network.  (With
+ * feedback the interventional distribution is the re-simulated one, not
+ * the observed mean and factor: refused.) */
+static int ut_inputs(const struct eng_model *m, int feature, const double *alpha, int n_alpha,
+                     double *E)
+{
+  if (m->rnn->feedback)
+    return -1;
+  int k = m->k, no = m->n_out, r = m->r;
+  int per = 2 * r + 1;
+  double kappa = r < 3 ? 3.0 - r : 0.0, nk = r + kappa;
+  double c = sqrt(nk), w0 = kappa / nk, wq = 0.5 / nk;
+  double *x = malloc((size_t)UT_CHUNK * k * sizeof *x);
+  double *y = malloc((size_t)UT_CHUNK * no * sizeof *y);
+  int rc = -1;
+  if (!x || !y)
+    goto done;
+  for (size_t t = 0; t < (size_t)n_alpha * no; t++)
+    E[t] = 0.0;
+  long total = (long)n_alpha * per;
+  for (long t0 = 0; t0 < total; t0 += UT_CHUNK) {
+    if (eng_should_stop()) {
+      rc = ENG_STOPPED;
+      goto done;
+    }
+    int nc = total - t0 < UT_CHUNK ? (int)(total - t0) : UT_CHUNK;
+    for (int s = 0; s < nc; s++) {
+      long t = t0 + s;
+      int a = (int)(t / per), p = (int)(t % per);
+      double *xr = x + (size_t)s * k;
+      memcpy(xr, m->mean, (size_t)k * sizeof *xr);
+      if (p > 0) {
+        int q = (p - 1) / 2;
+        double sg = p % 2 ? c : -c;
+        for (int j = 0; j < k; j++)
+          xr[j] += sg * m->L[(size_t)j * r + q];
+      }
+      xr[feature] = alpha[a]; /* L_i: the factor with row i zeroed */
+    }
+    if (eng_forward(m, x, nc, y) != 0)
+      goto done;
+    for (int s = 0; s < nc; s++) {
+      long t = t0 + s;
+      int a = (int)(t / per), p = (int)(t % per);
+      double wt = p == 0 ? w0 : wq;
+      for (int o = 0; o < no; o++)
+        E[(size_t)a * no + o] += wt * y[(size_t)s * no + o];
+    }
+  }
+  rc = 0;
+done:
+  free(x);
+  free(y);
+  return rc;
+}
+
 int eng_unscented(const struct eng_model *m, int feature, const double *alpha, int n_alpha,
                   double *E)
 {
@@ -42,6 +99,8 @@ int eng_unscented(const struct eng_model *m, int feature, const double *alpha, i
     return -1;
   if (n_alpha == 0)
     return 0;
+  if (m->rnn)
+    return ut_inputs(m, feature, alpha, n_alpha, E);
   int n1 = m->n1, k = m->k, no = m->n_out, r = m->r;
   const struct eng_layer *l1 = &m->net.layers[0];
   int per = 2 * r + 1; /* sigma points per alpha */

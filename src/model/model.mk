@@ -7,7 +7,8 @@ libaced_core_a_SOURCES += \
 	src/model/graph.c \
 	src/model/internal.h \
 	src/model/transform.c \
-	src/model/training.c
+	src/model/training.c \
+	src/model/recurrent.c
 
 check_PROGRAMS += tests/unit/test_model
 TESTS += tests/unit/test_model

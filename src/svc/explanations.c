@@ -194,6 +194,11 @@ static void *explanations_plan(void *ctx, struct job *job, const struct job_requ
       resolve_index(w->L, json_object_get(p, "output"), "output", 1, &w->output, err) !=
           ACED_OK)
     goto fail;
+  if (w->L->m->rnn != NULL) {
+    aced_error_set(err, ACED_E_INVALID, "method", "explanations are for feedforward models; a "
+                   "recurrent model's attributions are POST .../attributions");
+    goto fail;
+  }
   w->k = w->L->m->n_features;
   if (parse_options(w, p, err) != ACED_OK || query_params_parse(ctx, p, &w->q, err) != ACED_OK)
     goto fail;

@@ -22,7 +22,8 @@
  * so it covers the estimator's error (about 95% of curve points within
  * 1.96 std of the true expectation: tests/e2e/test_band.py).  The regressor's "band" says which
  * ("noise": fitted, montecarlo_covariance, or montecarlo_variance when
- * the grid is above ACED_BAND_GRID_MAX and only the variances are used)
+ * only the variances are used: a grid above ACED_BAND_GRID_MAX, a
+ * recurrent model, total or indirect effects)
  * and its misfit_std = sqrt(1/beta).
  */
 #include "config.h"
@@ -94,16 +95,26 @@ static json_t *regressor_json(const struct loaded *L, int o, int feature,
   }
   if (strcmp(noise, "montecarlo_variance") == 0) {
     char msg[2 * ACED_LABEL_MAX + 256];
+    char why[64];
+    if (L->m->rnn)
+      snprintf(why, sizeof why, "a recurrent model");
+    else if (effect_of(L, q) != EFFECT_DIRECT)
+      snprintf(why, sizeof why, "total and indirect effects");
+    else
+      snprintf(why, sizeof why, "grid above %d points", ACED_BAND_GRID_MAX);
     snprintf(msg, sizeof msg,
              "output '%s' under do(%s): the band takes the Monte Carlo errors as independent "
-             "(grid above %d points) and understates their correlated part",
-             L->m->outputs[o], L->m->features[feature].name, ACED_BAND_GRID_MAX);
+             "(%s) and understates their correlated part",
+             L->m->outputs[o], L->m->features[feature].name, why);
     json_array_append_new(warn, json_string(msg));
   }
+  /* recurrent models: indices per step, and the steps beside them */
+  const struct aced_model *md = L->m;
   json_t *v = json_pack(
       "{s:s,s:i,s:s,s:i,s:s,s:s,s:s,s:i,s:i,s:i,s:s,s:o,s:f,s:[f,f],s:f,s:f,s:o,s:o,s:o,s:o,s:o,s:o}",
-      "output", L->m->outputs[o], "output_index", o, "feature",
-      L->m->features[feature].name, "feature_index", feature, "estimator",
+      "output", md->outputs[o], "output_index", md->rnn ? o % md->step_outputs : o, "feature",
+      md->features[feature].name, "feature_index",
+      md->rnn ? feature % md->step_features : feature, "estimator",
       estimator_name(p->used[o]), "estimator_requested", estimator_name(q->estimator),
       "estimator_reason", p->reason[o], "order", r->order, "num", q->num,
       "max_order", r->max_order, "basis", "legendre", "coefficients",
@@ -115,6 +126,8 @@ static json_t *regressor_json(const struct loaded *L, int o, int feature,
   if (v != NULL)
     json_object_set_new(v, "band", json_pack("{s:s,s:f}", "noise", noise, "misfit_std",
                                              sqrt(1.0 / r->beta)));
+  if (v != NULL)
+    resolve_step_json(L, v, feature, o);
   return v;
 }
 
@@ -189,7 +202,12 @@ enum aced_err fit_feature(const struct svc *svc, const struct loaded *L, int f,
   char pbuf[128];
   /* Monte Carlo points: their errors' covariance along the grid, for a
    * group of outputs per pass over the samples (see the band note) */
-  int n = q->num, full = n <= ACED_BAND_GRID_MAX, c0 = 0, cn = 0;
+  /* (the covariance pass runs the feedforward network over the stored
+   * samples: not for a recurrent model, nor for total or indirect effects,
+   * whose points are means over re-generated samples; those take the
+   * variances alone, and say so) */
+  int n = q->num, c0 = 0, cn = 0;
+  int full = n <= ACED_BAND_GRID_MAX && L->m->rnn == NULL && effect_of(L, q) == EFFECT_DIRECT;
   int group = (int)(ACED_BAND_COV_CELLS / ((long)n * n));
   group = group < 1 ? 1 : group > m ? m : group;
   double *C = NULL, *var = NULL;

@@ -5,6 +5,7 @@
 #ifndef ACED_SVC_INTERNAL_H
 #define ACED_SVC_INTERNAL_H
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -190,6 +191,30 @@ json_t *register_store(const struct svc *svc, const struct job_request *req,
  * version with another graph (graph_put.c); NULL with err set. */
 struct aced_model *graph_model_copy(const struct svc *svc, const char *name, int version,
                                     struct aced_error *err);
+
+/* ---- recurrent models (resolve.c) ----
+ * A feature f and output o resolved by name or index are per step; these
+ * turn them into the model's flattened indices (model.h). */
+/* f += timestep * step_features, o += output step * step_outputs (output_at
+ * every; default the last step).  A feedforward model refuses either
+ * field; a recurrent one needs timestep.  f, o may be NULL. */
+enum aced_err resolve_steps(const struct loaded *L, int timestep, int output_timestep, int *f,
+                            int *o, struct aced_error *err);
+/* The same from a body's "timestep" and "output_timestep". */
+enum aced_err resolve_steps_json(const struct loaded *L, const json_t *b, int *f, int *o,
+                                 struct aced_error *err);
+/* Only the output step (jobs over many timesteps). */
+enum aced_err resolve_output_step(const struct loaded *L, const json_t *b, int *o,
+                                  struct aced_error *err);
+/* "timestep" and "output_timestep" of flattened f and o into a reply
+ * (recurrent models only). */
+void resolve_step_json(const struct loaded *L, json_t *reply, int f, int o);
+/* The timesteps a job over all of them covers (recurrent models): from
+ * the body's output_timestep (default the last) back to the time lag
+ * (Proposition 3), or every step before it with "all_timesteps": true;
+ * a note in `notes` says what was left out.  *steps is malloc'ed. */
+enum aced_err resolve_step_window(const struct loaded *L, const json_t *b, int **steps, int *n,
+                                  json_t *notes, struct aced_error *err);
 
 /* ---- kinds that finish in their plan step ----
  * Work of a job whose result is ready after plan (no tasks). */

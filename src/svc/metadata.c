@@ -63,6 +63,14 @@ static json_t *metadata_of(const struct svc *svc, const struct loaded *L, const 
                            (json_int_t)eng_model_bytes(L->em));
   json_object_set_new(md, "prepared", prep);
   json_object_set_new(md, "graph", effect_graph_json(L)); /* null without one */
+  const double *per;
+  double tau, thr;
+  int n;
+  if (eng_rnn_lag(L->em, &per, &tau, &thr, &n) == 0)
+    json_object_set_new(md, "lag",
+                        json_pack("{s:i,s:f,s:f,s:o,s:i}", "tau", (int)ceil(tau), "tau_mean", tau,
+                                  "threshold", thr, "per_timestep",
+                                  dbl_array(per, L->m->seq_len, 1), "sequences", n));
   return md;
 }
 

@@ -67,10 +67,12 @@ static void warn_unreliable(struct phase1 *p, const struct loaded *L, int o,
                           d->second_ratio);
   if (d->mc_gap_ratio >= 0 && n < sizeof why)
     snprintf(why + n, sizeof why - n, "; gap to montecarlo %.3g x spread", d->mc_gap_ratio);
-  char msg[512];
+  char msg[512], at[32] = ""; /* recurrent models: the step of the intervention */
+  if (L->m->rnn)
+    snprintf(at, sizeof at, " at step %d", feature / L->m->step_features);
   snprintf(msg, sizeof msg,
-           "taylor (Eq. 4) is unreliable for output '%s' under do(%s): %s; %s",
-           L->m->outputs[o], L->m->features[feature].name, why, consequence);
+           "taylor (Eq. 4) is unreliable for output '%s' under do(%s%s): %s; %s",
+           L->m->outputs[o], L->m->features[feature].name, at, why, consequence);
   json_array_append_new(p->warnings, json_string(msg));
 }
 
@@ -93,6 +95,15 @@ enum aced_err phase1_run(const struct loaded *L, int feature,
     goto oom;
   int has_samples = eng_model_samples(L->em) > 0;
 
+  /* with output feedback an intervention re-simulates the sequences: the
+   * unscented transform of the observed moments does not apply */
+  int ut_ok = L->m->rnn == NULL || !L->m->rnn->feedback;
+  if (est == EST_UT && !ut_ok) {
+    phase1_free(p);
+    return aced_error_set(err, ACED_E_INVALID, "estimator",
+                          "unscented is not available for a recurrent model with feedback; "
+                          "use montecarlo, taylor or auto");
+  }
   if (est == EST_UT) {
     if ((erc = eng_unscented(L->em, feature, alpha, n, p->E)) != 0)
       goto oom;
@@ -177,7 +188,7 @@ enum aced_err phase1_run(const struct loaded *L, int feature,
      * failed (it stays in the output's range) */
     int need_ut = 0;
     for (int o = 0; o < m; o++)
-      need_ut |= est == EST_AUTO && !p->diag[o].reliable && p->used[o] == EST_TAYLOR;
+      need_ut |= ut_ok && est == EST_AUTO && !p->diag[o].reliable && p->used[o] == EST_TAYLOR;
     if (need_ut) {
       double *ut = calloc((size_t)n * m, sizeof(double));
       if (!ut || (erc = eng_unscented(L->em, feature, alpha, n, ut)) != 0) {

@@ -63,6 +63,8 @@ static void *regressor_plan(void *ctx, struct job *job, const struct job_request
                    req->model, feature ? feature : "");
     goto fail;
   }
+  if (resolve_steps_json(w->L, p, &w->feature, &w->output, err) != ACED_OK)
+    goto fail;
   json_t *hit = regcache_get(ctx, w->L, w->output, w->feature, &w->q);
   if (hit) {
     w->result = regressor_reply(hit, "hit");
@@ -116,8 +118,9 @@ const struct job_ops svc_kind_regressor = {
 };
 
 char *svc_cached_regressor(const struct svc *svc, const char *digest, const char *output,
-                           const char *feature, const struct query_params *q, int64_t start_us,
-                           size_t *len, struct aced_error *err)
+                           const char *feature, int timestep, int output_timestep,
+                           const struct query_params *q, int64_t start_us, size_t *len,
+                           struct aced_error *err)
 {
   err->code = ACED_OK;
   struct loaded *L = prepared_peek(digest);
@@ -131,7 +134,8 @@ char *svc_cached_regressor(const struct svc *svc, const char *digest, const char
   else if (f < 0)
     aced_error_set(err, ACED_E_UNKNOWN_FEATURE, "feature", "the model has no feature '%s'",
                    feature);
-  else if (effect_check(L, q, err) == ACED_OK)
+  else if (resolve_steps(L, timestep, output_timestep, &f, &o, err) == ACED_OK &&
+           effect_check(L, q, err) == ACED_OK)
     reply = regcache_reply_text(svc, L, o, f, q, start_us, len);
   prepared_release(L);
   return reply;

@@ -179,18 +179,12 @@ ok(d.alive(), "the daemon survived every refusal")
 
 # ---- recurrent exports (GRU, LSTM, RNN) ----
 # The importer writes issue #12's "recurrent" network (tests/unit/test_onnx.c checks it equals
-# PyTorch's state_dict exactly); registering it needs #12's parser.  Until that is in, the daemon
-# refuses what only #12 knows (sequence_length, network.type "recurrent", data.sequences), which
-# also says the conversion itself went through.
+# PyTorch's state_dict exactly), which #12's parser then registers.
 rref = json.load(open(os.path.join(ONNX, "rnn_ref.json")))
 for c in rref["cases"]:
     b = {"name": c["name"], "features": c["features"], "network": {"type": "onnx", "model": b64(c["file"])},
          "data": {"sequences": c["sequences"]}}
     r = d.post("/v1/models", b)
-    if r.status in (400, 422) and r.error_field() in ("sequence_length", "network.type", "data.sequences"):
-        ok(True, "%s: converted to a recurrent network # SKIP registration waits for issue #12's parser"
-           % c["name"])
-        continue
     ok(r.status == 201, "%s (%s, opset %d): the export registers" % (c["name"], c["dtype"], c["opset"]), r)
     if r.status != 201:
         continue
