@@ -136,8 +136,19 @@ function selectModel(name) {
     $("attributions").hidden = false;
     var want = new URLSearchParams(location.search).get("output");
     sel.value = want && r.json.outputs.indexOf(want) >= 0 ? want : r.json.outputs[0];
+    // recurrent models: the effects are of x_i at one step (default the last)
+    var ts = $("timestep"), T = r.json.sequence_length || 0;
+    ts.textContent = "";
+    for (var t = 0; t < T; t++) ts.appendChild(el("option", { value: String(t) }, String(t)));
+    ts.value = String(T - 1);
+    $("timestep-label").hidden = !(T > 0);
     return showEffects();
   }).catch(function (e) { status(e.message, true); });
+}
+
+/* The timestep of a recurrent model's effects as a query parameter ("" otherwise). */
+function stepQuery(meta) {
+  return meta && meta.sequence_length ? "&timestep=" + enc($("timestep").value) : "";
 }
 
 function isRecurrent(meta) {
@@ -218,7 +229,7 @@ function showEffects() {
       $("progress-text").textContent = res.computed + " fitted now, " + res.cached + " from the cache";
       return Promise.all(features.map(function (f) {
         return query("GET", "models/" + enc(meta.name) + "/regressors/" + enc(output) + "/" + enc(f) +
-                     "?estimator=" + enc(estimator))
+                     "?estimator=" + enc(estimator) + stepQuery(meta))
           .then(function (reg) {
             if (gen !== state.gen) return;
             state.regressors[f] = reg;
@@ -417,6 +428,12 @@ function attribute() {
       return [{ method: "causal (ACE)", features: r.features, attributions: r.attributions, meta: r.meta }];
     }));
   var others = methods.filter(function (m) { return m !== "ace"; });
+  if (others.length && isRecurrent(meta)) {
+    // the explanation methods take feedforward models only (422 otherwise)
+    out.appendChild(el("p", { "class": "note" }, "for a recurrent model only the causal (ACE) " +
+      "attributions are available; " + others.join(", ") + " left out"));
+    others = [];
+  }
   if (others.length)
     jobs.push(query("POST", base + "explanations", { methods: others, output: output, inputs: rows }).then(function (r) {
       return r.explanations;
@@ -440,6 +457,7 @@ function init() {
   initToken();
   $("output").addEventListener("change", showEffects);
   $("estimator").addEventListener("change", showEffects);
+  $("timestep").addEventListener("change", showEffects);
   document.addEventListener("keydown", function (ev) { if (ev.key === "Escape") $("large").hidden = true; });
   $("large-close").addEventListener("click", function () { $("large").hidden = true; });
   $("attribute").addEventListener("click", attribute);

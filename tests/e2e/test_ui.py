@@ -147,8 +147,36 @@ try:
     ok(b.evaluate("document.querySelectorAll('#multiples .plot .warn').length") == nfeat,
        "and warns that Eq. 4 is unreliable on the sharp classifier")
     ok(b.evaluate("document.getElementById('token-form').hidden") is True, "auth off on loopback: no token prompt")
+    # A recurrent model: a timestep to choose (default the last), one plot per per-step feature,
+    # each the regressor at that step.
+    gru = [c["model"] for c in fixture("recurrent_ref.json")["cases"] if c["model"]["name"] == "gru_last"][0]
+    ok(d.post("/v1/models", gru).status == 201, "a GRU registers")
+    b.call("Page.navigate", url=base + "/ui/?model=gru_last")
+    rdy = b.wait_for("document.querySelector('#multiples.ready') !== null && "
+                     "document.querySelectorAll('#multiples .plot svg').length", 90)
+    steps = b.evaluate("[document.getElementById('timestep-label').hidden, "
+                       "document.getElementById('timestep').options.length, document.getElementById('timestep').value]")
+    ok(rdy == len(gru["features"]) and steps == [False, gru["sequence_length"], str(gru["sequence_length"] - 1)],
+       "recurrent: a plot per feature (%s) and a timestep choice defaulting to the last (%s)" % (rdy, steps))
+    b.evaluate("var s = document.getElementById('timestep'); s.value = '1'; s.dispatchEvent(new Event('change')), 1")
+    ok(b.wait_for("document.querySelector('#multiples.ready') !== null && "
+                  "document.querySelectorAll('#multiples .plot svg').length == %d && "
+                  "document.querySelectorAll('#multiples .plot .error').length == 0" % len(gru["features"]), 90),
+       "another timestep: its regressors are fitted and drawn", b.evaluate("document.getElementById('status').textContent"))
+    # its attributions: one sequence in, a timesteps x features heat map out (ACE only, said so)
+    seq = json.dumps({"inputs": [gru["data"]["sequences"][0]]})
+    b.evaluate("Array.prototype.forEach.call(document.querySelectorAll('#methods input'), function (c) {"
+               " c.checked = c.value === 'ace' || c.value === 'integrated_gradients'; });"
+               "document.getElementById('rows').value = %s; document.getElementById('attribute').click(), 1"
+               % json.dumps(seq))
+    cells = b.wait_for("document.querySelectorAll('#attr-out svg.heatmap rect').length", 60)
+    note = b.evaluate("(document.querySelector('#attr-out .note') || {}).textContent || ''")
+    ok(cells == gru["sequence_length"] * len(gru["features"]) and "only the causal" in note,
+       "recurrent attributions: a %s-cell heat map (T x features), the other methods left out and said so"
+       % cells, note)
     b.call("Page.navigate", url=base + "/ui/?model=mlp")
     ok(b.wait_for("document.querySelector('#multiples.ready') !== null", 60), "the mlp's plots are drawn")
+    ok(b.evaluate("document.getElementById('timestep-label').hidden") is True, "a feedforward model: no timestep")
     # Opened again, the browser revalidates what it kept: 304s from aced for the files and regressors.
     b.call("Network.enable")
     b.events.clear()
