@@ -24,7 +24,10 @@
  * The network sees x only through z1 = W1 x + b1, and the sigma points move
  * z1 by +- sqrt(n + kappa) W1 v_q, columns of W1 L_i = W1 L - W1 e_i L[i,:]
  * (n1 x r, built once per call): every point costs layers 2.. only, batched
- * into GEMMs of UT_CHUNK rows over points and alphas.
+ * into GEMMs of UT_CHUNK rows over points and alphas.  A recurrent model
+ * has no first layer to move along: its points are placed in the input
+ * space and run through the whole time-unrolled network (ut_sum serves
+ * both).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -35,23 +38,40 @@
 /* Sigma points per batch (rows stacked into one GEMM). */
 #define UT_CHUNK 256
 
-/* A recurrent model without feedback: the same sigma points, in the input
- * space (the time-unrolled inputs), through the whole network.  (With
- * feedback the interventional distribution is the re-simulated one, not
- * the observed mean and factor: refused.) */
-static int ut_inputs(const struct eng_model *m, int feature, const double *alpha, int n_alpha,
-                     double *E)
+/* Rows through the layers after the first (z-space points). */
+static int eval_z(const struct eng_model *m, double *z, int n, double *y, double *work)
 {
-  if (m->rnn->feedback)
-    return -1;
-  int k = m->k, no = m->n_out, r = m->r;
-  int per = 2 * r + 1;
+  eng_act_rows(m->net.layers[0].act, z, n, m->n1);
+  eng_forward_from(m, 1, z, n, y, work);
+  return 0;
+}
+
+/* Rows through the whole network (input-space points). */
+static int eval_x(const struct eng_model *m, double *x, int n, double *y, double *work)
+{
+  (void)work;
+  return eng_forward(m, x, n, y);
+}
+
+/* E (n_alpha x n_out) = the weighted sum over the sigma points
+ * base + alpha u +- c D[:, q] (width doubles each; u with stride ustride;
+ * D width x r, row-major, r the factor's rank) of eval(point).  Points are
+ * numbered t = a * per + p: p = 0 the centre, p = 2q + 1 and 2q + 2 the
+ * pair along column q. */
+static int ut_sum(const struct eng_model *m, const double *alpha, int n_alpha, int width,
+                  const double *base, const double *u, size_t ustride, const double *D,
+                  int (*eval)(const struct eng_model *, double *, int, double *, double *),
+                  double *E)
+{
+  int no = m->n_out, r = m->r;
+  int per = 2 * r + 1; /* sigma points per alpha */
   double kappa = r < 3 ? 3.0 - r : 0.0, nk = r + kappa;
   double c = sqrt(nk), w0 = kappa / nk, wq = 0.5 / nk;
-  double *x = malloc((size_t)UT_CHUNK * k * sizeof *x);
+  double *rows = malloc((size_t)UT_CHUNK * width * sizeof *rows);
   double *y = malloc((size_t)UT_CHUNK * no * sizeof *y);
+  double *work = malloc((size_t)2 * UT_CHUNK * (m->max_units > 0 ? m->max_units : 1) * sizeof *work);
   int rc = -1;
-  if (!x || !y)
+  if (!rows || !y || !work)
     goto done;
   for (size_t t = 0; t < (size_t)n_alpha * no; t++)
     E[t] = 0.0;
@@ -65,30 +85,66 @@ static int ut_inputs(const struct eng_model *m, int feature, const double *alpha
     for (int s = 0; s < nc; s++) {
       long t = t0 + s;
       int a = (int)(t / per), p = (int)(t % per);
-      double *xr = x + (size_t)s * k;
-      memcpy(xr, m->mean, (size_t)k * sizeof *xr);
+      double *row = rows + (size_t)s * width, al = alpha[a];
+      for (int j = 0; j < width; j++)
+        row[j] = base[j] + al * u[(size_t)j * ustride];
       if (p > 0) {
         int q = (p - 1) / 2;
         double sg = p % 2 ? c : -c;
-        for (int j = 0; j < k; j++)
-          xr[j] += sg * m->L[(size_t)j * r + q];
+        for (int j = 0; j < width; j++)
+          row[j] += sg * D[(size_t)j * r + q];
       }
-      xr[feature] = alpha[a]; /* L_i: the factor with row i zeroed */
     }
-    if (eng_forward(m, x, nc, y) != 0)
+    if (eval(m, rows, nc, y, work) != 0)
       goto done;
     for (int s = 0; s < nc; s++) {
       long t = t0 + s;
       int a = (int)(t / per), p = (int)(t % per);
       double wt = p == 0 ? w0 : wq;
+      if (wt == 0.0)
+        continue;
+      double *e = E + (size_t)a * no;
+      const double *yr = y + (size_t)s * no;
       for (int o = 0; o < no; o++)
-        E[(size_t)a * no + o] += wt * y[(size_t)s * no + o];
+        e[o] += wt * yr[o];
     }
   }
   rc = 0;
 done:
-  free(x);
+  free(rows);
   free(y);
+  free(work);
+  return rc;
+}
+
+/* A recurrent model without feedback: the same sigma points in the input
+ * space (the time-unrolled inputs), through the whole network: base the
+ * mean with x_i = 0, u = e_i, D = L_i.  (With feedback the interventional
+ * distribution is the re-simulated one, not the observed mean and factor:
+ * refused.) */
+static int ut_inputs(const struct eng_model *m, int feature, const double *alpha, int n_alpha,
+                     double *E)
+{
+  if (m->rnn->feedback)
+    return -1;
+  int k = m->k, r = m->r;
+  double *base = malloc((size_t)k * sizeof *base);
+  double *u = calloc((size_t)k, sizeof *u);
+  double *D = malloc((size_t)k * (r > 0 ? r : 1) * sizeof *D);
+  int rc = -1;
+  if (base && u && D) {
+    memcpy(base, m->mean, (size_t)k * sizeof *base);
+    base[feature] = 0.0;
+    u[feature] = 1.0;
+    if (r > 0) {
+      memcpy(D, m->L, (size_t)k * r * sizeof *D);
+      memset(D + (size_t)feature * r, 0, (size_t)r * sizeof *D);
+    }
+    rc = ut_sum(m, alpha, n_alpha, k, base, u, 1, D, eval_x, E);
+  }
+  free(base);
+  free(u);
+  free(D);
   return rc;
 }
 
@@ -101,18 +157,12 @@ int eng_unscented(const struct eng_model *m, int feature, const double *alpha, i
     return 0;
   if (m->rnn)
     return ut_inputs(m, feature, alpha, n_alpha, E);
-  int n1 = m->n1, k = m->k, no = m->n_out, r = m->r;
+  int n1 = m->n1, k = m->k, r = m->r;
   const struct eng_layer *l1 = &m->net.layers[0];
-  int per = 2 * r + 1; /* sigma points per alpha */
-  double kappa = r < 3 ? 3.0 - r : 0.0, nk = r + kappa;
-  double c = sqrt(nk), w0 = kappa / nk, wq = 0.5 / nk;
   double *tz = malloc(((size_t)n1 * (r > 0 ? r : 1)) * sizeof *tz);
   double *base = malloc((size_t)n1 * sizeof *base);
-  double *z = malloc((size_t)UT_CHUNK * n1 * sizeof *z);
-  double *y = malloc((size_t)UT_CHUNK * no * sizeof *y);
-  double *work = malloc((size_t)2 * UT_CHUNK * m->max_units * sizeof *work);
   int rc = -1;
-  if (!tz || !base || !z || !y || !work)
+  if (!tz || !base)
     goto done;
   /* W1 L_i (n1 x r) */
   if (r > 0)
@@ -128,51 +178,9 @@ int eng_unscented(const struct eng_model *m, int feature, const double *alpha, i
   cblas_dgemv(CblasRowMajor, CblasNoTrans, n1, k, 1.0, l1->W, k, m->mean, 1, 1.0, base, 1);
   for (int j = 0; j < n1; j++)
     base[j] -= l1->W[(size_t)j * k + feature] * m->mean[feature];
-  for (size_t t = 0; t < (size_t)n_alpha * no; t++)
-    E[t] = 0.0;
-  /* Points are numbered t = a * per + p: p = 0 the centre, p = 2q + 1 and
-   * 2q + 2 the pair along column q. */
-  long total = (long)n_alpha * per;
-  for (long t0 = 0; t0 < total; t0 += UT_CHUNK) {
-    if (eng_should_stop()) {
-      rc = ENG_STOPPED;
-      goto done;
-    }
-    int nc = total - t0 < UT_CHUNK ? (int)(total - t0) : UT_CHUNK;
-    for (int s = 0; s < nc; s++) {
-      long t = t0 + s;
-      int a = (int)(t / per), p = (int)(t % per);
-      double *zr = z + (size_t)s * n1;
-      double al = alpha[a];
-      for (int j = 0; j < n1; j++)
-        zr[j] = base[j] + al * l1->W[(size_t)j * k + feature];
-      if (p > 0) {
-        int q = (p - 1) / 2;
-        double sg = p % 2 ? c : -c;
-        for (int j = 0; j < n1; j++)
-          zr[j] += sg * tz[(size_t)j * r + q];
-      }
-    }
-    eng_act_rows(l1->act, z, nc, n1);
-    eng_forward_from(m, 1, z, nc, y, work);
-    for (int s = 0; s < nc; s++) {
-      long t = t0 + s;
-      int a = (int)(t / per), p = (int)(t % per);
-      double wt = p == 0 ? w0 : wq;
-      if (wt == 0.0)
-        continue;
-      double *e = E + (size_t)a * no;
-      const double *yr = y + (size_t)s * no;
-      for (int o = 0; o < no; o++)
-        e[o] += wt * yr[o];
-    }
-  }
-  rc = 0;
+  rc = ut_sum(m, alpha, n_alpha, n1, base, l1->W + feature, (size_t)k, tz, eval_z, E);
 done:
   free(tz);
   free(base);
-  free(z);
-  free(y);
-  free(work);
   return rc;
 }
