@@ -426,7 +426,8 @@ static int fixture_check(const char *path, double *err_taylor, double *err_mc)
     for (int p = 0; p < k; p++)
       samples[(size_t)i * k + p] =
           json_number_value(json_array_get(json_array_get(js, (size_t)i), (size_t)p));
-  struct eng_model_input in = {&net, k, mean, cov, ns, samples, 0.0};
+  struct eng_model_input in = {.net = &net, .k = k, .mean = mean, .cov = cov, .n_samples = ns,
+                               .samples = samples, .lowrank_share = 0.0};
   char eb[256] = "";
   if (eng_model_prepare(&in, &m, eb, sizeof eb) != 0) {
     fprintf(stderr, "bench_engine: fixture prepare: %s\n", eb);
@@ -646,7 +647,8 @@ static int all_finite(const double *a, size_t n)
 static int prepare(const struct bnet *b, const double *mean, const double *cov, const double *X,
                    int n, double share, struct eng_model **m, double *secs, long *rss)
 {
-  struct eng_model_input in = {&b->net, b->dims[0], mean, cov, n, X, share};
+  struct eng_model_input in = {.net = &b->net, .k = b->dims[0], .mean = mean, .cov = cov,
+                               .n_samples = n, .samples = X, .lowrank_share = share};
   char eb[256] = "";
   long r0 = rss_bytes();
   double t0 = wall_now();
