@@ -127,10 +127,14 @@ ok(not diff, "all %d regressors are cached and equal to the undisturbed run's, t
 
 # ---- a clean stop gives the job up at once -------------------------------------------------------------
 C = replica(uri)
-r = B.post("/v1/models/slow/regressors", dict(JOB, num=1002))
+# (a grid five times the others': on a quiet machine B must still be in the middle of it when it
+# stops, or there is nothing to give up)
+r = B.post("/v1/models/slow/regressors", dict(JOB, num=5002))
 job = r.json["job"]["id"]
 wait_state(C, job, ["running"], 10)
 time.sleep(1.0)
+before = C.get("/v1/jobs/" + job)
+diag("B's job before the stop: %s %s" % (before.json.get("state"), before.json.get("progress")))
 t0 = time.time()
 ok(B.stop() == 0, "B stops cleanly (SIGTERM) in the middle of a job")
 rc = wait_state(C, job, ["done", "failed"], 120)
