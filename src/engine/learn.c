@@ -363,11 +363,11 @@ int eng_learn_dag(const double *X, int n, int d, int standardize,
           W[i] *= 0.5;
       free(tmp);
       /* the warm-up stages only need to get near their minimum (relative
-       * decrease 1e-5 over 5 iterations); the last one is solved to 1e-9
+       * decrease 1e-6 over 5 iterations); the last one is solved to 1e-9
        * or 800 iterations, where it stops improving the graph (measured
        * on the benchmark's d = 50 data: 2000 iterations cost twice the
        * time for the same edges) */
-      solve(&p, W, m * lp->lambda1, t == 3 ? 800 : 1000, t == 3 ? 1e-9 : 1e-5);
+      solve(&p, W, m * lp->lambda1, t == 3 ? 800 : 1000, t == 3 ? 1e-9 : 1e-6);
     }
   } else {
     p.rho = 1;
