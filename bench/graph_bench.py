@@ -175,7 +175,7 @@ def main():
             runs = [("aced dagma", lambda: run_aced("dagma", 0.02, xfile, os.path.join(tmp, "W.txt")))]
             if d <= 100:  # aced's notears at d = 200 takes over ten minutes, as the reference does at 50
                 runs.append(("aced notears", lambda: run_aced("notears", 0.1, xfile, os.path.join(tmp, "W.txt"))))
-            if peers["dagma"] and not (is_scale and d > 100):
+            if peers["dagma"]:  # at every size: a run past the timeout is reported as such
                 runs.append(("DAGMA", lambda: run_peer("dagma", peers["dagma"], 0.02, xfile,
                                                        os.path.join(tmp, "Wp.txt"), stub)))
             if peers["notears"] and d <= 50:
