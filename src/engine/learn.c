@@ -12,8 +12,9 @@
  * - dagma (Bello et al. 2022): the log-determinant characterisation
  *   h_s(W) = -log det(s I - W o W) + d log s, zero exactly on DAGs inside
  *   the M-matrix domain, followed along a central path: minimise
- *   mu (score + lambda1 |W|_1) + h_s for mu = 1, 0.1, 0.01, 0.001 and s =
- *   1, 0.9, 0.8, 0.7, each problem warm-started from the last.  Outside
+ *   mu (score + lambda1 |W|_1) + h_s for mu = 1, 0.1, ..., 1e-4 and s =
+ *   1, 0.9, 0.8, 0.7, 0.6 (DAGMA's own schedule), each problem
+ *   warm-started from the last.  Outside
  *   the domain (s I - W o W not an M-matrix, i.e. its inverse not
  *   entrywise non-negative) the objective is +inf, so the line search
  *   backs off; a warm start outside the next, smaller s is shrunk into it.
@@ -349,9 +350,10 @@ int eng_learn_dag(const double *X, int n, int d, int standardize,
   p.S = S;
   memset(W, 0, sizeof(double) * dd);
   if (lp->method == ENG_LEARN_DAGMA) {
-    static const double svals[] = {1.0, 0.9, 0.8, 0.7};
+    static const double svals[] = {1.0, 0.9, 0.8, 0.7, 0.6};
+    const int T = 5;
     double m = 1.0;
-    for (int t = 0; t < 4 && !p.stopped; t++, m *= 0.1) {
+    for (int t = 0; t < T && !p.stopped; t++, m *= 0.1) {
       p.mu = m;
       p.s = svals[t];
       double *tmp = malloc(sizeof(double) * dd);
@@ -367,7 +369,7 @@ int eng_learn_dag(const double *X, int n, int d, int standardize,
        * or 800 iterations, where it stops improving the graph (measured
        * on the benchmark's d = 50 data: 2000 iterations cost twice the
        * time for the same edges) */
-      solve(&p, W, m * lp->lambda1, t == 3 ? 800 : 1000, t == 3 ? 1e-9 : 1e-6);
+      solve(&p, W, m * lp->lambda1, t == T - 1 ? 800 : 1000, t == T - 1 ? 1e-9 : 1e-6);
     }
   } else {
     p.rho = 1;
