@@ -200,6 +200,8 @@ def main():
              "", "Erdos-Renyi DAGs, Gaussian noise of equal variance, n = 1000; lambda1 0.02 (dagma) "
              "and 0.1 (notears), threshold 0.3. SHD, TPR, FPR as notears.utils.count_accuracy.", "",
              "| d | edges | seed | learner | CPU s | SHD | TPR | FPR |", "|---|---|---|---|---|---|---|---|"]
+    rank = {"aced dagma": 0, "DAGMA": 1, "aced notears": 2, "NOTEARS": 3}
+    rows.sort(key=lambda r: (r[0], r[2], rank.get(r[3], 9)))
     for d, e, seed, name, t, acc in rows:
         if t is None:
             lines.append("| %d | %d | %d | %s | > %d (stopped) | | | |" % (d, e, seed, name, PEER_TIMEOUT))
