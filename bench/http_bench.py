@@ -249,13 +249,13 @@ def register_big(port, pid, path, name, probe_port, query_feature):
     return res
 
 
-def start_aced(aced, work, tag, threads):
+def start_aced(aced, work, tag, threads, level="warn"):
     """./aced on a free port with database and log <work>/<tag>.db and .log, 2 workers and `threads` HTTP
     threads, once /readyz answers: (process, port)."""
     port = free_port()
     alog = open(os.path.join(work, tag + ".log"), "wb")
     p = subprocess.Popen([aced, "--port=%d" % port, "--database=%s" % os.path.join(work, tag + ".db"),
-                          "--workers=2", "--http_threads=%d" % threads, "--log_level=warn"],
+                          "--workers=2", "--http_threads=%d" % threads, "--log_level=" + level],
                          stdout=alog, stderr=alog)
     wait_port(port, p)
     deadline = time.time() + 20
@@ -264,17 +264,17 @@ def start_aced(aced, work, tag, threads):
     return p, port
 
 
-def cached_config(aced, mhd, fixture, work, threads, args, use_wrk, spin_ns):
+def cached_config(aced, mhd, fixture, work, threads, args, use_wrk, spin_ns, level="warn"):
     """Cached attributions on aced against bare libmicrohttpd, both with `threads` HTTP threads.
 
     A fresh aced (its own database, 2 workers): the shared fixture registered, the regressors of one
     output fitted through the job API, then alternating wrk rounds against aced, mhd_fixed and (if
     spin_ns) mhd_fixed adding spin_ns of busy work per request.  Each run also records the server's
     CPU time per request (from /proc)."""
-    out = {"threads": threads}
+    out = {"threads": threads, "log_level": level}
     procs = []
     try:
-        pa, port = start_aced(aced, work, "cached-%d" % threads, threads)
+        pa, port = start_aced(aced, work, "cached-%d-%s" % (threads, level), threads, level)
         procs.append(pa)
         with open(fixture) as f:
             fx = json.load(f)
@@ -373,7 +373,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--spin-ns", type=int, default=1000,
                     help="busy work per request of the calibration server (mhd_fixed --spin-ns)")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: big,mnist,k4096")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: cached,big,mnist,k4096")
     args = ap.parse_args()
     skip = set(s for s in args.skip.split(",") if s)
     b = os.path.abspath(args.builddir)
@@ -397,9 +397,14 @@ def main():
         # ---- 1. cached attributions vs bare libmicrohttpd ----
         # with 2 HTTP threads (the daemon's default; the spin calibration
         # runs here) and with 1 (the core wrk leaves free)
-        for threads, key in ((2, "cached"), (1, "cached_1thread")):
+        # and the default configuration: 2 HTTP threads at log_level info (an access-log line per
+        # request, batched; the others run at warn, as the comparison with bare libmicrohttpd is of
+        # the request path)
+        confs = ((2, "cached", "warn"), (1, "cached_1thread", "warn"), (2, "cached_info", "info"))
+        for threads, key, level in confs if "cached" not in skip else ():
             res[key] = cached_config(aced, mhd, fixture, work, threads, args, use_wrk,
-                                     spin_ns=args.spin_ns if threads == 2 and use_wrk else 0)
+                                     spin_ns=args.spin_ns if key == "cached" and use_wrk else 0,
+                                     level=level)
             if "reply_bytes" not in res:
                 res["reply_bytes"] = res[key]["reply_bytes"]
                 res["baseline_reply_bytes"] = res[key]["baseline_reply_bytes"]
@@ -434,7 +439,7 @@ def main():
             cpu0 = proc_cpu_seconds(pa.pid)
             fin, dt_job = run_job(port, "mnist", {"outputs": ["c0"], "num": num, "estimator": "taylor"}, 7200)
             cpu_job = proc_cpu_seconds(pa.pid) - cpu0
-            r = {"arch": arch, "features": k, "num": num, "state": fin["state"], "seconds": dt_job,
+            r = {"arch": arch, "features": k, "num": num, "samples": ns, "state": fin["state"], "seconds": dt_job,
                  "job_elapsed_ms": fin.get("elapsed_ms"), "progress": fin.get("progress"),
                  "result": fin.get("result"), "register_seconds": dt, "daemon_cpu_seconds": cpu_job,
                  # how many cores the job kept busy on average (2 workers: up to 2)

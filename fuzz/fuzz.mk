@@ -14,7 +14,7 @@
 # fuzz/artifacts/; copy the few worth keeping (minimized: -minimize_crash=1
 # or -merge=1) into fuzz/corpus/<name>/ so that every build replays them.
 
-FUZZ_NAMES = model query router regressor_decode config auth
+FUZZ_NAMES = model query router regressor_decode config auth onnx
 FUZZ_SECONDS = 60
 FUZZ_TARGETS = $(FUZZ_NAMES)
 # Extra libFuzzer flags, e.g. FUZZ_FLAGS='-jobs=2 -workers=2'.
@@ -24,7 +24,8 @@ EXTRA_DIST += fuzz/corpus fuzz/dict fuzz/lsan.supp fuzz/README
 
 # ---- replay in make check (every build, any compiler) ----
 FUZZ_REPLAY = fuzz/replay_model fuzz/replay_query fuzz/replay_router \
-	fuzz/replay_regressor_decode fuzz/replay_config fuzz/replay_auth
+	fuzz/replay_regressor_decode fuzz/replay_config fuzz/replay_auth \
+	fuzz/replay_onnx
 check_PROGRAMS += $(FUZZ_REPLAY)
 TESTS += $(FUZZ_REPLAY)
 
@@ -40,11 +41,13 @@ fuzz_replay_config_SOURCES = fuzz/replay.c fuzz/fuzz_config.c fuzz/fuzz.h
 fuzz_replay_config_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_CORPUS='"config"'
 fuzz_replay_auth_SOURCES = fuzz/replay.c fuzz/fuzz_auth.c fuzz/fuzz.h
 fuzz_replay_auth_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_CORPUS='"auth"'
+fuzz_replay_onnx_SOURCES = fuzz/replay.c fuzz/fuzz_onnx.c fuzz/fuzz.h
+fuzz_replay_onnx_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_CORPUS='"onnx"'
 
 # ---- libFuzzer binaries (./configure --enable-fuzzing CC=clang) ----
 if FUZZING
 FUZZ_PROGS = fuzz/fuzz_model fuzz/fuzz_query fuzz/fuzz_router \
-	fuzz/fuzz_regressor_decode fuzz/fuzz_config fuzz/fuzz_auth
+	fuzz/fuzz_regressor_decode fuzz/fuzz_config fuzz/fuzz_auth fuzz/fuzz_onnx
 noinst_PROGRAMS += $(FUZZ_PROGS)
 fuzz_fuzz_model_SOURCES = fuzz/fuzz_model.c fuzz/fuzz.h
 fuzz_fuzz_model_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
@@ -58,6 +61,8 @@ fuzz_fuzz_config_SOURCES = fuzz/fuzz_config.c fuzz/fuzz.h
 fuzz_fuzz_config_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 fuzz_fuzz_auth_SOURCES = fuzz/fuzz_auth.c fuzz/fuzz.h
 fuzz_fuzz_auth_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
+fuzz_fuzz_onnx_SOURCES = fuzz/fuzz_onnx.c fuzz/fuzz.h
+fuzz_fuzz_onnx_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 
 # One target after the other, FUZZ_SECONDS each.  The seed folder comes
 # second so libFuzzer writes new inputs to the build tree, never to the

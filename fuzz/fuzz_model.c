@@ -63,19 +63,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   FUZZ_ASSERT(model_name_valid(m->name));
   FUZZ_ASSERT(strncmp(m->digest, "sha256:", 7) == 0 && strlen(m->digest) == 71);
   FUZZ_ASSERT(m->n_features >= 1 && m->n_features <= ACED_MAX_INPUTS);
-  FUZZ_ASSERT(m->n_outputs >= 1 && m->n_outputs <= ACED_MAX_OUTPUTS);
   FUZZ_ASSERT(m->net.n_layers >= 1 && m->net.n_layers <= ACED_MAX_LAYERS);
-  FUZZ_ASSERT(m->net.layers[0].n_in == m->n_features);
-  FUZZ_ASSERT(m->net.layers[m->net.n_layers - 1].n_out == m->n_outputs);
+  /* a recurrent model: features and outputs flattened over time, net the head */
+  const int nf = m->rnn ? m->step_features : m->n_features;
+  const int no = m->rnn ? m->step_outputs : m->n_outputs;
+  FUZZ_ASSERT(no >= 1 && no <= ACED_MAX_OUTPUTS);
+  FUZZ_ASSERT(m->n_outputs <= (m->rnn ? ACED_MAX_STEP_OUTPUTS : ACED_MAX_OUTPUTS));
+  FUZZ_ASSERT(m->rnn == NULL || (m->n_features == m->seq_len * nf && m->rnn->input_size == nf &&
+                                 (m->n_outputs == no || m->n_outputs == m->seq_len * no)));
+  FUZZ_ASSERT(m->net.layers[0].n_in == (m->rnn ? m->rnn->hidden_size : m->n_features));
+  FUZZ_ASSERT(m->net.layers[m->net.n_layers - 1].n_out == no);
 
   /* Metadata and lookups on an accepted model. */
   json_t *meta = model_metadata_json(m);
   FUZZ_ASSERT(meta != NULL);
   json_decref(meta);
   /* Names are unique, so each finds itself. */
-  for (int i = 0; i < m->n_features; i++)
+  for (int i = 0; i < nf; i++)
     FUZZ_ASSERT(model_feature_lookup(m, m->features[i].name) == i);
-  for (int i = 0; i < m->n_outputs; i++)
+  for (int i = 0; i < no; i++)
     FUZZ_ASSERT(model_output_lookup(m, m->outputs[i]) == i);
 
   /* Round trip through the canonical JSON, as the store re-reads it. */

@@ -14,3 +14,15 @@ systemd/aced.service: $(srcdir)/systemd/aced.service.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) systemd && \
 	sed -e 's|@sbindir[@]|$(sbindir)|g' -e 's|@sysconfdir[@]|$(sysconfdir)|g' \
 	  $(srcdir)/systemd/aced.service.in > $@
+
+# Several replicas on one host (PostgreSQL backend): the unit template and
+# an nginx configuration for the proxy in front of them.
+systemdsystemunit_DATA += systemd/aced@.service
+EXTRA_DIST += systemd/aced@.service.in
+CLEANFILES += systemd/aced@.service
+nginxexampledir = $(pkgdatadir)/nginx
+dist_nginxexample_DATA = etc/nginx/aced.conf
+systemd/aced@.service: $(srcdir)/systemd/aced@.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) systemd && \
+	sed -e 's|@sbindir[@]|$(sbindir)|g' -e 's|@sysconfdir[@]|$(sysconfdir)|g' \
+	  -e 's|@pkgdatadir[@]|$(pkgdatadir)|g' $(srcdir)/systemd/aced@.service.in > $@

@@ -229,12 +229,14 @@ int main(int argc, char **argv)
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
   eng_init();
-  if (make_parent(srv.cfg.database) != 0) {
+  if (!store_uri_is_server(srv.cfg.database) && make_parent(srv.cfg.database) != 0) {
     log_error("store", "cannot create the folder of %s: %s", srv.cfg.database, strerror(errno));
     return 1;
   }
   struct aced_error err;
-  srv.store = store_open(srv.cfg.database, &err);
+  /* a connection for every thread that may call the store at once */
+  srv.store = store_open_pool(srv.cfg.database, (int)(srv.cfg.workers + srv.cfg.http_threads + 1),
+                              &err);
   if (srv.store == NULL) {
     log_error("store", "%s", err.message);
     return 1;
@@ -249,6 +251,12 @@ int main(int argc, char **argv)
     log_error("jobs", "cannot start workers");
     return 1;
   }
+  if (svc_journal_start(&svc, srv.jobs) < 0) {
+    log_error("jobs", "cannot start the journal of durable jobs");
+    jobs_shutdown(srv.jobs);
+    jobs_free(srv.jobs);
+    return 1;
+  }
   char ebuf[256];
   struct http *h = http_start(&srv, ebuf, sizeof ebuf);
   if (h == NULL) {
@@ -258,8 +266,10 @@ int main(int argc, char **argv)
     srv.store->ops->close(srv.store);
     return 1;
   }
+  char dbname[sizeof srv.cfg.database];
+  store_uri_redact(srv.cfg.database, dbname, sizeof dbname);
   log_info("main", "aced %s listening on %s port %ld (database %s, %ld workers, auth %s)",
-           PACKAGE_VERSION, srv.cfg.listen_address, srv.cfg.port, srv.cfg.database,
+           PACKAGE_VERSION, srv.cfg.listen_address, srv.cfg.port, dbname,
            srv.cfg.workers, auth ? "on" : "off");
   notify_ready();
 
@@ -302,7 +312,9 @@ int main(int argc, char **argv)
   }
   notify_stopping();
   http_quiesce(h);          /* no new connections */
+  svc_journal_quiesce();    /* durable jobs cut short go to other replicas */
   jobs_shutdown(srv.jobs);  /* waiting requests get their answer... */
+  svc_journal_stop();
   http_drain(h, 5000);      /* ...and it is sent before we close */
   http_stop(h);
   jobs_free(srv.jobs);

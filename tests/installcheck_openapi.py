@@ -19,5 +19,8 @@ r = d.get("/openapi.yaml")
 with open(installed, "rb") as f:
     ok(r.status == 200 and r.raw == f.read() and r.headers.get("Content-Type") == "application/yaml",
        "the installed %s serves it as application/yaml" % d.exe, r)
+r = d.get("/ui/")
+with open(os.path.join(pkgdatadir, "ui", "index.html"), "rb") as f:
+    ok(r.status == 200 and r.raw == f.read(), "the installed daemon serves the installed web view at /ui/", r)
 d.cleanup()
 done()

@@ -30,6 +30,9 @@ struct aced_config {
   long access_log_buffer;    /* bytes of access-log lines per write; 0: a write per line */
   long access_log_flush_ms;  /* longest an access-log line waits in the buffer */
   long model_cache;          /* prepared models kept in memory */
+  char cors_origins[1024];   /* origins allowed cross-origin ("" none, "*" any) */
+  char ui_dir[1024];         /* the web view's files; "" the built-in place */
+  char ui_chart_library[1024]; /* d3.min.js, served as ui/d3.min.js */
 };
 
 /* Fill with the embedded defaults. */
@@ -64,5 +67,10 @@ int config_proxy_trusted(const char *list, int family, const void *addr);
  * then path characters, no trailing '/', no empty, '.' or '..' segment,
  * at most ACED_BASE_PATH_MAX bytes?  0, or -1 with the reason in why. */
 int config_base_path_check(const char *p, char *why, size_t whylen);
+
+/* Is origin (an Origin request header) one of cors_origins (comma- or
+ * blank-separated "scheme://host[:port]" entries, or "*" for any)?  The
+ * comparison is exact, as browsers send the origin serialized. */
+int config_cors_allowed(const char *list, const char *origin);
 
 #endif

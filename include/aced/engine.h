@@ -18,6 +18,7 @@
 #define ACED_ENGINE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "aced/limits.h"
 
 /* ---- activations: add one here, in engine/activation.c, and in the
@@ -52,7 +53,56 @@ struct eng_net {
   struct eng_layer *layers;
 };
 
+struct eng_model; /* opaque */
+
 void eng_init(void);
+
+/* ---- recurrent networks (engine/recurrent.c) ----
+ * Cells in PyTorch's layout and gate order: GRU r, z, n (the reset gate
+ * multiplies W_hn h + b_hn), LSTM i, f, g, o, Elman tanh / relu.  Layer 0
+ * takes input_size inputs, the layers above the hidden state below.  The
+ * head (a feedforward net) maps the top hidden state to the outputs.
+ * As a function, a recurrent net takes the flattened sequence
+ * x[t * input_size + i] (T * input_size inputs, teacher forced: every
+ * input as given) and gives the head at the last step (O outputs), or at
+ * every step, y[s * O + o] (T * O outputs).  With feedback the head's
+ * output at step s is the input at step s + 1 once an intervention has
+ * changed the sequence (Algorithm 2): eng_montecarlo, eng_taylor and
+ * eng_finite_difference re-simulate from the intervened step on. */
+enum eng_cell { ENG_CELL_GRU, ENG_CELL_LSTM, ENG_CELL_RNN_TANH, ENG_CELL_RNN_RELU, ENG_CELL__COUNT };
+const char *eng_cell_name(enum eng_cell c);
+int eng_cell_from_name(const char *name, enum eng_cell *out);
+int eng_cell_gates(enum eng_cell c); /* 3, 4, 1, 1 */
+
+struct eng_rnn_layer {
+  int n_in;               /* input_size (layer 0) or hidden_size */
+  double *W_ih, *W_hh;    /* gates*hidden x n_in, gates*hidden x hidden */
+  double *b_ih, *b_hh;    /* gates*hidden */
+};
+struct eng_rnn {
+  enum eng_cell cell;
+  int input_size, hidden_size, n_layers, T;
+  struct eng_rnn_layer *layers;
+  struct eng_net head;    /* hidden_size -> O */
+  int every;              /* outputs at every step, else at the last */
+  int feedback;           /* head output at s is the input at s + 1 (O == input_size) */
+};
+/* Outputs of the flattened function: T * O (every) or O. */
+int eng_rnn_outputs(const struct eng_rnn *r);
+/* Teacher-forced batched forward: x is n x (T * input_size), y is n x
+ * eng_rnn_outputs(r). */
+int eng_rnn_forward(const struct eng_rnn *r, const double *x, int n, double *y);
+/* The prepared model's network, or NULL for a feedforward model. */
+const struct eng_rnn *eng_model_rnn(const struct eng_model *m);
+/* Proposition 3, computed when the model is prepared (engine/
+ * recurrent_lag.c says how): *per_lag (T values) the mean over sequences
+ * of max over outputs and features of |d y^t / d x^(t-k)|, t the last
+ * step; *tau the mean over sequences of the largest k whose gradient
+ * exceeds *threshold times that sequence's largest; *n the sequences
+ * used.  -1 for a feedforward model, or when the lag was too large to
+ * compute (ACED_LAG_TAPE_MAX). */
+int eng_rnn_lag(const struct eng_model *m, const double **per_lag, double *tau,
+                double *threshold, int *n);
 
 /* ---- prepared model ---- */
 struct eng_model_input {
@@ -65,9 +115,11 @@ struct eng_model_input {
   /* Low-rank mode: 0 (or >= 1) keeps the full factor; 0 < share < 1 keeps
    * the leading eigen-components covering that share of total variance. */
   double lowrank_share;
+  /* A recurrent network instead of net (net is then ignored): k must be
+   * T * input_size, samples are flattened sequences. */
+  const struct eng_rnn *rnn;
 };
 
-struct eng_model; /* opaque */
 
 /* Factor the covariance once (symmetric eigendecomposition, LAPACK) and
  * keep everything the estimators need.  Costs O(k^3); run it off the HTTP
@@ -98,8 +150,8 @@ const double *eng_output_spread(const struct eng_model *m);
 /* ---- stopping long calls ----
  * A worker running a job that is cancelled (or past its deadline) should
  * not finish a grid that may take minutes.  With a stop check set on the
- * calling thread, eng_taylor, eng_finite_difference, eng_montecarlo and
- * eng_taylor_diagnose call fn(cls) between grid points (or sample chunks)
+ * calling thread, eng_taylor, eng_finite_difference, eng_montecarlo,
+ * eng_unscented and eng_taylor_diagnose call fn(cls) between grid points (or sample chunks)
  * and return ENG_STOPPED as soon as it returns non-zero.  Per thread, so
  * workers do not see each other's checks; NULL removes it. */
 #define ENG_STOPPED (-2)
@@ -127,6 +179,22 @@ int eng_finite_difference(const struct eng_model *m, int feature,
 int eng_montecarlo(const struct eng_model *m, int feature, const double *alpha,
                    int n_alpha, double *E, double *se);
 
+/* The covariance of eng_montecarlo's means across the grid (they share
+ * one set of samples, so their errors are correlated): for outputs
+ * o0..o0+n_sel-1, cov (n_sel x n_alpha x n_alpha) gets
+ * Cov(E_a, E_b) = sum_n d_na d_nb / (N (N - 1)), d_na the deviation of
+ * sample n's output at alpha[a] from E (as eng_montecarlo returned it,
+ * n_alpha x n_out); its diagonal is se^2.  Runs the samples again. */
+int eng_montecarlo_cov(const struct eng_model *m, int feature, const double *alpha,
+                       int n_alpha, const double *E, int o0, int n_sel, double *cov);
+
+/* The unscented transform over the interventional mean and covariance:
+ * 2r + 1 sigma points (r the factor's rank) with non-negative weights,
+ * so E stays inside the output's range; exact for linear networks and
+ * equal to Eq. 4 to second order.  See engine/unscented.c. */
+int eng_unscented(const struct eng_model *m, int feature, const double *alpha, int n_alpha,
+                  double *E);
+
 /* ---- reliability of taylor for one feature ----
  * Given taylor values E and second-order terms on a grid, judge each output.
  * Thresholds are documented in engine/diagnose.c. */
@@ -136,10 +204,15 @@ struct eng_diag {
   double second_ratio;   /* max |second| / spread */
   double mc_gap_ratio;   /* max |taylor - montecarlo| / spread on a few
                             grid points; -1 when there are no samples */
+  double mc_gap_se;      /* standard error of the montecarlo value at that
+                            point / spread; -1 when there are no samples */
+  int mc_samples;        /* samples the montecarlo side averaged (a fixed
+                            subsample of at most ACED_MC_DIAG_SAMPLES); 0 */
   int reliable;
 };
 /* diag: n_out entries.  Runs montecarlo on ACED_MC_DIAG_POINTS grid points
- * when the model has samples. */
+ * over a fixed subsample of at most ACED_MC_DIAG_SAMPLES samples when the
+ * model has samples. */
 int eng_taylor_diagnose(const struct eng_model *m, int feature,
                         const double *alpha, int n_alpha, const double *E,
                         const double *second, struct eng_diag *diag);
@@ -160,6 +233,17 @@ struct eng_regressor {
 };
 int eng_regressor_fit(const double *x, const double *t, int n, double low,
                       double high, int max_order, struct eng_regressor *r);
+/* The same fit when the points carry a known error: var (n) its
+ * variances (Monte Carlo: se^2), taken as known noise beside a fitted
+ * misfit variance 1/beta, so the evidence does not reward orders that
+ * chase the estimator's own error.  C (n x n, may be NULL), the errors'
+ * covariance across the points (eng_montecarlo_cov: they share samples),
+ * makes cov the coefficients' covariance under it, so the band
+ * sqrt(1/beta + phi^T cov phi) covers the estimator's error.  var NULL:
+ * eng_regressor_fit.  See engine/regressor.c. */
+int eng_regressor_fit_known(const double *x, const double *t, const double *var,
+                            const double *C, int n, double low, double high, int max_order,
+                            struct eng_regressor *r);
 double eng_regressor_mean(const struct eng_regressor *r, double x);
 /* The same mean from its parts alone: sum_j coef[j] P_j(t(x)), order
  * 0..ENG_ORDER_CAP.  Lets a cache keep a regressor's 100-odd bytes that
@@ -271,5 +355,40 @@ int eng_quadrature(enum eng_rule rule, int n, double *t, double *w);
  * along absolute path products for deeper networks). */
 int eng_connection_weights(const struct eng_model *m, int output, double *olden,
                            double *garson);
+
+/* The same for a bare network (no prepared model): what the
+ * randomization test computes on each retrained network. */
+int eng_net_connection_weights(const struct eng_net *net, int output, double *olden,
+                               double *garson);
+
+/* ---- training (train.c): a small exact trainer for the randomization
+ * test.  Mini-batch Adam with PyTorch's rules (see engine/train.c), so a
+ * run matches PyTorch float64 given the same initial weights, batches and
+ * settings. ---- */
+enum eng_loss { ENG_LOSS_MSE, ENG_LOSS_CROSS_ENTROPY };
+struct eng_train_opts {
+  enum eng_loss loss;
+  int epochs, batch_size;
+  double learning_rate, weight_decay;
+  uint64_t seed; /* the batches: one permutation of the rows per epoch */
+};
+/* The engine's generator (splitmix64): next 64 bits, a uniform [0, 1)
+ * with 53 bits, and a Fisher-Yates permutation of 0..n-1. */
+uint64_t eng_rng_next(uint64_t *state);
+double eng_rng_uniform(uint64_t *state);
+void eng_rng_permutation(uint64_t *state, int n, int *perm);
+/* PyTorch nn.Linear's default initialisation, W and b ~ U(-1/sqrt(n_in),
+ * 1/sqrt(n_in)), layer by layer, W row-major then b, from the generator
+ * seeded with `seed`. */
+void eng_init_weights(struct eng_net *net, uint64_t seed);
+/* 0 when the network can be trained with `loss`: softmax and log_softmax
+ * only last; cross_entropy needs a softmax, log_softmax, identity
+ * (logits) or sigmoid (binary) last layer. */
+int eng_train_check(const struct eng_net *net, enum eng_loss loss);
+/* Train net in place from its current weights on X (n x inputs), Y
+ * (n x outputs).  0, ENG_STOPPED (stop check), or -1 (bad arguments, out
+ * of memory, or the weights overflowed). */
+int eng_train(struct eng_net *net, const double *X, const double *Y, int n,
+              const struct eng_train_opts *o);
 
 #endif

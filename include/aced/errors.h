@@ -41,14 +41,18 @@
   X(ACED_E_NOT_FINITE,          "not_finite",           422, "numbers must be finite") \
   X(ACED_E_NOT_PSD,             "not_psd",              422, "covariance is not symmetric positive semi-definite") \
   X(ACED_E_LIMIT,               "limit_exceeded",       422, "a size limit was exceeded") \
+  X(ACED_E_UNSUPPORTED_OPERATOR, "unsupported_operator", 422, "the ONNX graph uses an operator aced cannot import") \
   X(ACED_E_CYCLIC_GRAPH,        "cyclic_graph",         422, "the graph among the inputs has a cycle") \
   X(ACED_E_NO_GRAPH,            "no_graph",             422, "total and indirect effects need a graph among the inputs") \
   X(ACED_E_NO_SAMPLES,          "no_samples",           422, "the estimator needs the model's data samples") \
+  X(ACED_E_NO_TRAINING,         "no_training_data",     422, "the model was registered without data.targets and training") \
   X(ACED_E_TOO_MANY_REQUESTS,   "too_many_requests",    429, "slow down") \
   X(ACED_E_INTERNAL,            "internal",             500, "internal error") \
   X(ACED_E_QUEUE_FULL,          "queue_full",           503, "work queue full, retry later") \
   X(ACED_E_UNAVAILABLE,         "unavailable",          503, "service unavailable") \
-  X(ACED_E_STORE,               "store_error",          503, "database error")
+  X(ACED_E_STORE,               "store_error",          503, "database error") \
+  X(ACED_E_DB_UNAVAILABLE,      "database_unavailable", 503, "the database cannot be reached; retry") \
+  X(ACED_E_JOB_GONE,            "job_gone",             410, "the job was lost when the daemon restarted")
 
 enum aced_err {
 #define ACED_X_ENUM(name, code, status, hint) name,

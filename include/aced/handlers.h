@@ -26,7 +26,9 @@ MHD_RESULT handler_explanations_post(struct request *rq);
 MHD_RESULT handler_graph_get(struct request *rq);
 MHD_RESULT handler_graph_put(struct request *rq);
 MHD_RESULT handler_graph_post(struct request *rq);
+MHD_RESULT handler_significance_post(struct request *rq);
 MHD_RESULT handler_job_get(struct request *rq);
 MHD_RESULT handler_job_delete(struct request *rq);
+MHD_RESULT handler_ui_get(struct request *rq);
 
 #endif

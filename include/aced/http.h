@@ -132,6 +132,22 @@ MHD_RESULT reply_aced_error(struct request *rq, const struct aced_error *err);
 MHD_RESULT reply_text(struct request *rq, unsigned status, const char *ctype,
                       const char *text);
 
+/* Caching.  A 200 of this request (and its 304) is sent with
+ * Cache-Control: cache_control (a string literal; NULL: no-store, the
+ * default of every reply) and ETag: etag (copied; NULL: none).  Any other
+ * status is always no-store without an ETag. */
+void request_set_caching(struct request *rq, const char *cache_control, const char *etag);
+/* Does If-None-Match name etag (weak comparison; "*" is not honoured)? */
+int request_etag_matches(struct request *rq, const char *etag);
+/* 304 Not Modified, with the caching headers a 200 would have. */
+MHD_RESULT reply_not_modified(struct request *rq);
+/* A file's bytes (malloc'ed; taken over) as a 200, with a
+ * Content-Security-Policy when csp is not NULL. */
+MHD_RESULT reply_file(struct request *rq, const char *ctype, char *body, size_t len,
+                      const char *csp);
+/* 301 to location (relative or absolute). */
+MHD_RESULT reply_redirect(struct request *rq, const char *location);
+
 /* Asynchronous replies. */
 void request_suspend(struct request *rq);
 /* Thread-safe: store the reply (steals j) and resume the connection.

@@ -114,8 +114,29 @@ enum aced_err jobs_submit(struct jobs *js, const struct job_request *req,
 void jobs_wait(struct jobs *js, struct job *j, int64_t deadline_us,
                job_waiter_fn fn, void *cls);
 
+/* A journal of jobs (optional): the services install one when jobs must
+ * outlive this process (a database shared by replicas).  submitted is
+ * called once for every job jobs_submit creates (not for one joined
+ * through single flight, nor an adopted one), on the submitting thread,
+ * outside the pool's lock, before jobs_submit returns; req is the
+ * caller's request.  The journal learns the rest through job_state,
+ * job_to_json and jobs_cancel, like any other user of the pool. */
+struct job_journal {
+  void *cls;
+  void (*submitted)(void *cls, struct job *j, const struct job_request *req);
+};
+void jobs_set_journal(struct jobs *js, const struct job_journal *jr);
+/* Run a job another process started, under its id (a takeover): like
+ * jobs_submit without waiter or single flight.  ACED_E_CONFLICT when a
+ * job with that id is here already. */
+enum aced_err jobs_adopt(struct jobs *js, const char *id, const struct job_request *req,
+                         struct job **out, struct aced_error *err);
+
 /* Look up by id; returns a reference or NULL. */
 struct job *jobs_find(struct jobs *js, const char *id);
+/* 1 when id (not found) was handed out by an earlier run of the daemon:
+ * jobs live in memory, so a restart lost it (410 job_gone, not 404). */
+int jobs_id_from_earlier_run(struct jobs *js, const char *id);
 void job_ref(struct job *j);
 void job_unref(struct job *j);
 

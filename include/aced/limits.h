@@ -27,6 +27,26 @@
 #define ACED_MAX_UNITS 8192     /* units in any one layer (inputs included) */
 #define ACED_MAX_INPUTS 4096    /* features */
 #define ACED_MAX_OUTPUTS 1024
+/* Recurrent networks: the sequence length T.  The flattened inputs
+ * (T x input_size) are bounded by ACED_MAX_INPUTS as any model's features;
+ * 4096 steps is a one-feature sequence at that bound. */
+#define ACED_MAX_SEQUENCE 4096
+/* output_at every: the head's outputs at every step, T x outputs, each a
+ * regressor fitted and cached by every (feature, timestep) grid; 4096 keeps
+ * one grid's fits and cache writes to what a model at ACED_MAX_OUTPUTS
+ * costs a few times over. */
+#define ACED_MAX_STEP_OUTPUTS 4096
+/* The time lag (Proposition 3) is a mean over at most this many stored
+ * sequences, one forward and one backward pass per output each, when the
+ * model is prepared: 256 keeps it a fraction of a second for the LSTM of
+ * the benchmark (T 50, hidden 64) while the mean of tau_x is already
+ * settled to a few hundredths of a step. */
+#define ACED_LAG_SEQUENCES 256
+/* Its reverse pass keeps every cell's pre-activations of one sequence
+ * (T x layers x (2 gates*hidden + 2 hidden + input) doubles).  Above 16 Mi
+ * doubles (128 MiB, a T = 4096 LSTM of hidden 400) the lag is not
+ * computed: the metadata has none and jobs cover every timestep. */
+#define ACED_LAG_TAPE_MAX (16L * 1024 * 1024)
 /* Total weights: 16M doubles = 128 MiB, well above the 1M-parameter models
  * we benchmark and below what would starve the other workers. */
 #define ACED_MAX_PARAMS (16L * 1024 * 1024)
@@ -53,6 +73,34 @@
  * (root/network/layers/[i]/weights/[j]); anything deeper is hostile. */
 #define ACED_JSON_DEPTH_MAX 16
 
+/* ONNX import (src/model/onnx.c).  The file arrives as base64 inside the
+ * body, so it is at most 3/4 of max_body_bytes; ACED_ONNX_BYTES_MAX is the
+ * same bound written down against the hard cap, checked on the decoded
+ * size before the buffer is allocated.  protobuf-c allocates each nested
+ * message as a struct of ~100 bytes that may take 2 bytes of wire, so its
+ * allocator gets a budget of FIXED + FACTOR x the file: a 48 MB export of
+ * float32 weights decodes into about 1x its size (the data is copied once),
+ * a hostile file of empty messages is refused at the budget instead of
+ * taking 50x its size.  A chain of 32 layers with GELU as PyTorch writes it
+ * is under 300 nodes and the recurrent exports with their shape
+ * scaffolding under 200: 1024 nodes (and initializers) is ample.  Messages
+ * nest 6 deep in a real model (model/graph/value_info/type/tensor type/
+ * shape/dimension); 16 leaves room and keeps protobuf-c's recursion, which
+ * has no limit of its own, shallow.  Opsets 7 to 21 spell the operators
+ * aced imports the same way (tested: 11 to 17). */
+#define ACED_ONNX_BYTES_MAX (ACED_BODY_MAX_HARD / 4 * 3)
+#define ACED_ONNX_DECODE_FIXED (16L * 1024 * 1024)
+#define ACED_ONNX_DECODE_FACTOR 3
+#define ACED_ONNX_NODES_MAX 1024
+#define ACED_ONNX_DIMS_MAX 8
+#define ACED_ONNX_DEPTH_MAX 16
+#define ACED_ONNX_OPSET_MIN 7
+#define ACED_ONNX_OPSET_MAX 21
+/* The origin an ONNX registration leaves in the model row ("source"):
+ * {"opset":N,"producer":"<name> <version>"}, name and version cut to 63
+ * bytes each. */
+#define ACED_SOURCE_MAX 192
+
 /* Query limits. */
 #define ACED_GRID_MIN 2             /* regressor grid points */
 #define ACED_GRID_MAX 10000
@@ -69,6 +117,32 @@
 #define ACED_IG_STEPS_DEFAULT 64
 #define ACED_IG_STEPS_MAX 1024
 #define ACED_MC_DIAG_POINTS 5       /* grid points compared with montecarlo */
+/* Samples the taylor reliability check averages over: its standard error
+ * is then about spread / sqrt(512) = 0.044 spread, a sixth of the 0.25
+ * spread it judges, while it costs 5 x 512 forward passes of the layers
+ * after the first per feature instead of 5 x n_samples full passes (on the
+ * benchmark's 3,000-sample MNIST model that was as much again as Eq. 4). */
+#define ACED_MC_DIAG_SAMPLES 512
+/* A regressor fitted to Monte Carlo points takes their errors' covariance
+ * across the grid as known noise (they share one set of samples): an n x n
+ * eigendecomposition per output, about 0.3 s at 1000 points.  Finer grids
+ * take the variances alone (a warning says the band then understates the
+ * correlated part).  The covariances of a group of outputs are computed in
+ * one pass over the samples, at most ACED_BAND_COV_CELLS doubles (32 MiB). */
+#define ACED_BAND_GRID_MAX 1000
+/* The randomization test (POST .../significance).  Epochs per retraining:
+ * 100000 epochs of a small network is minutes, times the permutations
+ * (at most 9999: p-values to 1e-4) an hour, the job timeout.  A statistic
+ * "ace" is the range of E[y | do(x_i = a)] over ACED_SIG_ACE_GRID values. */
+#define ACED_TRAIN_EPOCHS_MAX 100000
+#define ACED_TRAIN_BATCH_DEFAULT 32
+#define ACED_PERMUTATIONS_MAX 9999
+#define ACED_PERMUTATIONS_DEFAULT 999
+#define ACED_SIG_ACE_GRID 20
+/* Statistics kept by one test, (permutations + 1) x outputs x features
+ * doubles: 128 MiB. */
+#define ACED_SIG_CELLS_MAX (16L * 1024 * 1024)
+#define ACED_BAND_COV_CELLS (4L * 1024 * 1024)
 
 /* Job system.  Two workers keep the numerical work on two cores, the
  * machines aced is sized for; a job running an hour is a mistake (a 784-
@@ -138,6 +212,17 @@
  * ample and keeps a 202's Location header, prefix + "/v1/jobs/" + a
  * 32-digit id, far below any proxy's header limit. */
 #define ACED_BASE_PATH_MAX 256
+/* The web view's files (GET /ui/...): its own page, script and style are
+ * a few tens of KB and the chart library (Debian's d3.min.js) 240 KB; a
+ * file over 2 MiB is not one of them, and each is read whole per request. */
+#define ACED_UI_FILE_MAX (2 * 1024 * 1024)
+/* A web view file name: one path segment of letters, digits, '-', '_'
+ * and '.', not starting with '.', at most 64 bytes. */
+#define ACED_UI_NAME_MAX 64
+/* How long a browser may keep a CORS preflight's answer (seconds, as the
+ * header's text): 10 minutes, Chromium's own cap being 2 hours; a changed
+ * cors_origins reaches browsers within it. */
+#define ACED_CORS_MAX_AGE "600"
 /* A request body must arrive at 1 KiB/s on average once connection_timeout
  * has passed since its headers: slower is a "slow POST" attack holding a
  * connection, not a client on any real network (a 64 MiB body at that
@@ -158,6 +243,11 @@
  * oldest of them is replaced: a bounded search on every cached query. */
 #define ACED_REGCACHE_SLOTS 8192 /* a power of two */
 #define ACED_REGCACHE_PROBE 8
+/* A summary asked for by a regressor GET also keeps that GET's reply as
+ * text (split around meta.elapsed_ms), so a warm GET reads no database and
+ * parses nothing.  A reply is 20 to 60 KiB; 64 MiB of them is a dashboard's
+ * working set of curves.  Past it, GETs take the path through the store. */
+#define ACED_REGCACHE_REPLY_BYTES (64L << 20)
 
 /* SQLite (src/store/sqlite.c).  Readers: enough for the HTTP threads and
  * workers that read at the same moment in practice; more would only hold
@@ -172,6 +262,37 @@
  * registration of a large model can grow it to hundreds of MB.  A plain
  * literal: it is pasted into a PRAGMA. */
 #define ACED_DB_WAL_SIZE_LIMIT 67108864 /* 64 MiB */
+
+/* PostgreSQL (src/store/pg.c).  Connections: one per HTTP thread and
+ * worker (each holds one for the length of one store call, so none ever
+ * waits for another) plus one spare; the listener has its own.  The array
+ * is sized for the largest configuration. */
+#define ACED_PG_CONN_MAX (ACED_WORKERS_MAX + ACED_HTTP_THREADS_MAX + 1)
+/* Seconds a (re)connection may take before the request it serves gets
+ * 503: a database host that does not answer must not hold HTTP threads
+ * for the kernel's two minutes.  A connection URI may set its own. */
+#define ACED_PG_CONNECT_TIMEOUT_S 3
+/* How often the listener (LISTEN aced_models: other replicas' writes)
+ * tries again while the database is away, and how long it sleeps in
+ * poll(): the bound on how late it notices a stop. */
+#define ACED_PG_LISTEN_RETRY_MS 250
+
+/* Durable jobs (PostgreSQL: src/store/pg_jobs.c, src/svc/journal.c).  A
+ * replica renews the lease of each job it runs every HEARTBEAT_MS; a job
+ * whose lease (LEASE_MS) runs out is taken over by another replica, so a
+ * replica that dies costs its jobs about LEASE_MS, while a replica merely
+ * slow for a moment (a long GC-free fit holds no lock, but a database
+ * failover can take seconds) is not robbed of its jobs: five heartbeats.
+ * A job is run at most ATTEMPTS_MAX times, so a request that kills its
+ * replica does not go on to kill the others.  Registrations (their
+ * request is the whole model) and requests over REQUEST_MAX bytes are
+ * recorded without it: GET works everywhere, but another replica cannot run them again.
+ * Ended jobs are forgotten after KEEP_S.  Plain literals: pasted into SQL. */
+#define ACED_JOB_LEASE_MS 5000
+#define ACED_JOB_HEARTBEAT_MS 1000
+#define ACED_JOB_ATTEMPTS_MAX 3
+#define ACED_JOB_REQUEST_MAX 4194304 /* 4 MiB */
+#define ACED_JOB_KEEP_S 86400
 
 /* Causal graphs among the inputs (src/model/graph.c, issue 14).  Edges:
  * a DAG over k features has at most k(k-1)/2, but a graph a person (or a

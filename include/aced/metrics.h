@@ -19,6 +19,10 @@ void metrics_init(int n_routes, const char *const *route_names);
 void metrics_request(int route, unsigned status, double seconds);
 void metrics_cache(int hit);
 void metrics_job_finished(const char *state); /* done, failed, cancelled */
+/* One statement run against the database (the store backends call it per
+ * statement): lets a test and an operator see that warm queries touch no
+ * database. */
+void metrics_store_statement(void);
 
 struct metrics_gauges {
   long models;          /* registered model names, -1 if unknown */

@@ -30,6 +30,14 @@ struct aced_graph {
                        varsortability (canonical JSON object); else NULL */
 };
 
+/* Training settings for the randomization test (model/training.c). */
+struct aced_training {
+  int loss;                 /* enum eng_loss */
+  int epochs, batch_size;
+  double learning_rate, weight_decay;
+  long long seed;
+};
+
 struct aced_model {
   char name[ACED_NAME_MAX + 1];
   int version;              /* set by the store; 0 before */
@@ -50,8 +58,28 @@ struct aced_model {
    * NULL (and has_transform 0) when the registration gave none. */
   int has_transform;
   double *tf_scale, *tf_shift;
+  /* Where the registration came from, kept in the model row beside the
+   * canonical body (never in it: the digest is the network's):
+   * {"opset":..,"producer":..} for an ONNX import, "" for JSON. */
+  char source[ACED_SOURCE_MAX + 1];
   struct aced_graph *graph; /* NULL without one */
+  /* data.targets (n_samples x n_outputs) and training, both or neither:
+   * has_training 0 and targets NULL without them. */
+  int has_training;
+  double *targets;
+  struct aced_training training;
+  /* Recurrent models (network.type "recurrent"; rnn NULL and seq_len 0
+   * otherwise).  Features, outputs and data are flattened over time:
+   * feature t * step_features + i is feature i at step t (n_features =
+   * seq_len * step_features), output s * step_outputs + o the head's output
+   * o at step s with output_at every (else n_outputs = step_outputs),
+   * samples the sequences, mean and cov over the flattened inputs.
+   * rnn->head is net (the head's layers, owned by net). */
+  struct eng_rnn *rnn;
+  int seq_len, step_features, step_outputs;
 };
+/* "mse" or "cross_entropy". */
+const char *model_loss_name(int loss);
 
 /* Check that s is a valid model name: [A-Za-z0-9._-]{1,64}. */
 int model_name_valid(const char *s);

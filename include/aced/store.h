@@ -2,9 +2,9 @@
  * store.h -- persistence behind one interface.
  *
  * The registry (models and their versions) and the regressor cache live
- * behind `struct store_ops`, so a second backend (PostgreSQL, for several
- * replicas sharing one registry and cache) is one more file implementing
- * these operations.  The store keeps text and numbers; it does not parse
+ * behind `struct store_ops`: SQLite (src/store/sqlite.c, the embedded
+ * default) and PostgreSQL (src/store/pg.c, for several replicas sharing
+ * one registry and cache).  The store keeps text and numbers; it does not parse
  * model JSON or know about the engine.
  *
  * Every function returns ACED_OK or an error code, with a message in *err
@@ -25,6 +25,7 @@ struct store_model_row {
   int n_features, n_outputs, n_samples;
   long n_params;
   char *description;        /* malloc'ed or NULL */
+  char source[ACED_SOURCE_MAX + 1]; /* origin (model.h's source), "" for JSON */
   char *body;               /* canonical JSON, malloc'ed; NULL unless asked */
 };
 void store_model_row_clear(struct store_model_row *row); /* frees strings */
@@ -36,6 +37,16 @@ struct store_cache_key {
   int output, feature;
   const char *estimator;
   const char *params;
+};
+
+/* A durable job (backends shared by replicas): what is needed to run it
+ * again on another replica.  request is malloc'ed JSON text, or NULL for
+ * a job that cannot be run again (its request was too large to keep). */
+struct store_job {
+  char id[40];
+  char kind[32];
+  char model[ACED_NAME_MAX + 1];
+  char *request;
 };
 
 struct store;
@@ -79,6 +90,48 @@ struct store_ops {
   enum aced_err (*cache_put)(struct store *s, const struct store_cache_key *k,
                              const char *const *values, int n, struct aced_error *err);
   enum aced_err (*cache_count)(struct store *s, long *n, struct aced_error *err);
+
+  /* ---- durable jobs: NULL in a backend without them (SQLite) ----
+   * A job row holds what GET /v1/jobs/{id} shows (`body`, JSON text as
+   * its owner last wrote it), who runs it (`owner`) until when (a lease
+   * of lease_ms, renewed by heartbeats), and its request.  The store
+   * treats body and request as text, except that it sets body's "state"
+   * (and "error") when it ends a job itself. */
+  /* Record a job submitted by `owner`, who runs it. */
+  enum aced_err (*job_insert)(struct store *s, const struct store_job *job, const char *owner,
+                              int lease_ms, const char *body, struct aced_error *err);
+  /* Renew the lease and record body; *cancel = 1 once a cancel was asked
+   * for, *owned = 0 once another replica has taken the job over. */
+  enum aced_err (*job_heartbeat)(struct store *s, const char *id, const char *owner,
+                                 int lease_ms, const char *body, int *cancel, int *owned,
+                                 struct aced_error *err);
+  /* Renew every lease `owner` holds, in one statement; cb(cls, id,
+   * cancel) for each job it still owns. */
+  enum aced_err (*job_renew)(struct store *s, const char *owner, int lease_ms,
+                             void (*cb)(void *cls, const char *id, int cancel), void *cls,
+                             struct aced_error *err);
+  /* The end: body with its final state ("done", "failed", "cancelled"),
+   * if owner still owns it.  state NULL: give it up unfinished (owner
+   * stopping): another replica may claim it at once. */
+  enum aced_err (*job_finish)(struct store *s, const char *id, const char *owner,
+                              const char *state, const char *body, struct aced_error *err);
+  /* Claim for `owner` the oldest unfinished job whose lease ran out (SELECT
+   * ... FOR UPDATE SKIP LOCKED: replicas never claim the same one); *found
+   * 0 when there is none.  Such jobs that cannot be run again or were
+   * cancelled are ended on the way. */
+  enum aced_err (*job_claim)(struct store *s, const char *owner, int lease_ms,
+                             struct store_job *job, int *found, struct aced_error *err);
+  /* *body (malloc'ed) as last written, NULL when there is no such job. */
+  enum aced_err (*job_get)(struct store *s, const char *id, char **body, struct aced_error *err);
+  /* Ask for a cancel, which reaches the owner by notification and at its
+   * next heartbeat; a job nobody runs ends at once.  *body as after the
+   * request (NULL: no such job); *finished = 1 when it had already ended. */
+  enum aced_err (*job_cancel)(struct store *s, const char *id, char **body, int *finished,
+                              struct aced_error *err);
+  /* Be told of other replicas' job events: fn(cls, "cancel <id>") when a
+   * cancel is asked for, fn(cls, "free <id>") when a job may be claimed.
+   * Called from the store's own thread. */
+  void (*job_listen)(struct store *s, void (*fn)(void *cls, const char *event), void *cls);
 };
 
 struct store {
@@ -87,10 +140,20 @@ struct store {
 
 /* Open the store a URI names; the scheme chooses the backend:
  *   sqlite:<path> or a plain path   an SQLite database (created if needed)
- * An unknown scheme is an error naming it. */
+ *   postgresql://... postgres://... a PostgreSQL database (a libpq URI),
+ *                                   when built with libpq
+ * An unknown scheme is an error naming it.  n_conn: the connections a
+ * client/server backend keeps (one per thread that calls the store at
+ * once); 0 for its default.  store_open(uri, err) is n_conn 0. */
 struct store *store_open(const char *uri, struct aced_error *err);
+struct store *store_open_pool(const char *uri, int n_conn, struct aced_error *err);
+/* 1 when uri names a database server rather than a file. */
+int store_uri_is_server(const char *uri);
+/* uri for the log: a password in it ("user:secret@") becomes "***". */
+void store_uri_redact(const char *uri, char *out, size_t n);
 
 /* The backends (src/store/<backend>.c). */
 struct store *store_sqlite_open(const char *path, struct aced_error *err);
+struct store *store_pg_open(const char *uri, int n_conn, struct aced_error *err);
 
 #endif

@@ -17,6 +17,7 @@
 #ifndef ACED_SVC_H
 #define ACED_SVC_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,7 +50,8 @@ struct svc {
   X(explanations)    /* POST .../explanations: gradients, IG, ablation */ \
   X(graph)           /* POST .../graph: learn a DAG among the inputs */   \
   X(graph_get)       /* GET .../graph: the graph and its fitted weights */ \
-  X(graph_put)       /* PUT .../graph: a new version with a given graph */
+  X(graph_put)       /* PUT .../graph: a new version with a given graph */ \
+  X(significance)    /* POST .../significance: the randomization test */
 
 #define SVC_KIND_DECLARE(k) extern const struct job_ops svc_kind_##k;
 SVC_KINDS(SVC_KIND_DECLARE)
@@ -61,7 +63,7 @@ const struct job_ops *svc_kind_find(const char *name);
 extern const struct job_ops *const svc_kinds[];
 
 /* ---- estimators and query parameters (params.c) ---- */
-enum estimator { EST_AUTO, EST_TAYLOR, EST_FD, EST_MC };
+enum estimator { EST_AUTO, EST_TAYLOR, EST_FD, EST_MC, EST_UT, EST__COUNT };
 const char *estimator_name(enum estimator e);
 
 /* Which effect of do(x_i = a) (issue 14): direct (the other inputs as
@@ -94,15 +96,24 @@ enum aced_err query_params_effect(const char *effect, struct query_params *q,
 /* The parameters as a JSON object, e.g. for a job's params. */
 json_t *query_params_json(const struct query_params *q);
 
+/* ---- the randomization test (significance.c) ----
+ * Checks permutations, statistic and seed of a significance body (types
+ * were checked by the route's spec), so a bad one is answered at once. */
+enum aced_err significance_params_check(const json_t *body, struct aced_error *err);
+
 /* ---- cached answers on the calling thread ----
  * Each returns a reply, or NULL: with err->code == ACED_OK when the
  * request must go to a worker (model not loaded, regressor not cached),
  * else with the error to answer at once (unknown output, ...). */
-json_t *svc_cached_regressor(const struct svc *svc, const char *digest, const char *output,
-                             const char *feature, const struct query_params *q,
-                             struct aced_error *err);
-/* The reply as JSON text (malloc'ed, *len bytes) with meta.elapsed_ms
- * counted from start_us (aced_now_us()). */
+/* timestep, output_timestep: of a recurrent model, STEP_NONE when not
+ * given. */
+#define STEP_NONE INT_MIN
+/* Both write the reply as JSON text (malloc'ed, *len bytes) with
+ * meta.elapsed_ms counted from start_us (aced_now_us()). */
+char *svc_cached_regressor(const struct svc *svc, const char *digest, const char *output,
+                           const char *feature, int timestep, int output_timestep,
+                           const struct query_params *q, int64_t start_us, size_t *len,
+                           struct aced_error *err);
 char *svc_cached_attributions(const struct svc *svc, const char *digest, const json_t *body,
                               int64_t start_us, size_t *len, struct aced_error *err);
 /* Metadata of a loaded model under `name` and `version`, or NULL if the
@@ -140,5 +151,20 @@ void svc_clear(void);
  * eng_regressor_baseline on the result, not eng_regressor_std. */
 struct eng_regressor;
 int svc_regressor_decode(const json_t *v, struct eng_regressor *r);
+
+/* ---- durable jobs (journal.c), when the store is shared by replicas ----
+ * Start the journal: 1 when on, 0 when the store keeps no jobs (SQLite),
+ * -1 on failure.  Before jobs_shutdown: quiesce (claim nothing more; jobs
+ * failed by the shutdown are given up to other replicas); after: stop. */
+int svc_journal_start(const struct svc *svc, struct jobs *js);
+void svc_journal_quiesce(void);
+void svc_journal_stop(void);
+/* GET and DELETE of a job this replica does not have: its state as last
+ * recorded (a new reference), or NULL with err->code ACED_OK when the
+ * store has no such job either.  svc_job_cancel asks its owner to cancel
+ * it; *finished = 1 when it had already ended. */
+json_t *svc_job_lookup(const struct svc *svc, const char *id, struct aced_error *err);
+json_t *svc_job_cancel(const struct svc *svc, const char *id, int *finished,
+                       struct aced_error *err);
 
 #endif

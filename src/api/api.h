@@ -38,4 +38,20 @@ void api_set_elapsed(struct request *rq, json_t *reply);
  * queued and *ret is set. */
 int api_check_body(struct request *rq, const struct spec_field *spec, MHD_RESULT *ret);
 
+/* Is the running program the one in the build tree (/proc/self/exe is
+ * ACED_ABS_BUILDDIR/aced)?  Then it serves the source tree's data files
+ * (api/openapi.yaml, ui/) rather than the installed copies under
+ * PKGDATADIR, so that `./aced` serves those of the tree it was built from. */
+int api_in_build_tree(void);
+
+#ifndef ACED_ABS_SRCDIR
+#define ACED_ABS_SRCDIR "."
+#endif
+#ifndef ACED_ABS_BUILDDIR
+#define ACED_ABS_BUILDDIR "."
+#endif
+#ifndef PKGDATADIR
+#define PKGDATADIR "/usr/local/share/aced"
+#endif
+
 #endif

@@ -22,5 +22,7 @@ libaced_core_a_SOURCES += \
 	src/api/handler_graph_get.c \
 	src/api/handler_graph_post.c \
 	src/api/handler_graph_put.c \
+	src/api/handler_significance_post.c \
 	src/api/handler_job_get.c \
-	src/api/handler_job_delete.c
+	src/api/handler_job_delete.c \
+	src/api/handler_ui_get.c

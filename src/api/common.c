@@ -4,10 +4,12 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "aced/log.h"
 #include "aced/model.h"
@@ -169,4 +171,19 @@ MHD_RESULT api_run_job(struct request *rq, struct job_request *req, int async)
    * job can have finished and the reply gone out by now. */
   job_unref(j);
   return MHD_YES;
+}
+
+int api_in_build_tree(void)
+{
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0)
+    return 0;
+  self[n] = '\0';
+  char built[PATH_MAX];
+  snprintf(built, sizeof built, "%s/aced", ACED_ABS_BUILDDIR);
+  char *real = realpath(built, NULL);
+  int in_tree = real != NULL && strcmp(real, self) == 0;
+  free(real);
+  return in_tree;
 }

@@ -10,10 +10,12 @@
 #include "api/api.h"
 
 static const struct spec_field attributions_spec[] = {
-    {"inputs", SPEC_ROWS, 1, ACED_ATTR_ROWS_MAX},
+    {"inputs", SPEC_INPUTS, 1, ACED_ATTR_ROWS_MAX}, /* sequences: recurrent models */
     {"output", SPEC_REF, 0, 0},  /* one of output, outputs: the service checks */
     {"outputs", SPEC_REFS, 0, 0},
     {"features", SPEC_REFS, 0, 0},
+    {"output_timestep", SPEC_INTEGER, 0, 0}, /* recurrent models */
+    {"all_timesteps", SPEC_BOOL, 0, 0},
     SPEC_ESTIMATE_FIELDS,
     SPEC_END};
 

@@ -1,7 +1,7 @@
 /*
  * handler_explanations_post.c -- POST /v1/models/{name}/explanations: the
  * attributions users compare causal ones with (gradient, gradient x input,
- * integrated gradients, ablation), one method or several side by side.
+ * integrated gradients, ablation, connection weights, ace), one method or several side by side.
  * Always computed by a worker (the svc kind "explanations").
  */
 #include "config.h"
@@ -11,13 +11,14 @@
 
 static const struct spec_field explanations_spec[] = {
     {"method", SPEC_STRING, 0, 0},
-    {"methods", SPEC_STRINGS, 0, 5},
+    {"methods", SPEC_STRINGS, 0, 6},
     {"output", SPEC_REF, 1, 0},
     /* required by every method but connection_weights (the kind checks) */
     {"inputs", SPEC_ROWS, 0, ACED_ATTR_ROWS_MAX},
     {"baseline", SPEC_STRING_OR_NUMBERS, 0, 0},
     {"steps", SPEC_INTEGER, 0, 0},
     {"rule", SPEC_STRING, 0, 0},
+    SPEC_ESTIMATE_FIELDS, /* ace */
     SPEC_END};
 
 MHD_RESULT handler_explanations_post(struct request *rq)

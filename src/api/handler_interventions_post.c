@@ -16,6 +16,8 @@ static const struct spec_field interventions_spec[] = {
     {"estimator", SPEC_STRING, 0, 0},
     {"epsilon", SPEC_NUMBER, 0, 0},
     {"effect", SPEC_STRING, 0, 0},
+    {"timestep", SPEC_INTEGER, 0, 0},        /* recurrent models */
+    {"output_timestep", SPEC_INTEGER, 0, 0}, /* recurrent, output_at every */
     SPEC_END};
 
 MHD_RESULT handler_interventions_post(struct request *rq)

@@ -12,6 +12,24 @@
 MHD_RESULT handler_job_delete(struct request *rq)
 {
   struct job *j = jobs_find(rq->srv->jobs, rq->arg[0]);
+  if (j == NULL && (rq->scopes & AUTH_WRITE)) {
+    /* another replica's (durable jobs): its owner is told to cancel it.
+     * Only with the write scope: whose job it is is not known here. */
+    struct aced_error err;
+    int finished = 0;
+    json_t *body = svc_job_cancel(rq->srv->svc, rq->arg[0], &finished, &err);
+    if (body != NULL && finished) {
+      json_decref(body);
+      return reply_error(rq, ACED_E_CONFLICT, "id", "job already finished");
+    }
+    if (body != NULL)
+      return reply_json(rq, 200, body);
+    if (err.code != ACED_OK)
+      return reply_aced_error(rq, &err);
+  }
+  if (j == NULL && jobs_id_from_earlier_run(rq->srv->jobs, rq->arg[0]))
+    return reply_error(rq, ACED_E_JOB_GONE, "id", "job '%.64s' was lost when aced restarted "
+                       "(jobs are kept in memory): submit it again", rq->arg[0]);
   if (j == NULL)
     return reply_error(rq, ACED_E_JOB_NOT_FOUND, "id", "no job '%.64s'", rq->arg[0]);
   /* A read token may cancel the jobs it submitted; other people's jobs

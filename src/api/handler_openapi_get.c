@@ -30,32 +30,10 @@
 #include "aced/log.h"
 #include "api/api.h"
 
-#ifndef ACED_ABS_SRCDIR
-#define ACED_ABS_SRCDIR "."
-#endif
-#ifndef ACED_ABS_BUILDDIR
-#define ACED_ABS_BUILDDIR "."
-#endif
-#ifndef PKGDATADIR
-#define PKGDATADIR "/usr/local/share/aced"
-#endif
-
 /* Where the document is for this program (see above). */
 static const char *openapi_path(void)
 {
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) {
-    self[n] = '\0';
-    char built[PATH_MAX];
-    snprintf(built, sizeof built, "%s/aced", ACED_ABS_BUILDDIR);
-    char *real = realpath(built, NULL);
-    int in_tree = real != NULL && strcmp(real, self) == 0;
-    free(real);
-    if (in_tree)
-      return ACED_ABS_SRCDIR "/api/openapi.yaml";
-  }
-  return PKGDATADIR "/openapi.yaml";
+  return api_in_build_tree() ? ACED_ABS_SRCDIR "/api/openapi.yaml" : PKGDATADIR "/openapi.yaml";
 }
 
 MHD_RESULT handler_openapi_get(struct request *rq)

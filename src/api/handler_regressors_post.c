@@ -10,6 +10,8 @@
 static const struct spec_field regressors_spec[] = {
     {"outputs", SPEC_REFS, 0, 0},
     {"features", SPEC_REFS, 0, 0},
+    {"output_timestep", SPEC_INTEGER, 0, 0}, /* recurrent models */
+    {"all_timesteps", SPEC_BOOL, 0, 0},
     SPEC_ESTIMATE_FIELDS,
     SPEC_END};
 

@@ -32,6 +32,26 @@ static enum aced_err check_numbers(const json_t *v, const char *path, size_t max
   return ACED_OK;
 }
 
+/* An input row: finite numbers, or a sequence of steps of them (recurrent
+ * models), at most ACED_MAX_INPUTS numbers in all. */
+static enum aced_err check_row(const json_t *row, const char *path, struct aced_error *err)
+{
+  if (!json_is_array(row) || !json_is_array(json_array_get(row, 0)))
+    return check_numbers(row, path, ACED_MAX_INPUTS, err);
+  size_t total = 0;
+  for (size_t t = 0; t < json_array_size(row); t++) {
+    char at[96];
+    snprintf(at, sizeof at, "%s[%zu]", path, t);
+    enum aced_err rc = check_numbers(json_array_get(row, t), at, ACED_MAX_INPUTS, err);
+    if (rc != ACED_OK)
+      return rc;
+    if ((total += json_array_size(json_array_get(row, t))) > ACED_MAX_INPUTS)
+      return aced_error_set(err, ACED_E_LIMIT, path, "more than %d numbers in one input",
+                            ACED_MAX_INPUTS);
+  }
+  return ACED_OK;
+}
+
 static enum aced_err check_field(const struct spec_field *f, const json_t *v,
                                  struct aced_error *err)
 {
@@ -88,6 +108,7 @@ static enum aced_err check_field(const struct spec_field *f, const json_t *v,
       }
     return ACED_OK;
   case SPEC_ROWS:
+  case SPEC_INPUTS:
     if (!json_is_array(v) || json_array_size(v) == 0)
       return aced_error_set(err, ACED_E_BAD_TYPE, name,
                             "'%s' must be a non-empty array of input rows", name);
@@ -96,10 +117,16 @@ static enum aced_err check_field(const struct spec_field *f, const json_t *v,
     for (size_t i = 0; i < json_array_size(v); i++) {
       char path[48];
       snprintf(path, sizeof path, "%s[%zu]", name, i);
-      enum aced_err rc = check_numbers(json_array_get(v, i), path, ACED_MAX_INPUTS, err);
+      enum aced_err rc = f->type == SPEC_INPUTS
+                             ? check_row(json_array_get(v, i), path, err)
+                             : check_numbers(json_array_get(v, i), path, ACED_MAX_INPUTS, err);
       if (rc != ACED_OK)
         return rc;
     }
+    return ACED_OK;
+  case SPEC_BOOL:
+    if (!json_is_boolean(v))
+      return aced_error_set(err, ACED_E_BAD_TYPE, name, "'%s' must be true or false", name);
     return ACED_OK;
   }
   return aced_error_set(err, ACED_E_INTERNAL, name, "field '%s' has no type", name);

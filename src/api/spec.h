@@ -26,6 +26,9 @@ enum spec_type {
   SPEC_REFS,     /* a non-empty array of names or indices >= 0 */
   SPEC_NUMBERS,  /* 1 to max finite numbers */
   SPEC_ROWS,     /* 1 to max rows, each 1 to ACED_MAX_INPUTS finite numbers */
+  SPEC_INPUTS,   /* SPEC_ROWS, or rows that are sequences (a recurrent model's inputs):
+                    steps of finite numbers, at most ACED_MAX_INPUTS in all */
+  SPEC_BOOL,     /* true or false */
   SPEC_STRINGS,  /* 1 to max strings */
   SPEC_STRING_OR_NUMBERS, /* a string, or 1 to ACED_MAX_INPUTS finite numbers */
 };

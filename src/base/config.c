@@ -45,7 +45,7 @@ struct key {
 static const struct key keys[] = {
     S(listen_address, "127.0.0.1", "address to listen on (IPv4 or IPv6)"),
     L(port, 1, 65535, "8080", "TCP port"),
-    S(database, "state/aced.db", "SQLite database file (its folder is created)"),
+    S(database, "state/aced.db", "SQLite database file (its folder is created), or postgresql://... (replicas)"),
     L(http_threads, 1, ACED_HTTP_THREADS_MAX, STR(ACED_HTTP_THREADS_DEFAULT), "HTTP threads (libmicrohttpd pool; <= cores)"),
     L(workers, 1, ACED_WORKERS_MAX, STR(ACED_WORKERS_DEFAULT), "worker threads for numerical work"),
     L(queue_max, 1, 1000000, STR(ACED_QUEUE_MAX_DEFAULT),
@@ -78,6 +78,14 @@ static const struct key keys[] = {
       "bytes of access-log lines written at once (0: one write per line)"),
     L(access_log_flush_ms, 1, 60000, STR(ACED_ACCESS_LOG_FLUSH_MS_DEFAULT),
       "longest an access-log line waits in that buffer, in milliseconds"),
+    S(cors_origins, "",
+      "origins that other dashboards are served from (https://dash.example.org, comma-"
+      "separated; * for any): CORS headers for them; empty: none"),
+    S(ui_dir, "",
+      "folder of the web view's files served at /ui/ (empty: the installed "
+      "$(datadir)/aced/ui, or the source tree's ui/ when run from the build tree)"),
+    S(ui_chart_library, "/usr/share/javascript/d3/d3.min.js",
+      "the chart library the web view loads as ui/d3.min.js (Debian's libjs-d3)"),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -364,6 +372,38 @@ int config_base_path_check(const char *p, char *why, size_t whylen)
   return 0;
 }
 
+/* ---- cors_origins ---- */
+
+/* "*", or scheme "://" host [":" port] with nothing after it. */
+static int origin_valid(const char *o)
+{
+  if (strcmp(o, "*") == 0)
+    return 1;
+  const char *h = strstr(o, "://");
+  if (h == NULL || h == o || h[3] == '\0')
+    return 0;
+  for (const char *c = o; c < h; c++)
+    if (!isalnum((unsigned char)*c) && strchr("+-.", *c) == NULL)
+      return 0;
+  for (const char *c = h + 3; *c != '\0'; c++)
+    if (!isalnum((unsigned char)*c) && strchr("-.:[]", *c) == NULL)
+      return 0;
+  return 1;
+}
+
+int config_cors_allowed(const char *list, const char *origin)
+{
+  size_t n = strlen(origin);
+  for (const char *w = list; *w != '\0';) {
+    size_t len = strcspn(w, ", ");
+    if ((len == 1 && w[0] == '*') || (len == n && n > 0 && memcmp(w, origin, n) == 0))
+      return 1;
+    w += len;
+    w += strspn(w, ", ");
+  }
+  return 0;
+}
+
 int config_validate(const struct aced_config *c, char *errbuf, size_t errlen)
 {
   struct in_addr a4;
@@ -401,6 +441,18 @@ int config_validate(const struct aced_config *c, char *errbuf, size_t errlen)
                  t);
         return -1;
       }
+    }
+  }
+  char cors[sizeof c->cors_origins];
+  snprintf(cors, sizeof cors, "%s", c->cors_origins);
+  for (char *save = NULL, *t = strtok_r(cors, ", ", &save); t != NULL;
+       t = strtok_r(NULL, ", ", &save)) {
+    if (!origin_valid(t)) {
+      snprintf(errbuf, errlen,
+               "cors_origins: '%s' is not an origin (scheme://host[:port], no path, "
+               "such as https://dash.example.org) or *",
+               t);
+      return -1;
     }
   }
   char why[128];

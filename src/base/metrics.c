@@ -37,6 +37,7 @@ struct shard {
   atomic_ulong hist[MAX_ROUTES + 1][N_BUCKETS + 1];
   atomic_ulong hist_sum_us[MAX_ROUTES + 1];
   atomic_ulong cache_hits, cache_misses;
+  atomic_ulong store_statements;
 } __attribute__((aligned(64)));
 static struct shard shards[SHARDS];
 static atomic_uint next_shard;
@@ -93,6 +94,11 @@ void metrics_cache(int hit)
   struct shard *sh = shard();
   atomic_fetch_add_explicit(hit ? &sh->cache_hits : &sh->cache_misses, 1,
                             memory_order_relaxed);
+}
+
+void metrics_store_statement(void)
+{
+  atomic_fetch_add_explicit(&shard()->store_statements, 1, memory_order_relaxed);
 }
 
 void metrics_job_finished(const char *state)
@@ -288,6 +294,10 @@ char *metrics_render(const struct metrics_gauges *g)
           "aced_cache_requests_total{result=\"hit\"} %lu\n"
           "aced_cache_requests_total{result=\"miss\"} %lu\n",
       TOTAL(cache_hits), TOTAL(cache_misses));
+  put(&b, "# HELP aced_store_statements_total Statements run against the database; a query "
+          "answered from memory (a warm cached query) runs none.\n"
+          "# TYPE aced_store_statements_total counter\naced_store_statements_total %lu\n",
+      TOTAL(store_statements));
   put(&b, "# HELP aced_queue_depth Jobs waiting for a worker.\n"
           "# TYPE aced_queue_depth gauge\naced_queue_depth %ld\n",
       g->queue_depth);

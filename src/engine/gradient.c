@@ -163,7 +163,7 @@ static int pass_from_z1(const struct eng_model *m, struct grad_ws *ws, int nc, i
 int eng_gradient(const struct eng_model *m, const double *x, int n, int output, double *G,
                  double *y)
 {
-  if (!m || output < 0 || output >= m->n_out || n < 0 || (n > 0 && (!x || !G)))
+  if (!m || m->rnn || output < 0 || output >= m->n_out || n < 0 || (n > 0 && (!x || !G)))
     return -1;
   const struct eng_layer *l1 = &m->net.layers[0];
   int k = m->k, n1 = m->n1;
@@ -205,7 +205,7 @@ int eng_integrated_gradients(const struct eng_model *m, const double *x, int row
                              const double *base, const double *t, const double *w, int steps,
                              int output, double *attr)
 {
-  if (!m || output < 0 || output >= m->n_out || rows < 0 || steps < 1 || !base || !t || !w ||
+  if (!m || m->rnn || output < 0 || output >= m->n_out || rows < 0 || steps < 1 || !base || !t || !w ||
       (rows > 0 && (!x || !attr)))
     return -1;
   if (rows == 0)
@@ -338,11 +338,21 @@ int eng_quadrature(enum eng_rule rule, int n, double *t, double *w)
 int eng_connection_weights(const struct eng_model *m, int output, double *olden,
                            double *garson)
 {
-  if (!m || output < 0 || output >= m->n_out || !olden || !garson)
+  if (!m || m->rnn || output < 0 || output >= m->n_out || !olden || !garson)
     return -1;
-  const struct eng_net *net = &m->net;
-  int nl = net->n_layers, k = m->k;
-  size_t wide = (size_t)(m->max_units > k ? m->max_units : k);
+  return eng_net_connection_weights(&m->net, output, olden, garson);
+}
+
+int eng_net_connection_weights(const struct eng_net *net, int output, double *olden,
+                               double *garson)
+{
+  if (!net || net->n_layers < 1 || output < 0 ||
+      output >= net->layers[net->n_layers - 1].n_out || !olden || !garson)
+    return -1;
+  int nl = net->n_layers, k = net->layers[0].n_in;
+  size_t wide = (size_t)k;
+  for (int l = 0; l < nl; l++)
+    wide = (size_t)net->layers[l].n_out > wide ? (size_t)net->layers[l].n_out : wide;
   double *r = calloc(wide, sizeof *r), *a = calloc(wide, sizeof *a);
   double *rn = calloc(wide, sizeof *rn), *an = calloc(wide, sizeof *an);
   if (!r || !a || !rn || !an) {

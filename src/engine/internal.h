@@ -49,8 +49,25 @@ struct eng_model {
   double *tau;          /* n1 */
   double *spread;       /* n_out */
   double out_lo, out_hi;
+  /* The reliability check's fixed subsample (diagnose.c): n_diag <=
+   * ACED_MC_DIAG_SAMPLES evenly strided sample indices and their first
+   * pre-activations W1 x + b (n_diag x n1), computed once here so that a
+   * feature's check costs a few forward passes of the later layers only.
+   * n_diag 0 without samples. */
+  int n_diag;
+  int *diag_rows;
+  double *diag_z1;
   size_t bytes;
+  struct eng_rnn *rnn;  /* a recurrent network (recurrent.c), else NULL */
+  double *lag_per;      /* recurrent: T mean gradients by lag (recurrent_lag.c) */
+  double lag_tau;
+  int lag_n;
 };
+
+/* eng_montecarlo over the subsample above, with its standard error: the
+ * Monte Carlo side of the taylor reliability check. */
+int eng_montecarlo_diag(const struct eng_model *m, int feature, const double *alpha,
+                        int n_alpha, double *E, double *se);
 
 /* Forward rows starting at layer l0: h is n x (width of layer l0's input),
  * already the output of layer l0 - 1 (or the network input when l0 == 0);
@@ -68,5 +85,80 @@ void eng_forward_from(const struct eng_model *m, int l0, const double *h,
 int eng_tangent_pass(const struct eng_model *m, const double *tz1, int c,
                      const double *z1, int n_alpha, double *val, double *q,
                      double *jl);
+
+/* ---- recurrent networks (recurrent.c) ----
+ * A prepared recurrent model has rnn set, k = T * input_size, the factor
+ * L and samples as any model, and no net (n_layers 0).  The public
+ * estimators dispatch to these when m->rnn is set; arguments are checked
+ * by the callers. */
+struct eng_rnn *eng_rnn_copy(const struct eng_rnn *src, size_t *bytes);
+void eng_rnn_free(struct eng_rnn *r);
+int eng_rnn_prepare_rest(struct eng_model *m, const struct eng_model_input *in);
+int eng_rnn_montecarlo(const struct eng_model *m, int feature, const double *alpha,
+                       int n_alpha, double *E, double *se);
+int eng_rnn_taylor(const struct eng_model *m, int feature, const double *alpha, int n_alpha,
+                   double *E, double *second);
+int eng_rnn_finite_difference(const struct eng_model *m, int feature, const double *alpha,
+                              int n_alpha, double eps, double *E);
+
+/*
+ * Recurrent estimators (recurrent_est.c) run passes of recurrent.c:
+ * n value rows and, for second-order passes (n == 1), 2r tangent rows
+ * (first derivatives, then second), over states of width S.
+ */
+struct rnn_pass {
+  const struct eng_rnn *net;
+  int n, r, H, G, S, O, wmax; /* wmax: widest head layer or input */
+  double *v;                  /* n x S states */
+  double *t;                  /* 2r x S tangents of the states */
+  /* workspace */
+  double *gi, *gh, *tgi, *tgh; /* n x G, 2r x G */
+  double *hv, *ht;             /* head: 2 buffers of n x wmax, 2r x wmax */
+  double *yv, *yt;             /* head output n x O, 2r x O */
+};
+int rnn_pass_init(struct rnn_pass *p, const struct eng_rnn *net, int n, int r);
+void rnn_pass_free(struct rnn_pass *p);
+void rnn_pass_reset(struct rnn_pass *p);
+int rnn_head_out(const struct eng_rnn *r);
+/* Teacher forced, steps t0..t1-1 (state: after step t0 - 1); the outputs
+ * of those steps into y (n x n_out) and yt (2r x n_out). */
+void rnn_run_forced(struct rnn_pass *p, int t0, int t1, const double *x, const double *xt,
+                    double *y, double *yt);
+/* The state after steps 0..t-1 of p->n sequences xs (n x K) into p->v;
+ * with output_at every, the outputs of those steps into y. */
+void rnn_run_prefix(struct rnn_pass *p, const double *xs, int t, double *y);
+/* From state `pre` (after steps 0..t-1), steps t..T-1 with x_i^t = alpha
+ * (re-simulated inputs after t with feedback); outputs of steps >= t into
+ * y, the sequences as run into xo (NULL: not wanted); xin n x input_size
+ * scratch. */
+void rnn_run_intervened(struct rnn_pass *p, const double *pre, const double *xs, int t, int i,
+                        double alpha, double *xin, double *y, double *xo);
+
+/* Merge the means and sums of squared deviations of the no columns of a
+ * chunk y (nc x no) into running means E and M2 over `seen` rows (Chan et
+ * al.'s pairwise update: no cancellation). */
+void eng_merge_chunk(const double *y, int nc, int no, long seen, double *E, double *m2);
+/* se[u] = sqrt(m2[u] / (ns - 1)) / sqrt(ns), the standard error of a mean. */
+void eng_stderr(const double *m2, size_t n, int ns, double *se);
+/* spread[o] = standard deviation (divisor n - 1) of column o of y (n x no). */
+void eng_column_sd(const double *y, int n, int no, double *spread);
+
+/* The time lag (recurrent_lag.c), at prepare time.  The relative
+ * threshold that makes "> 0" meaningful for gradients (see there). */
+#define ENG_LAG_RTOL 1e-6
+#define ENG_LAG_SEQUENCES ACED_LAG_SEQUENCES
+int eng_rnn_lag_compute(struct eng_model *m);
+
+/* In place over n values, vectorized (vmath.c: accuracy and why). */
+void eng_vsigmoid(double *restrict x, int n);
+void eng_vtanh(double *restrict x, int n);
+/* The cells of one layer at state offset off for the p->n value rows of a
+ * pass without tangents: gates from p->gi + p->gh (p->gh is scratch
+ * after), state updated in place (vmath.c). */
+void eng_cells_plain(struct rnn_pass *p, int off);
+
+/* The covariance factor m->L (k x r) from cov (prepare.c). */
+int eng_make_factor(struct eng_model *m, const double *cov, double share, char *errbuf,
+                    size_t errlen);
 
 #endif

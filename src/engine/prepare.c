@@ -56,6 +56,10 @@ void eng_model_free(struct eng_model *m)
   free(m->qr);
   free(m->tau);
   free(m->spread);
+  free(m->diag_rows);
+  free(m->diag_z1);
+  eng_rnn_free(m->rnn);
+  free(m->lag_per);
   free(m);
 }
 
@@ -69,6 +73,35 @@ static double *mdup(struct eng_model *m, const double *src, size_t n)
     memcpy(p, src, n * sizeof *p);
   m->bytes += n * sizeof *p;
   return p;
+}
+
+/* The reliability check's subsample: every sample when there are at most
+ * ACED_MC_DIAG_SAMPLES, else that many evenly strided over the stored order
+ * (deterministic, and spread over the whole sample if it was stored sorted),
+ * with their first pre-activations W1 x + b. */
+static int make_diag_subsample(struct eng_model *m)
+{
+  int ns = m->n_samples, k = m->k, n1 = m->n1;
+  int nd = ns < ACED_MC_DIAG_SAMPLES ? ns : ACED_MC_DIAG_SAMPLES;
+  const struct eng_layer *l1 = &m->net.layers[0];
+  m->diag_rows = malloc((size_t)nd * sizeof *m->diag_rows);
+  m->diag_z1 = mdup(m, NULL, (size_t)nd * n1);
+  double *x = malloc((size_t)nd * k * sizeof *x);
+  if (!m->diag_rows || !m->diag_z1 || !x) {
+    free(x);
+    return -1;
+  }
+  m->bytes += (size_t)nd * sizeof *m->diag_rows;
+  for (int s = 0; s < nd; s++) {
+    m->diag_rows[s] = (int)((long long)s * ns / nd);
+    memcpy(x + (size_t)s * k, m->samples + (size_t)m->diag_rows[s] * k, (size_t)k * sizeof *x);
+    memcpy(m->diag_z1 + (size_t)s * n1, l1->b, (size_t)n1 * sizeof *x);
+  }
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nd, n1, k, 1.0, x, k, l1->W, k, 1.0,
+              m->diag_z1, n1);
+  free(x);
+  m->n_diag = nd;
+  return 0;
 }
 
 static int check_input(const struct eng_model_input *in, char *errbuf,
@@ -108,8 +141,8 @@ static int check_input(const struct eng_model_input *in, char *errbuf,
 }
 
 /* Eigendecomposition of the covariance into m->L (k x r). */
-static int make_factor(struct eng_model *m, const double *cov, double share,
-                       char *errbuf, size_t errlen)
+int eng_make_factor(struct eng_model *m, const double *cov, double share, char *errbuf,
+                    size_t errlen)
 {
   int k = m->k;
   double *a = malloc((size_t)k * k * sizeof *a);
@@ -166,6 +199,48 @@ static int make_factor(struct eng_model *m, const double *cov, double share,
   return 0;
 }
 
+/* A recurrent model: the network, mean, samples and factor; no
+ * first-layer blocks (recurrent.c works from the factor itself). */
+static int rnn_prepare(const struct eng_model_input *in, struct eng_model **out,
+                       char *errbuf, size_t errlen)
+{
+  const struct eng_rnn *net = in->rnn;
+  if (net->T < 1 || net->input_size < 1 || in->k != net->T * net->input_size || !in->mean ||
+      !in->cov || in->n_samples < 0 || (in->n_samples > 0 && !in->samples)) {
+    seterr(errbuf, errlen, "inputs do not match the recurrent network");
+    return -1;
+  }
+  struct eng_model *m = calloc(1, sizeof *m);
+  if (!m)
+    goto oom;
+  m->bytes = sizeof *m;
+  m->k = in->k;
+  if ((m->rnn = eng_rnn_copy(net, &m->bytes)) == NULL) {
+    eng_model_free(m);
+    seterr(errbuf, errlen, "bad recurrent network (shapes, or out of memory)");
+    return -1;
+  }
+  m->n_out = eng_rnn_outputs(m->rnn);
+  m->mean = mdup(m, in->mean, (size_t)m->k);
+  if (!m->mean)
+    goto oom;
+  m->n_samples = in->n_samples;
+  if (m->n_samples > 0 && !(m->samples = mdup(m, in->samples, (size_t)m->n_samples * m->k)))
+    goto oom;
+  if (eng_make_factor(m, in->cov, in->lowrank_share, errbuf, errlen) != 0) {
+    eng_model_free(m);
+    return -1;
+  }
+  if (eng_rnn_prepare_rest(m, in) != 0 || eng_rnn_lag_compute(m) != 0)
+    goto oom;
+  *out = m;
+  return 0;
+oom:
+  eng_model_free(m);
+  seterr(errbuf, errlen, "out of memory");
+  return -1;
+}
+
 int eng_model_prepare(const struct eng_model_input *in, struct eng_model **out,
                       char *errbuf, size_t errlen)
 {
@@ -174,6 +249,8 @@ int eng_model_prepare(const struct eng_model_input *in, struct eng_model **out,
     return -1;
   }
   *out = NULL;
+  if (in && in->rnn)
+    return rnn_prepare(in, out, errbuf, errlen);
   if (check_input(in, errbuf, errlen) != 0)
     return -1;
   const struct eng_net *net = in->net;
@@ -216,7 +293,7 @@ int eng_model_prepare(const struct eng_model_input *in, struct eng_model **out,
     if (!m->samples)
       goto oom;
   }
-  if (make_factor(m, in->cov, in->lowrank_share, errbuf, errlen) != 0)
+  if (eng_make_factor(m, in->cov, in->lowrank_share, errbuf, errlen) != 0)
     goto fail;
 
   int n1 = m->n1, r = m->r, k = m->k;
@@ -238,6 +315,9 @@ int eng_model_prepare(const struct eng_model_input *in, struct eng_model **out,
     }
   }
 
+  if (m->n_samples > 0 && make_diag_subsample(m) != 0)
+    goto oom;
+
   const struct eng_act_info *last = eng_act_info(m->net.layers[m->net.n_layers - 1].act);
   m->out_lo = last->lo;
   m->out_hi = last->hi;
@@ -251,17 +331,7 @@ int eng_model_prepare(const struct eng_model_input *in, struct eng_model **out,
     if (!y)
       goto oom;
     eng_forward(m, m->samples, m->n_samples, y);
-    for (int o = 0; o < no; o++) {
-      double mu = 0.0, ss = 0.0;
-      for (int s = 0; s < m->n_samples; s++)
-        mu += y[(size_t)s * no + o];
-      mu /= m->n_samples;
-      for (int s = 0; s < m->n_samples; s++) {
-        double d = y[(size_t)s * no + o] - mu;
-        ss += d * d;
-      }
-      m->spread[o] = sqrt(ss / (m->n_samples - 1));
-    }
+    eng_column_sd(y, m->n_samples, no, m->spread);
     free(y);
   } else {
     /* Linearised: tangent pass at the mean with the full factor. */
@@ -313,6 +383,21 @@ const double *eng_output_spread(const struct eng_model *m)
   return m->spread;
 }
 
+void eng_column_sd(const double *y, int n, int no, double *spread)
+{
+  for (int o = 0; o < no; o++) {
+    double mu = 0.0, ss = 0.0;
+    for (int s = 0; s < n; s++)
+      mu += y[(size_t)s * no + o];
+    mu /= n;
+    for (int s = 0; s < n; s++) {
+      double d = y[(size_t)s * no + o] - mu;
+      ss += d * d;
+    }
+    spread[o] = sqrt(ss / (n - 1));
+  }
+}
+
 void eng_forward_from(const struct eng_model *m, int l0, const double *h,
                       int n, double *y, double *work)
 {
@@ -339,6 +424,8 @@ int eng_forward(const struct eng_model *m, const double *x, int n, double *y)
     return -1;
   if (n == 0)
     return 0;
+  if (m->rnn)
+    return eng_rnn_forward(m->rnn, x, n, y);
   int chunk = n < FWD_CHUNK ? n : FWD_CHUNK;
   double *work = malloc((size_t)2 * chunk * m->max_units * sizeof *work);
   if (!work)

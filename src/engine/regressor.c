@@ -23,6 +23,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cblas.h>
 #include <lapacke.h>
 #include "engine/internal.h"
 
@@ -222,6 +223,307 @@ done:
   free(phi);
   free(f);
   free(best);
+  return rc;
+}
+
+/* ---- the fit with known noise (Monte Carlo points) ----
+ *
+ * Model: t_j = phi_j^T w + e_j + u_j, e_j the estimator's own error with
+ * known variance var_j (Monte Carlo: se_j^2), u_j ~ N(0, s2) the
+ * polynomial's misfit, w ~ N(0, I/alpha).  With omega_j = 1/(var_j + s2),
+ * G = Phi^T diag(omega) Phi, h = Phi^T diag(omega) t and
+ * ln|diag(var + s2)| = sum ln(var_j + s2).  For each order alpha is
+ * re-estimated (PRML 3.92, in the eigenbasis of G); s2 is profiled on a
+ * log grid from the floor (BETA_NOISE_REL x scale)^2 to scale^2 and
+ * refined by golden section for the order chosen.  log evidence =
+ * P/2 ln alpha - 1/2 sum ln(var + s2) - E(m) - 1/2 ln|A| - n/2 ln 2 pi,
+ * E(m) = 1/2 sum omega_j r_j^2 + alpha/2 m^T m.  Judged against the
+ * points' own error, a residual below it buys no further order: the order
+ * is not at the cap merely because the points are smooth.
+ *
+ * Why the variances and not the whole covariance in the fit: Monte Carlo
+ * points share one set of samples, so their errors are correlated and as
+ * smooth as the curve itself; with that covariance as the noise model
+ * (generalised least squares) the fit cannot tell signal from error along
+ * those smooth directions and moved the curve a whole standard error off
+ * the points there (tried: 53% coverage).  The correlation is accounted
+ * for in the band instead: the posterior mean is a linear map of the
+ * points, m = A^-1 Phi^T Omega t, so when C (n x n, the points' error
+ * covariance, eng_montecarlo_cov) is given, the coefficients' covariance
+ * is the sandwich A^-1 Phi^T Omega (C + s2 I) Omega Phi A^-1, the spread
+ * of that map's output over fresh samples.  With C = diag(var) this is
+ * A^-1 less the prior's share.  beta = 1/s2, and the predictive variance
+ * s2 + phi^T cov phi (eng_regressor_std) is the uncertainty about the
+ * interventional expectation itself. */
+/* s2 grid points (2.25 decades apart over the 18 from the floor to scale^2:
+ * each costs one small eigendecomposition per order, the fit's main cost)
+ * and golden-section steps (to 2e-6 of the bracket's log-width). */
+#define KN_GRID 9
+#define KN_GOLDEN 30
+
+struct kn_data {
+  int n, P;            /* points, weights of the top order */
+  const double *vp;    /* n x P: Phi */
+  const double *vt;    /* n: t */
+  const double *D;     /* n: the points' error variances */
+  double scale;
+  double *G, *h;       /* P x P, P: scratch for one s2 */
+};
+
+/* Fill G and h (top order) for s2; returns ln|C + s2 I| and sets *tct. */
+static double kn_build(struct kn_data *d, double s2, double *tct)
+{
+  int n = d->n, P = d->P;
+  double logdet = 0.0, q = 0.0;
+  memset(d->G, 0, (size_t)P * P * sizeof *d->G);
+  memset(d->h, 0, (size_t)P * sizeof *d->h);
+  for (int j = 0; j < n; j++) {
+    double v = d->D[j] + s2, om = 1.0 / v;
+    const double *row = d->vp + (size_t)j * P;
+    logdet += log(v);
+    q += om * d->vt[j] * d->vt[j];
+    for (int a = 0; a < P; a++) {
+      d->h[a] += om * d->vt[j] * row[a];
+      for (int b = a; b < P; b++)
+        d->G[a * P + b] += om * row[a] * row[b];
+    }
+  }
+  for (int a = 0; a < P; a++)
+    for (int b = 0; b < a; b++)
+      d->G[a * P + b] = d->G[b * P + a];
+  *tct = q;
+  return logdet;
+}
+
+/* Order with Pm weights under the G, h of kn_build: alpha re-estimated,
+ * f filled (m and A^-1 only when full).  0, or -1 on a LAPACK failure. */
+static int kn_order(const struct kn_data *d, int Pm, double s2, double logdetc, double tct,
+                    int full, struct fit *f)
+{
+  int P = d->P;
+  double u[(ENG_ORDER_CAP + 1) * (ENG_ORDER_CAP + 1)], lam[ENG_ORDER_CAP + 1];
+  double b[ENG_ORDER_CAP + 1], c[ENG_ORDER_CAP + 1];
+  for (int i = 0; i < Pm; i++)
+    for (int j = 0; j < Pm; j++)
+      u[i * Pm + j] = d->G[i * P + j];
+  if (LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'V', 'U', Pm, u, Pm, lam) != 0)
+    return -1;
+  for (int i = 0; i < Pm; i++) {
+    lam[i] = lam[i] > 0.0 ? lam[i] : 0.0;
+    b[i] = 0.0;
+    for (int j = 0; j < Pm; j++)
+      b[i] += u[j * Pm + i] * d->h[j];
+  }
+  double s2s = d->scale * d->scale;
+  double amin = ALPHA_REL_MIN / s2s, amax = ALPHA_REL_MAX / s2s, alpha = 1.0 / s2s, mm = 0.0;
+  for (int it = 0; it <= EVID_ITER_MAX; it++) {
+    double gamma = 0.0;
+    mm = 0.0;
+    for (int i = 0; i < Pm; i++) {
+      c[i] = b[i] / (lam[i] + alpha);
+      mm += c[i] * c[i];
+      gamma += lam[i] / (lam[i] + alpha);
+    }
+    if (it == EVID_ITER_MAX)
+      break;
+    double na = mm > 0.0 ? gamma / mm : amax;
+    na = !(na >= amin) ? amin : na > amax ? amax : na;
+    int done = fabs(na - alpha) <= EVID_REL_TOL * alpha;
+    alpha = na;
+    if (done)
+      it = EVID_ITER_MAX - 1; /* one more pass with the settled alpha */
+  }
+  double mh = 0.0, mgm = 0.0, logdeta = 0.0;
+  for (int i = 0; i < Pm; i++) {
+    mh += c[i] * b[i];
+    mgm += lam[i] * c[i] * c[i];
+    logdeta += log(lam[i] + alpha);
+  }
+  double ed = 0.5 * (tct - 2.0 * mh + mgm);
+  if (ed < 0.0)
+    ed = 0.0; /* rounding */
+  f->alpha = alpha;
+  f->beta = 1.0 / s2;
+  f->logev = 0.5 * Pm * log(alpha) - 0.5 * logdetc - ed - 0.5 * alpha * mm - 0.5 * logdeta -
+             0.5 * d->n * LOG_2PI;
+  if (full)
+    for (int i = 0; i < Pm; i++) {
+      f->m[i] = 0.0;
+      for (int j = 0; j < Pm; j++)
+        f->m[i] += u[i * Pm + j] * c[j];
+      for (int j = 0; j < Pm; j++) {
+        double a = 0.0;
+        for (int q = 0; q < Pm; q++)
+          a += u[i * Pm + q] * u[j * Pm + q] / (lam[q] + alpha);
+        f->ainv[i * Pm + j] = a;
+      }
+    }
+  return isfinite(f->logev) ? 0 : -1;
+}
+
+/* The best evidence of order Pm - 1 over s2 in [lo, hi] (log scale) by
+ * golden section; *s2 gets its argument. */
+static double kn_golden(struct kn_data *d, int Pm, double lo, double hi, double *s2)
+{
+  const double g = 0.38196601125010515;
+  double a = log(lo), c = log(hi), x1 = a + g * (c - a), x2 = c - g * (c - a), tct;
+  struct fit f;
+  double f1 = -INFINITY, f2 = -INFINITY, ld;
+  ld = kn_build(d, exp(x1), &tct);
+  if (kn_order(d, Pm, exp(x1), ld, tct, 0, &f) == 0)
+    f1 = f.logev;
+  ld = kn_build(d, exp(x2), &tct);
+  if (kn_order(d, Pm, exp(x2), ld, tct, 0, &f) == 0)
+    f2 = f.logev;
+  for (int it = 0; it < KN_GOLDEN; it++) {
+    if (f1 >= f2) {
+      c = x2;
+      x2 = x1;
+      f2 = f1;
+      x1 = a + g * (c - a);
+      ld = kn_build(d, exp(x1), &tct);
+      f1 = kn_order(d, Pm, exp(x1), ld, tct, 0, &f) == 0 ? f.logev : -INFINITY;
+    } else {
+      a = x1;
+      x1 = x2;
+      f1 = f2;
+      x2 = c - g * (c - a);
+      ld = kn_build(d, exp(x2), &tct);
+      f2 = kn_order(d, Pm, exp(x2), ld, tct, 0, &f) == 0 ? f.logev : -INFINITY;
+    }
+  }
+  *s2 = f1 >= f2 ? exp(x1) : exp(x2);
+  return f1 >= f2 ? f1 : f2;
+}
+
+/* cov (P x P) = A^-1 Phi^T Omega (C + s2 I) Omega Phi A^-1, A^-1 given
+ * in cov; phi n x ldp.  0, or -1 out of memory. */
+static int kn_sandwich(const double *phi, int ldp, const double *var, const double *C, int n,
+                       int P, double s2, double *cov)
+{
+  double *B = malloc((size_t)P * n * sizeof *B), *T = malloc((size_t)P * n * sizeof *T);
+  double *S = malloc((size_t)P * P * sizeof *S), *R = malloc((size_t)P * P * sizeof *R);
+  if (!B || !T || !S || !R) {
+    free(B);
+    free(T);
+    free(S);
+    free(R);
+    return -1;
+  }
+  /* B = A^-1 Phi^T Omega (P x n) */
+  for (int j = 0; j < n; j++) {
+    double om = 1.0 / (var[j] + s2);
+    for (int a = 0; a < P; a++) {
+      double v = 0.0;
+      for (int b = 0; b < P; b++)
+        v += cov[a * P + b] * phi[(size_t)j * ldp + b];
+      B[(size_t)a * n + j] = v * om;
+    }
+  }
+  /* S = B C B^T + s2 B B^T */
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, n, n, 1.0, B, n, C, n, 0.0, T, n);
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, P, n, 1.0, T, n, B, n, 0.0, S, P);
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, P, n, s2, B, n, B, n, 0.0, R, P);
+  for (int a = 0; a < P; a++)
+    for (int b = 0; b < P; b++)
+      cov[a * P + b] = 0.5 * (S[a * P + b] + S[b * P + a]) + R[a * P + b];
+  free(B);
+  free(T);
+  free(S);
+  free(R);
+  return 0;
+}
+
+int eng_regressor_fit_known(const double *x, const double *t, const double *var,
+                            const double *C, int n, double low, double high, int max_order,
+                            struct eng_regressor *r)
+{
+  if (!var)
+    return eng_regressor_fit(x, t, n, low, high, max_order, r);
+  if (!x || !t || !r || n < 1 || !(high > low) || !isfinite(low) || !isfinite(high) ||
+      max_order < 0 || max_order > ENG_ORDER_CAP)
+    return -1;
+  for (int i = 0; i < n; i++)
+    if (!isfinite(x[i]) || !isfinite(t[i]) || !isfinite(var[i]))
+      return -1;
+  for (size_t i = 0; C && i < (size_t)n * n; i++)
+    if (!isfinite(C[i]))
+      return -1;
+  int top = max_order;
+  if (top > n - 2)
+    top = n - 2 > 0 ? n - 2 : 0;
+  int P = top + 1;
+  double *D = malloc((size_t)n * sizeof *D), *phi = malloc((size_t)n * P * sizeof *phi);
+  double *G = malloc((size_t)P * P * sizeof *G), *h = malloc((size_t)P * sizeof *h);
+  struct fit *f = malloc(sizeof *f);
+  int rc = -1;
+  if (!D || !phi || !G || !h || !f)
+    goto done;
+  double scale = 0.0, dmax = 0.0;
+  for (int i = 0; i < n; i++) {
+    legendre(to_t(low, high, x[i]), top, phi + (size_t)i * P);
+    scale = fabs(t[i]) > scale ? fabs(t[i]) : scale;
+    D[i] = var[i] > 0.0 ? var[i] : 0.0;
+    dmax = D[i] > dmax ? D[i] : dmax;
+  }
+  if (!(scale > 0.0))
+    scale = 1.0;
+  struct kn_data d = {.n = n, .P = P, .vp = phi, .vt = t, .D = D, .scale = scale, .G = G,
+                      .h = h};
+  double s2lo = BETA_NOISE_REL * scale * BETA_NOISE_REL * scale;
+  double s2hi = scale * scale > dmax ? scale * scale : dmax;
+  double grid[KN_GRID], best_s2[ENG_ORDER_CAP + 1];
+  for (int g = 0; g < KN_GRID; g++)
+    grid[g] = exp(log(s2lo) + (log(s2hi) - log(s2lo)) * g / (KN_GRID - 1));
+  memset(r, 0, sizeof *r);
+  r->low = low;
+  r->high = high;
+  r->max_order = top;
+  for (int M = 0; M <= top; M++) {
+    r->log_evidence[M] = -DBL_MAX;
+    best_s2[M] = grid[0];
+  }
+  for (int g = 0; g < KN_GRID; g++) {
+    double tct, ld = kn_build(&d, grid[g], &tct);
+    for (int M = 0; M <= top; M++)
+      if (kn_order(&d, M + 1, grid[g], ld, tct, 0, f) == 0 && f->logev > r->log_evidence[M]) {
+        r->log_evidence[M] = f->logev;
+        best_s2[M] = grid[g];
+      }
+  }
+  int best = -1;
+  for (int M = 0; M <= top; M++)
+    if (r->log_evidence[M] > -DBL_MAX && (best < 0 || r->log_evidence[M] > r->log_evidence[best]))
+      best = M;
+  if (best < 0)
+    goto done;
+  /* refine s2 for the order chosen, between the grid neighbours */
+  int gi = 0;
+  while (gi < KN_GRID - 1 && grid[gi] < best_s2[best])
+    gi++;
+  double lo = grid[gi > 0 ? gi - 1 : 0], hi = grid[gi < KN_GRID - 1 ? gi + 1 : gi], s2 = 0.0;
+  double ev = hi > lo ? kn_golden(&d, best + 1, lo, hi, &s2) : -INFINITY;
+  if (!(ev > r->log_evidence[best]))
+    s2 = best_s2[best];
+  double tct, ld = kn_build(&d, s2, &tct);
+  if (kn_order(&d, best + 1, s2, ld, tct, 1, f) != 0)
+    goto done;
+  int Pb = best + 1;
+  if (C && kn_sandwich(phi, P, D, C, n, Pb, s2, f->ainv) != 0)
+    goto done;
+  r->log_evidence[best] = f->logev;
+  r->order = best;
+  r->alpha = f->alpha;
+  r->beta = f->beta;
+  memcpy(r->coef, f->m, (size_t)Pb * sizeof *r->coef);
+  memcpy(r->cov, f->ainv, (size_t)Pb * Pb * sizeof *r->cov);
+  rc = 0;
+done:
+  free(D);
+  free(phi);
+  free(G);
+  free(h);
+  free(f);
   return rc;
 }
 

@@ -188,6 +188,8 @@ const char *request_client(struct request *rq)
 
 static MHD_RESULT dispatch(struct request *rq)
 {
+  if (rq->priv->preflight)
+    return http_reply_options(rq);
   if (rq->route->body == BODY_JSON) {
     struct request_priv *p = rq->priv;
     if (p->len == 0)
@@ -346,6 +348,13 @@ MHD_RESULT http_on_request(void *cls, struct MHD_Connection *conn,
     int ri = http_route_find(method, url, argbuf, rq->arg, allow, sizeof allow);
     if (ri == -1)
       return reply_error(rq, ACED_E_NOT_FOUND, "url", "no route for %s", url);
+    if (ri == -2 && strcmp(method, "OPTIONS") == 0) {
+      /* answered on the final call, like any request (cors.c) */
+      snprintf(rq->priv->allow, sizeof rq->priv->allow, "%s, OPTIONS", allow);
+      rq->priv->preflight = 1;
+      rq->priv->phase = PH_BODY;
+      return MHD_YES;
+    }
     if (ri == -2) {
       struct aced_error err;
       aced_error_set(&err, ACED_E_METHOD_NOT_ALLOWED, "method",

@@ -8,4 +8,6 @@ libaced_core_a_SOURCES += \
 	src/http/server.c \
 	src/http/dispatch.c \
 	src/http/reply.c \
+	src/http/cors.c \
+	src/http/cache.c \
 	src/http/routes.c

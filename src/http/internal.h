@@ -7,6 +7,8 @@
  *   dispatch.c  the access handler: a small phase machine per request
  *   reply.c     every reply, synchronous or resumed
  *   routes.c    the route table and its matching
+ *   cors.c      CORS headers and OPTIONS
+ *   cache.c     caching (Cache-Control, ETag, 304) and the web view's replies
  */
 #ifndef ACED_HTTP_INTERNAL_H
 #define ACED_HTTP_INTERNAL_H
@@ -40,6 +42,14 @@ struct request_priv {
   /* X-Forwarded-Prefix of a trusted proxy (request_base_path) */
   int has_prefix;
   char prefix[ACED_BASE_PATH_MAX + 1];
+  /* caching of a 200 (or its 304), set by the handler (reply.c): NULL
+   * and "" mean Cache-Control: no-store and no ETag */
+  const char *cache_control;
+  const char *csp;               /* Content-Security-Policy, or NULL */
+  char etag[80];
+  /* OPTIONS: the path's methods, for Allow and a CORS preflight (cors.c) */
+  int preflight;
+  char allow[80];
 };
 
 /* ---- header deadline ----
@@ -89,6 +99,13 @@ MHD_RESULT http_queue_reply(struct request *rq, unsigned status, const char *cty
                             const char *extra_name, const char *extra_value);
 MHD_RESULT http_reply_json_h(struct request *rq, unsigned status, json_t *j,
                              const char *hname, const char *hvalue);
+
+/* cors.c: the CORS headers of a reply (only called when cors_origins is
+ * set): Vary: Origin, and for an allowed Origin the Access-Control-*
+ * headers, those of a preflight when the request is one. */
+void http_cors_headers(struct request *rq, struct MHD_Response *r);
+/* cors.c: answer OPTIONS on a path that has routes (rq->priv->allow). */
+MHD_RESULT http_reply_options(struct request *rq);
 
 /* server.c: move a connection's tracking to `state` (see conn_track). */
 void http_conn_mark(struct MHD_Connection *conn, enum conn_state state, size_t bytes,

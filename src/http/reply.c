@@ -47,9 +47,20 @@ MHD_RESULT http_queue_reply(struct request *rq, unsigned status,
       free((void *)body);
     return MHD_NO;
   }
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-  MHD_add_response_header(r, "Cache-Control", "no-store");
+  struct request_priv *p = rq->priv;
+  if (ctype != NULL)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+  /* What a browser may keep: only a 200 (or its 304) that the handler
+   * marked cacheable (request_set_caching); everything else no-store. */
+  int cacheable = (status == 200 || status == 304) && p->cache_control != NULL;
+  MHD_add_response_header(r, "Cache-Control", cacheable ? p->cache_control : "no-store");
+  if (cacheable && p->etag[0] != '\0')
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, p->etag);
+  if (p->csp != NULL)
+    MHD_add_response_header(r, "Content-Security-Policy", p->csp);
   MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  if (rq->srv->cfg.cors_origins[0] != '\0')
+    http_cors_headers(rq, r);
   if (extra_name != NULL)
     MHD_add_response_header(r, extra_name, extra_value);
   /* A 202 hands over a job to poll: say how soon (every 202, whichever

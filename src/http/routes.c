@@ -32,8 +32,14 @@ const struct route aced_routes[] = {
     {"GET",    "/v1/models/{name}/graph",                      handler_graph_get,          AUTH_READ,  BODY_NONE, 0},
     {"PUT",    "/v1/models/{name}/graph",                      handler_graph_put,          AUTH_WRITE, BODY_JSON, ACED_QUERY_BODY_MAX},
     {"POST",   "/v1/models/{name}/graph",                      handler_graph_post,         AUTH_WRITE, BODY_JSON, ACED_QUERY_BODY_MAX},
+    {"POST",   "/v1/models/{name}/significance",               handler_significance_post,  AUTH_READ,  BODY_JSON, ACED_QUERY_BODY_MAX},
     {"GET",    "/v1/jobs/{id}",                                handler_job_get,            AUTH_READ,  BODY_NONE, 0},
     {"DELETE", "/v1/jobs/{id}",                                handler_job_delete,         AUTH_READ,  BODY_NONE, 0},
+    /* the web view's files: public (no data in them; every request the page makes for data
+     * carries the token and is checked as above) */
+    {"GET",    "/ui",                                          handler_ui_get,             0,          BODY_NONE, 0},
+    {"GET",    "/ui/",                                         handler_ui_get,             0,          BODY_NONE, 0},
+    {"GET",    "/ui/{file}",                                   handler_ui_get,             0,          BODY_NONE, 0},
 };
 const int aced_n_routes = sizeof aced_routes / sizeof aced_routes[0];
 

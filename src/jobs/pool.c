@@ -80,9 +80,16 @@ struct jobs {
   long job_timeout_us;
   int n_workers;
   int stopping;
+  unsigned long long boot_stamp; /* start of this run, ms: ids begin with it */
+  struct job_journal journal;    /* all NULL without one */
   pthread_t *workers;
   pthread_t timer;
 };
+
+#define JOB_STAMP_DIGITS 11
+/* Stamps start with this format (2026-01-01T00:00:00Z, in ms): an id
+ * whose stamp is older is not one an earlier run can have issued. */
+#define JOB_STAMP_FIRST 1767225600000ULL
 
 /* ---- helpers (called with js->lock held) ---- */
 
@@ -351,9 +358,10 @@ static void waiter_add_locked(struct jobs *js, struct job *j, struct waiter *w,
   pthread_cond_signal(&js->timer_cv);
 }
 
-enum aced_err jobs_submit(struct jobs *js, const struct job_request *req,
-                          const struct job_wait *wait, struct job **out, int *shared,
-                          struct aced_error *err)
+/* jobs_submit, and jobs_adopt with `id` (not NULL). */
+static enum aced_err submit(struct jobs *js, const char *id, const struct job_request *req,
+                            const struct job_wait *wait, struct job **out, int *shared,
+                            struct aced_error *err)
 {
   *out = NULL;
   *shared = 0;
@@ -393,12 +401,18 @@ enum aced_err jobs_submit(struct jobs *js, const struct job_request *req,
     free(w);
     return aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
   }
-  unsigned char rnd[16];
+  /* The id: this run's start stamp (JOB_STAMP_DIGITS hex digits, see
+   * jobs_id_from_earlier_run), then random hex digits. */
+  unsigned char rnd[32 - JOB_STAMP_DIGITS];
   if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
     for (size_t i = 0; i < sizeof rnd; i++)
       rnd[i] = (unsigned char)rand();
-  for (int i = 0; i < 16; i++)
-    sprintf(j->id + 2 * i, "%02x", rnd[i]);
+  snprintf(j->id, sizeof j->id, "%0*llx", JOB_STAMP_DIGITS, js->boot_stamp);
+  for (int i = JOB_STAMP_DIGITS; i < 32; i++)
+    j->id[i] = "0123456789abcdef"[rnd[i - JOB_STAMP_DIGITS] & 15];
+  j->id[32] = '\0';
+  if (id != NULL)
+    snprintf(j->id, sizeof j->id, "%s", id);
   j->js = js;
   j->req = *req;
   memcpy(j->flight, key, sizeof key);
@@ -416,9 +430,46 @@ enum aced_err jobs_submit(struct jobs *js, const struct job_request *req,
     waiter_add_locked(js, j, w, wait);
   table_trim(js);
   pthread_cond_signal(&js->work_cv);
+  struct job_journal jr = js->journal;
   pthread_mutex_unlock(&js->lock);
   *out = j;
+  /* before the caller hands out the id: the journal records the job */
+  if (id == NULL && jr.submitted != NULL)
+    jr.submitted(jr.cls, j, req);
   return ACED_OK;
+}
+
+enum aced_err jobs_submit(struct jobs *js, const struct job_request *req,
+                          const struct job_wait *wait, struct job **out, int *shared,
+                          struct aced_error *err)
+{
+  return submit(js, NULL, req, wait, out, shared, err);
+}
+
+enum aced_err jobs_adopt(struct jobs *js, const char *id, const struct job_request *req,
+                         struct job **out, struct aced_error *err)
+{
+  int shared = 0;
+  if (id == NULL || strlen(id) != 32)
+    return aced_error_set(err, ACED_E_INTERNAL, "", "jobs_adopt: bad id");
+  struct job *old = jobs_find(js, id);
+  if (old != NULL) {
+    job_unref(old);
+    return aced_error_set(err, ACED_E_CONFLICT, "", "job %s is here already", id);
+  }
+  struct job_request r = *req;
+  r.single_flight = 0;
+  return submit(js, id, &r, NULL, out, &shared, err);
+}
+
+void jobs_set_journal(struct jobs *js, const struct job_journal *jr)
+{
+  pthread_mutex_lock(&js->lock);
+  if (jr != NULL)
+    js->journal = *jr;
+  else
+    memset(&js->journal, 0, sizeof js->journal);
+  pthread_mutex_unlock(&js->lock);
 }
 
 void jobs_wait(struct jobs *js, struct job *j, int64_t deadline_us,
@@ -435,6 +486,23 @@ void jobs_wait(struct jobs *js, struct job *j, int64_t deadline_us,
   struct job_wait wait = {.fn = fn, .cls = cls, .deadline_us = deadline_us};
   waiter_add_locked(js, j, w, &wait);
   pthread_mutex_unlock(&js->lock);
+}
+
+/* A job id starts with the wall-clock millisecond its daemon started, in
+ * JOB_STAMP_DIGITS hex digits (enough until the year 2527): an id with an
+ * earlier stamp was handed out by an earlier run, whose jobs a restart
+ * lost (they live in memory), and is answered 410 rather than 404.
+ * Several replicas on one PostgreSQL database each have their own stamp:
+ * an id of another replica's job may read as an earlier run's. */
+int jobs_id_from_earlier_run(struct jobs *js, const char *id)
+{
+  if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32)
+    return 0;
+  char stamp[JOB_STAMP_DIGITS + 1];
+  memcpy(stamp, id, JOB_STAMP_DIGITS);
+  stamp[JOB_STAMP_DIGITS] = '\0';
+  unsigned long long t = strtoull(stamp, NULL, 16);
+  return t >= JOB_STAMP_FIRST && t < js->boot_stamp;
 }
 
 struct job *jobs_find(struct jobs *js, const char *id)
@@ -689,6 +757,11 @@ struct jobs *jobs_create(void *ctx, int workers, long queue_max, long job_timeou
   if (js == NULL)
     return NULL;
   js->ctx = ctx;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  js->boot_stamp = ((unsigned long long)now.tv_sec * 1000ULL +
+                    (unsigned long long)now.tv_nsec / 1000000ULL) &
+                   ((1ULL << (4 * JOB_STAMP_DIGITS)) - 1);
   js->queue_max = queue_max;
   js->job_timeout_us = job_timeout_s * 1000000L;
   js->n_workers = workers;

@@ -25,7 +25,9 @@ json_t *model_metadata_json(const struct aced_model *m)
   feats = json_array();
   outs = json_array();
   layers = json_array();
-  for (i = 0; i < m->n_features; i++) {
+  const int nf = m->rnn ? m->step_features : m->n_features;
+  const int no = m->rnn ? m->step_outputs : m->n_outputs;
+  for (i = 0; i < nf; i++) {
     json_t *f = json_pack("{s:s, s:f, s:f}", "name", m->features[i].name, "low",
                           m->features[i].low, "high", m->features[i].high);
     /* a one-point domain: accepted, reported, skipped by all-feature jobs */
@@ -33,7 +35,7 @@ json_t *model_metadata_json(const struct aced_model *m)
       json_object_set_new(f, "constant", json_true());
     json_array_append_new(feats, f);
   }
-  for (i = 0; i < m->n_outputs; i++)
+  for (i = 0; i < no; i++)
     json_array_append_new(outs, json_string(m->outputs[i]));
   for (i = 0; i < m->net.n_layers; i++)
     json_array_append_new(layers, json_pack("{s:i, s:i, s:s}", "inputs",
@@ -42,12 +44,24 @@ json_t *model_metadata_json(const struct aced_model *m)
                                             eng_act_name(m->net.layers[i].act)));
   /* json_pack's "o" steals the references and fails (freeing them) as a
    * whole, so there is nothing to clean up on error. */
-  o = json_pack("{s:s, s:i, s:s, s:s?, s:o, s:o, s:{s:s, s:o}, s:I, s:{s:i, s:s}}",
+  o = json_pack("{s:s, s:i, s:s, s:s?, s:o, s:o, s:{s:s}, s:I, s:{s:i, s:s}}",
                 "name", m->name, "version", m->version, "digest", m->digest,
                 "description", m->description, "features", feats, "outputs", outs,
-                "network", "type", "feedforward", "layers", layers, "n_params",
+                "network", "type", "feedforward", "n_params",
                 (json_int_t)m->n_params, "data", "n_samples", m->n_samples,
                 "moments", m->moments_given ? "given" : "computed");
+  if (o != NULL && m->rnn != NULL) {
+    const struct eng_rnn *r = m->rnn;
+    json_object_set_new(o, "sequence_length", json_integer(m->seq_len));
+    json_object_set_new(o, "network",
+                        json_pack("{s:s, s:s, s:i, s:i, s:i, s:o, s:s, s:b}", "type", "recurrent",
+                                  "cell", eng_cell_name(r->cell), "input_size", r->input_size,
+                                  "hidden_size", r->hidden_size, "n_layers", r->n_layers, "head",
+                                  layers, "output_at", r->every ? "every" : "last", "feedback",
+                                  r->feedback));
+    json_object_set_new(json_object_get(o, "data"), "n_sequences", json_integer(m->n_samples));
+  } else if (o != NULL)
+    json_object_set_new(json_object_get(o, "network"), "layers", layers);
   if (o != NULL && m->has_transform) {
     json_t *sc = json_array(), *sh = json_array();
     for (i = 0; i < m->n_features; i++) {
@@ -56,6 +70,14 @@ json_t *model_metadata_json(const struct aced_model *m)
     }
     json_object_set_new(o, "input_transform", json_pack("{s:o, s:o}", "scale", sc, "shift", sh));
   }
+  if (o != NULL && m->has_training)
+    json_object_set_new(o, "training",
+                        json_pack("{s:s, s:i, s:f, s:i, s:f, s:I, s:b}", "loss",
+                                  model_loss_name(m->training.loss), "epochs", m->training.epochs,
+                                  "learning_rate", m->training.learning_rate, "batch_size",
+                                  m->training.batch_size, "weight_decay",
+                                  m->training.weight_decay, "seed",
+                                  (json_int_t)m->training.seed, "targets", 1));
   return o;
 }
 
@@ -127,26 +149,35 @@ static int segment_index(const char *labels, size_t stride, int n, const char *s
   return (int)i;
 }
 
+/* Names and indices of a recurrent model's features and outputs are per
+ * step: the first step's block of the flattened arrays (model.h). */
+static int n_feat(const struct aced_model *m)
+{
+  return m->rnn ? m->step_features : m->n_features;
+}
+
+static int n_out(const struct aced_model *m)
+{
+  return m->rnn ? m->step_outputs : m->n_outputs;
+}
+
 int model_output_index(const struct aced_model *m, const json_t *v)
 {
-  return m ? json_index(m->outputs[0], sizeof m->outputs[0], m->n_outputs, v) : -1;
+  return m ? json_index(m->outputs[0], sizeof m->outputs[0], n_out(m), v) : -1;
 }
 
 int model_feature_index(const struct aced_model *m, const json_t *v)
 {
-  return m ? json_index(m->features[0].name, sizeof m->features[0], m->n_features, v)
-           : -1;
+  return m ? json_index(m->features[0].name, sizeof m->features[0], n_feat(m), v) : -1;
 }
 
 int model_output_lookup(const struct aced_model *m, const char *s)
 {
-  return m ? segment_index(m->outputs[0], sizeof m->outputs[0], m->n_outputs, s) : -1;
+  return m ? segment_index(m->outputs[0], sizeof m->outputs[0], n_out(m), s) : -1;
 }
 
 int model_feature_lookup(const struct aced_model *m, const char *s)
 {
-  return m ? segment_index(m->features[0].name, sizeof m->features[0],
-                           m->n_features, s)
-           : -1;
+  return m ? segment_index(m->features[0].name, sizeof m->features[0], n_feat(m), s) : -1;
 }
 

@@ -10,7 +10,7 @@
  * and the path of the offending field ("network.layers[1].weights[0][3]").
  *
  * - Every JSON object is checked against a small spec table of {name, JSON
- *   type, required} by check_object(): unknown fields, missing fields and
+ *   type, required} by model_check_object(): unknown fields, missing fields and
  *   wrong types are all answered from that one place, in that order.
  * - Sizes are checked against limits.h before anything is allocated for
  *   them, so a hostile body cannot make us allocate more than the limits
@@ -111,14 +111,6 @@ static enum aced_err oom(struct aced_error *err)
 /* ------------------------------------------------------------------ */
 /* Spec tables.                                                        */
 
-enum spec_type { SPEC_STRING, SPEC_NUMBER, SPEC_ARRAY, SPEC_OBJECT };
-
-struct field_spec {
-  const char *name;
-  enum spec_type type;
-  int required;
-};
-
 static const char *spec_type_name(enum spec_type t)
 {
   switch (t) {
@@ -126,6 +118,7 @@ static const char *spec_type_name(enum spec_type t)
   case SPEC_NUMBER: return "a number";
   case SPEC_ARRAY: return "an array";
   case SPEC_OBJECT: return "an object";
+  case SPEC_BOOL: return "a boolean";
   }
   return "?";
 }
@@ -152,6 +145,7 @@ static int spec_type_ok(enum spec_type t, const json_t *v)
   case SPEC_NUMBER: return json_is_number(v);
   case SPEC_ARRAY: return json_is_array(v);
   case SPEC_OBJECT: return json_is_object(v);
+  case SPEC_BOOL: return json_is_boolean(v);
   }
   return 0;
 }
@@ -165,7 +159,7 @@ static int spec_type_ok(enum spec_type t, const json_t *v)
  * every present field of the listed type.  Unknown fields are reported
  * first because a misspelt optional field would otherwise be silently
  * ignored and a misspelt required one reported as missing. */
-static enum aced_err check_object(const json_t *obj, const char *path,
+enum aced_err model_check_object(const json_t *obj, const char *path,
                                   const struct field_spec *spec, size_t n,
                                   struct aced_error *err)
 {
@@ -217,6 +211,8 @@ static const struct field_spec top_spec[] = {
     {"network", SPEC_OBJECT, 1},
     {"data", SPEC_OBJECT, 1},
     {"graph", SPEC_OBJECT, 0}, /* graph.c */
+    {"training", SPEC_OBJECT, 0}, /* training.c */
+    {"sequence_length", SPEC_NUMBER, 0},
 };
 static const struct field_spec feature_spec[] = {
     {"name", SPEC_STRING, 1},
@@ -239,8 +235,8 @@ static const struct field_spec data_spec[] = {
     {"samples", SPEC_ARRAY, 0},
     {"mean", SPEC_ARRAY, 0},
     {"covariance", SPEC_ARRAY, 0},
+    {"targets", SPEC_ARRAY, 0}, /* training.c */
 };
-#define NSPEC(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ------------------------------------------------------------------ */
 /* Numbers, vectors and matrices.                                      */
@@ -301,7 +297,7 @@ static enum aced_err read_field_number(const json_t *v, double *out,
 
 /* Read the n numbers of array `a` (found at `base`, its length already
  * checked) into dst.  `row` >= 0 when `a` is row `row` of a matrix. */
-static enum aced_err read_row(const json_t *a, const char *base, long row,
+enum aced_err model_read_row(const json_t *a, const char *base, long row,
                               double *dst, struct aced_error *err)
 {
   size_t n = json_array_size(a), c;
@@ -318,7 +314,7 @@ static enum aced_err read_row(const json_t *a, const char *base, long row,
 
 /* Every entry of `a` (at `base`) must be an array of exactly `cols`
  * entries.  No allocation: this runs before the matrix is allocated. */
-static enum aced_err check_rows(const json_t *a, const char *base, size_t cols,
+enum aced_err model_check_rows(const json_t *a, const char *base, size_t cols,
                                 const char *why, struct aced_error *err)
 {
   char msg[ACED_MESSAGE_MAX];
@@ -340,15 +336,15 @@ static enum aced_err check_rows(const json_t *a, const char *base, size_t cols,
   return ACED_OK;
 }
 
-/* Read a rows x cols matrix whose shape check_rows() has checked. */
-static enum aced_err read_matrix(const json_t *a, const char *base, size_t cols,
+/* Read a rows x cols matrix whose shape model_check_rows() has checked. */
+enum aced_err model_read_matrix(const json_t *a, const char *base, size_t cols,
                                  double *dst, struct aced_error *err)
 {
   size_t r, n = json_array_size(a);
   enum aced_err rc;
 
   for (r = 0; r < n; r++)
-    if ((rc = read_row(json_array_get(a, r), base, (long)r, dst + r * cols, err)) != ACED_OK)
+    if ((rc = model_read_row(json_array_get(a, r), base, (long)r, dst + r * cols, err)) != ACED_OK)
       return rc;
   return ACED_OK;
 }
@@ -469,7 +465,7 @@ static enum aced_err parse_features(const json_t *arr, struct aced_model *m,
     char path[32];
 
     snprintf(path, sizeof path, "features[%zu]", i);
-    if ((rc = check_object(f, path, feature_spec, NSPEC(feature_spec), err)) != ACED_OK)
+    if ((rc = model_check_object(f, path, feature_spec, NSPEC(feature_spec), err)) != ACED_OK)
       return rc;
     if ((rc = check_label(json_object_get(f, "name"), "a feature name", ft->name,
                           err, "%s.name", path)) != ACED_OK)
@@ -540,8 +536,8 @@ static enum aced_err parse_outputs(const json_t *arr, struct aced_model *m,
 /* One layer: shape first (no allocation), then the parameter budget, then
  * allocate and read.  `n_in` is what the layer must take: the number of
  * features for layer 0, else the previous layer's units. */
-static enum aced_err parse_layer(const json_t *lj, int li, int last, int n_in,
-                                 struct aced_model *m, struct aced_error *err)
+enum aced_err model_parse_layer(const json_t *lj, const char *base, int li, int last,
+                                int n_in, struct aced_model *m, struct aced_error *err)
 {
   char msg[ACED_MESSAGE_MAX], path[48], wpath[64], bpath[64];
   struct eng_layer *L = &m->net.layers[li];
@@ -551,10 +547,10 @@ static enum aced_err parse_layer(const json_t *lj, int li, int last, int n_in,
   enum aced_err rc;
   long params;
 
-  snprintf(path, sizeof path, "network.layers[%d]", li);
+  snprintf(path, sizeof path, "%s[%d]", base, li);
   snprintf(wpath, sizeof wpath, "%s.weights", path);
   snprintf(bpath, sizeof bpath, "%s.bias", path);
-  if ((rc = check_object(lj, path, layer_spec, NSPEC(layer_spec), err)) != ACED_OK)
+  if ((rc = model_check_object(lj, path, layer_spec, NSPEC(layer_spec), err)) != ACED_OK)
     return rc;
   W = json_object_get(lj, "weights");
   b = json_object_get(lj, "bias");
@@ -589,16 +585,15 @@ static enum aced_err parse_layer(const json_t *lj, int li, int last, int n_in,
   cols = json_array_size(row0);
   if (cols != (size_t)n_in) {
     if (li == 0)
-      MSG(msg, "layer 0 must take %d inputs (one per feature), but its weight "
-               "rows have %zu entries",
-          n_in, cols);
+      MSG(msg, "layer 0 must take %d inputs (%s), but its weight rows have %zu entries",
+          n_in, m->rnn ? "hidden_size" : "one per feature", cols);
     else
       MSG(msg, "layer %d must take %d inputs (layer %d has %d units), but its "
                "weight rows have %zu entries",
           li, n_in, li - 1, n_in, cols);
     return fail(err, ACED_E_SHAPE, msg, "%s", wpath);
   }
-  if ((rc = check_rows(W, wpath, cols, "as many as row 0", err)) != ACED_OK)
+  if ((rc = model_check_rows(W, wpath, cols, "as many as row 0", err)) != ACED_OK)
     return rc;
   if (json_array_size(b) != rows)
     return fail(err, ACED_E_SHAPE,
@@ -627,8 +622,8 @@ static enum aced_err parse_layer(const json_t *lj, int li, int last, int n_in,
   if ((L->W = malloc(rows * cols * sizeof *L->W)) == NULL ||
       (L->b = malloc(rows * sizeof *L->b)) == NULL)
     return oom(err);
-  if ((rc = read_matrix(W, wpath, cols, L->W, err)) != ACED_OK ||
-      (rc = read_row(b, bpath, -1, L->b, err)) != ACED_OK)
+  if ((rc = model_read_matrix(W, wpath, cols, L->W, err)) != ACED_OK ||
+      (rc = model_read_row(b, bpath, -1, L->b, err)) != ACED_OK)
     return rc;
   return ACED_OK;
 }
@@ -643,13 +638,12 @@ static enum aced_err parse_network(const json_t *nj, struct aced_model *m,
   enum aced_err rc;
   int n_in;
 
-  if ((rc = check_object(nj, "network", network_spec, NSPEC(network_spec), err)) != ACED_OK)
+  if ((rc = model_check_object(nj, "network", network_spec, NSPEC(network_spec), err)) != ACED_OK)
     return rc;
   type = json_string_value(json_object_get(nj, "type"));
   if (strcmp(type, "feedforward") != 0)
     return fail(err, ACED_E_INVALID,
-                MSG(msg, "unknown network type '%.64s' (only 'feedforward' is "
-                         "supported)",
+                MSG(msg, "unknown network type '%.64s' (known: feedforward, recurrent)",
                     type),
                 "network.type");
   layers = json_object_get(nj, "layers");
@@ -665,7 +659,7 @@ static enum aced_err parse_network(const json_t *nj, struct aced_model *m,
   m->net.n_layers = (int)n;
   n_in = m->n_features;
   for (i = 0; i < n; i++) {
-    if ((rc = parse_layer(json_array_get(layers, i), (int)i, i + 1 == n, n_in, m,
+    if ((rc = model_parse_layer(json_array_get(layers, i), "network.layers", (int)i, i + 1 == n, n_in, m,
                           err)) != ACED_OK)
       return rc;
     n_in = m->net.layers[i].n_out;
@@ -678,7 +672,7 @@ static enum aced_err parse_network(const json_t *nj, struct aced_model *m,
  * cross-products by BLAS dsyrk on blocks of rows, with the classic
  * correction term (sum of residuals, which the refined mean makes tiny)
  * subtracted so that a poor mean cannot bias the result. */
-static enum aced_err compute_moments(struct aced_model *m, struct aced_error *err)
+enum aced_err model_compute_moments(struct aced_model *m, struct aced_error *err)
 {
   const int n = m->n_samples, k = m->n_features;
   const double *X = m->samples;
@@ -741,7 +735,7 @@ static enum aced_err compute_moments(struct aced_model *m, struct aced_error *er
 
 /* A given covariance: symmetric to ACED_SYM_RTOL, then made exactly
  * symmetric, then PSD to ACED_PSD_RTOL (see the top of this file). */
-static enum aced_err check_covariance(double *S, int k, struct aced_error *err)
+enum aced_err model_check_covariance(double *S, int k, struct aced_error *err)
 {
   char msg[ACED_MESSAGE_MAX];
   double amax = 0.0, tol, lmin, lmax = 0.0, *A, *w;
@@ -812,7 +806,7 @@ static enum aced_err parse_data(const json_t *dj, struct aced_model *m,
   size_t n;
   enum aced_err rc;
 
-  if ((rc = check_object(dj, "data", data_spec, NSPEC(data_spec), err)) != ACED_OK)
+  if ((rc = model_check_object(dj, "data", data_spec, NSPEC(data_spec), err)) != ACED_OK)
     return rc;
   samples = json_object_get(dj, "samples");
   mean = json_object_get(dj, "mean");
@@ -842,13 +836,13 @@ static enum aced_err parse_data(const json_t *dj, struct aced_model *m,
     if (n < 2)
       return aced_error_set(err, ACED_E_SHAPE, "data.samples",
                             "expected at least 2 samples, found %zu", n);
-    if ((rc = check_rows(samples, "data.samples", (size_t)k, "one per feature",
+    if ((rc = model_check_rows(samples, "data.samples", (size_t)k, "one per feature",
                          err)) != ACED_OK)
       return rc;
     if ((m->samples = malloc(n * (size_t)k * sizeof *m->samples)) == NULL)
       return oom(err);
     m->n_samples = (int)n;
-    if ((rc = read_matrix(samples, "data.samples", (size_t)k, m->samples, err)) != ACED_OK)
+    if ((rc = model_read_matrix(samples, "data.samples", (size_t)k, m->samples, err)) != ACED_OK)
       return rc;
   }
 
@@ -859,7 +853,7 @@ static enum aced_err parse_data(const json_t *dj, struct aced_model *m,
     return oom(err);
 
   if (mean == NULL)
-    return compute_moments(m, err);
+    return model_compute_moments(m, err);
 
   m->moments_given = 1;
   if (json_array_size(mean) != (size_t)k)
@@ -867,7 +861,7 @@ static enum aced_err parse_data(const json_t *dj, struct aced_model *m,
                 MSG(msg, "expected %d values (one per feature), found %zu", k,
                     json_array_size(mean)),
                 "data.mean");
-  if ((rc = read_row(mean, "data.mean", -1, m->mean, err)) != ACED_OK)
+  if ((rc = model_read_row(mean, "data.mean", -1, m->mean, err)) != ACED_OK)
     return rc;
   if (json_array_size(cov) != (size_t)k)
     return fail(err, ACED_E_SHAPE,
@@ -875,11 +869,11 @@ static enum aced_err parse_data(const json_t *dj, struct aced_model *m,
                          "%zu rows",
                     k, k, json_array_size(cov)),
                 "data.covariance");
-  if ((rc = check_rows(cov, "data.covariance", (size_t)k, "one per feature", err)) != ACED_OK)
+  if ((rc = model_check_rows(cov, "data.covariance", (size_t)k, "one per feature", err)) != ACED_OK)
     return rc;
-  if ((rc = read_matrix(cov, "data.covariance", (size_t)k, m->cov, err)) != ACED_OK)
+  if ((rc = model_read_matrix(cov, "data.covariance", (size_t)k, m->cov, err)) != ACED_OK)
     return rc;
-  return check_covariance(m->cov, k, err);
+  return model_check_covariance(m->cov, k, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -897,9 +891,9 @@ static enum aced_err parse_body(const json_t *body, int require_name,
    * never has a name (the name is the key it is stored under), and
    * silently dropping one would hide a caller's mistake. */
   if (require_name)
-    rc = check_object(body, "", top_spec, NSPEC(top_spec), err);
+    rc = model_check_object(body, "", top_spec, NSPEC(top_spec), err);
   else
-    rc = check_object(body, "", top_spec + 1, NSPEC(top_spec) - 1, err);
+    rc = model_check_object(body, "", top_spec + 1, NSPEC(top_spec) - 1, err);
   if (rc != ACED_OK)
     return rc;
 
@@ -926,13 +920,20 @@ static enum aced_err parse_body(const json_t *body, int require_name,
       return oom(err);
     memcpy(m->description, json_string_value(v), n + 1);
   }
+  int rec = model_is_recurrent(body); /* network, data: recurrent.c */
   if ((rc = parse_features(json_object_get(body, "features"), m, err)) != ACED_OK ||
-      (rc = model_parse_transform(json_object_get(body, "input_transform"), m, err)) != ACED_OK ||
+      (!rec && (rc = model_parse_transform(json_object_get(body, "input_transform"), m, err)) != ACED_OK) ||
       (rc = parse_outputs(json_object_get(body, "outputs"), m, err)) != ACED_OK ||
-      (rc = parse_network(json_object_get(body, "network"), m, err)) != ACED_OK ||
-      (rc = parse_data(json_object_get(body, "data"), m, err)) != ACED_OK ||
-      (rc = model_graph_parse(json_object_get(body, "graph"), require_name, "graph.", m, err)) != ACED_OK)
+      (rc = rec ? model_parse_recurrent(body, m, err) : parse_network(json_object_get(body, "network"), m, err)) != ACED_OK ||
+      (!rec && (rc = parse_data(json_object_get(body, "data"), m, err)) != ACED_OK) ||
+      (rc = rec ? model_recurrent_refuses(body, err) : ACED_OK) != ACED_OK ||
+      (rc = model_graph_parse(json_object_get(body, "graph"), require_name, "graph.", m, err)) != ACED_OK ||
+      (rc = model_parse_training(json_object_get(body, "training"),
+                                 json_object_get(json_object_get(body, "data"), "targets"), m,
+                                 err)) != ACED_OK)
     return rc;
+  if (!rec && json_object_get(body, "sequence_length") != NULL)
+    return aced_error_set(err, ACED_E_INVALID, "sequence_length", "only recurrent networks take one");
   if (model_compute_digest(m) != 0)
     return oom(err);
   return ACED_OK;
@@ -949,7 +950,13 @@ enum aced_err model_parse(const json_t *body, int require_name,
     return aced_error_set(err, ACED_E_BAD_JSON, "", "no body");
   if ((m = calloc(1, sizeof *m)) == NULL)
     return oom(err);
-  rc = parse_body(body, require_name, m, err);
+  if (require_name && model_onnx_body(body)) { /* onnx.c: into the JSON form */
+    json_t *json_form;
+    if ((rc = model_onnx_expand(body, &json_form, m->source, sizeof m->source, err)) == ACED_OK)
+      rc = parse_body(json_form, require_name, m, err);
+    json_decref(json_form);
+  } else
+    rc = parse_body(body, require_name, m, err);
   if (rc != ACED_OK) {
     model_free(m);
     return rc;
@@ -972,6 +979,7 @@ void model_free(struct aced_model *m)
       free(m->net.layers[i].b);
     }
   free(m->net.layers);
+  model_recurrent_free(m);
   free(m->description);
   free(m->features);
   free(m->outputs);
@@ -981,5 +989,6 @@ void model_free(struct aced_model *m)
   free(m->tf_scale);
   free(m->tf_shift);
   model_graph_free(m->graph);
+  free(m->targets);
   free(m);
 }

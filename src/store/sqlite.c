@@ -56,6 +56,7 @@
 
 #include <sqlite3.h>
 
+#include "aced/metrics.h"
 #include "aced/store.h"
 #include "store/sqlite.h"
 
@@ -92,14 +93,18 @@ static const char *const sq_migrations[] = {
     "  PRIMARY KEY (digest, output, feature, estimator, params)"
     ");"
     "PRAGMA user_version = 1;",
+    /* 1 -> 2: where a model came from ({"opset":..,"producer":..} for an
+     * ONNX import, NULL for JSON), kept beside the canonical body. */
+    "ALTER TABLE models ADD COLUMN source TEXT;"
+    "PRAGMA user_version = 2;",
 };
 #define SQ_SCHEMA_VERSION ((int)(sizeof sq_migrations / sizeof sq_migrations[0]))
 
 /* Columns of a model row, in the order sq_row_decode expects; body is
- * column 9 when loaded. */
+ * column 10 when loaded. */
 #define SQ_MODEL_COLS                                                         \
   "name, version, digest, description, created_at, n_features, n_outputs, "  \
-  "n_samples, n_params"
+  "n_samples, n_params, source"
 
 
 static const char *const sq_sql[SQ_STMT__COUNT] = {
@@ -114,8 +119,8 @@ static const char *const sq_sql[SQ_STMT__COUNT] = {
         "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE name = ?1",
     [SQ_MODEL_INSERT] =
         "INSERT INTO models(name, version, digest, description, created_at,"
-        " n_features, n_outputs, n_samples, n_params, body)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        " n_features, n_outputs, n_samples, n_params, body, source)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     /* ?2 = 0: the latest version.  The body (which may be hundreds of MB)
      * is only read from disk when ?3 asks for it. */
     [SQ_MODEL_GET] =
@@ -177,6 +182,7 @@ enum aced_err sq_oom(struct aced_error *err, const char *what)
 sqlite3_stmt *sq_stmt(struct sq_conn *c, enum sq_stmt_id id,
                       struct aced_error *err)
 {
+  metrics_store_statement();
   if (c->stmt[id] == NULL) {
     int rc = sqlite3_prepare_v3(c->db, sq_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                                 &c->stmt[id], NULL);
@@ -295,6 +301,7 @@ int sq_row_decode(sqlite3_stmt *st, struct store_model_row *row)
   row->n_samples = sq_col_int(st, 7);
   sqlite3_int64 np = sqlite3_column_int64(st, 8);
   row->n_params = np < 0 ? 0 : (long)np;
+  sq_col_copy(st, 9, row->source, sizeof row->source);
   return 0;
 }
 
@@ -509,72 +516,6 @@ void sq_sync_dir(const char *path)
   free(dir);
 }
 
-/* ---- latest-row cache (see struct sq_store) ----------------------------- */
-
-unsigned sq_latest_slot(const char *name)
-{
-  unsigned h = 2166136261u; /* FNV-1a */
-  for (; *name; name++)
-    h = (h ^ (unsigned char)*name) * 16777619u;
-  return h & (SQ_LATEST_SLOTS - 1);
-}
-
-/* Copy the cached row of name into *row; 1 on a hit. */
-int sq_latest_get(struct sq_store *q, const char *name, struct store_model_row *row,
-                  unsigned long *gen)
-{
-  int hit = 0;
-  /* a read lock: HTTP threads never wait for each other here */
-  pthread_rwlock_rdlock(&q->latest_lock);
-  *gen = q->generation;
-  struct sq_latest *l = &q->latest[sq_latest_slot(name)];
-  if (l->used && strcmp(l->row.name, name) == 0) {
-    *row = l->row;
-    row->body = NULL;
-    row->description = NULL;
-    if (l->row.description != NULL && (row->description = strdup(l->row.description)) == NULL)
-      hit = 0;
-    else
-      hit = 1;
-  }
-  pthread_rwlock_unlock(&q->latest_lock);
-  return hit;
-}
-
-void sq_latest_put(struct sq_store *q, const struct store_model_row *row,
-                   unsigned long gen)
-{
-  char *desc = row->description ? strdup(row->description) : NULL;
-  if (row->description != NULL && desc == NULL)
-    return;
-  pthread_rwlock_wrlock(&q->latest_lock);
-  if (gen == q->generation) {
-    struct sq_latest *l = &q->latest[sq_latest_slot(row->name)];
-    char *old = l->used ? l->row.description : NULL;
-    l->row = *row;
-    l->row.body = NULL;
-    l->row.description = desc;
-    l->used = 1;
-    desc = old;
-  }
-  pthread_rwlock_unlock(&q->latest_lock);
-  free(desc);
-}
-
-/* After any write: forget every cached row. */
-void sq_latest_clear(struct sq_store *q)
-{
-  pthread_rwlock_wrlock(&q->latest_lock);
-  q->generation++;
-  for (int i = 0; i < SQ_LATEST_SLOTS; i++) {
-    if (q->latest[i].used)
-      free(q->latest[i].row.description);
-    q->latest[i].used = 0;
-    q->latest[i].row.description = NULL;
-  }
-  pthread_rwlock_unlock(&q->latest_lock);
-}
-
 /* ---- operations -------------------------------------------------------- */
 
 void sq_close(struct store *s)
@@ -587,8 +528,7 @@ void sq_close(struct store *s)
   for (int i = 0; i < q->n_readers; i++)
     sq_conn_close(&q->readers[i]);
   sq_conn_close(&q->writer);
-  sq_latest_clear(q);
-  pthread_rwlock_destroy(&q->latest_lock);
+  store_latest_destroy(&q->latest);
   pthread_cond_destroy(&q->pool_cond);
   pthread_mutex_destroy(&q->pool_lock);
   pthread_mutex_destroy(&q->write_lock);
@@ -637,7 +577,7 @@ struct store *store_sqlite_open(const char *path, struct aced_error *err)
   q->base.ops = &sq_ops;
   pthread_mutex_init(&q->write_lock, NULL);
   pthread_mutex_init(&q->pool_lock, NULL);
-  pthread_rwlock_init(&q->latest_lock, NULL);
+  store_latest_init(&q->latest, 1);
   pthread_cond_init(&q->pool_cond, NULL);
 
   int memory = strcmp(path, ":memory:") == 0;

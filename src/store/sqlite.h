@@ -13,8 +13,7 @@
 
 #include "aced/limits.h"
 #include "aced/store.h"
-
-#define SQ_LATEST_SLOTS 1024 /* a power of two */
+#include "store/latest.h"
 
 enum sq_stmt_id {
   SQ_BEGIN,
@@ -41,8 +40,6 @@ struct sq_conn {
   sqlite3_stmt *stmt[SQ_STMT__COUNT]; /* prepared on first use */
 };
 
-#define SQ_LATEST_SLOTS 1024 /* a power of two */
-
 struct sq_store {
   struct store base;                /* first: a struct store * is ours */
   pthread_mutex_t write_lock;       /* guards `writer` */
@@ -56,16 +53,9 @@ struct sq_store {
   /* Latest-version rows by name (no body), so that the lookup every query
    * starts with needs no SQLite read transaction (each costs several
    * system calls: locks and stat of the WAL index).  Every write through
-   * this store empties it and bumps `generation`; a reader only files a
-   * row it read under the generation it started with, so a row read
-   * before a write never lands after it.  This assumes, as aced does, one
+   * this store empties it (latest.h).  This assumes, as aced does, one
    * process writing the database file. */
-  pthread_rwlock_t latest_lock; /* read by every query: see sq_latest_get */
-  unsigned long generation;
-  struct sq_latest {
-    int used;
-    struct store_model_row row;   /* description owned; body always NULL */
-  } latest[SQ_LATEST_SLOTS];
+  struct store_latest latest;
 };
 
 static inline struct sq_store *sq_of(struct store *s)
@@ -100,12 +90,6 @@ int sq_user_version(sqlite3 *db, int *v);
 enum aced_err sq_migrate(struct sq_conn *c, const char *path,
                          struct aced_error *err);
 void sq_sync_dir(const char *path);
-unsigned sq_latest_slot(const char *name);
-int sq_latest_get(struct sq_store *q, const char *name, struct store_model_row *row,
-                  unsigned long *gen);
-void sq_latest_put(struct sq_store *q, const struct store_model_row *row,
-                   unsigned long gen);
-void sq_latest_clear(struct sq_store *q);
 void sq_close(struct store *s);
 enum aced_err sq_ping(struct store *s, struct aced_error *err);
 enum aced_err sq_model_put(struct store *s, struct store_model_row *row,

@@ -94,6 +94,10 @@ enum aced_err sq_model_put(struct store *s, struct store_model_row *row,
   sqlite3_bind_int(st, 7, row->n_outputs);
   sqlite3_bind_int(st, 8, row->n_samples);
   sqlite3_bind_int64(st, 9, row->n_params);
+  if (row->source[0] != '\0')
+    sq_bind_text(st, 11, row->source);
+  else
+    sqlite3_bind_null(st, 11);
   rc = sqlite3_bind_text64(st, 10, body, strlen(body), SQLITE_STATIC, SQLITE_UTF8);
   if (rc != SQLITE_OK) {
     e = aced_error_set(err, ACED_E_STORE, NULL, "model %s: body: %s", name,
@@ -118,7 +122,7 @@ out:
   sq_done(st);
   if (e != ACED_OK)
     sq_rollback(c);
-  sq_latest_clear(q);
+  store_latest_reset(&q->latest, -1);
   sq_writer_put(q);
   return e;
 }
@@ -137,7 +141,7 @@ enum aced_err sq_model_get(struct store *s, const char *name, int version,
                           "model %s has no version %d", name, version);
   unsigned long gen = 0;
   int cacheable = version == 0 && !with_body;
-  if (cacheable && sq_latest_get(q, name, row, &gen))
+  if (cacheable && store_latest_get(&q->latest, name, row, &gen))
     return ACED_OK;
 
   struct sq_conn *c = sq_reader_get(q);
@@ -165,7 +169,7 @@ enum aced_err sq_model_get(struct store *s, const char *name, int version,
     goto out;
   }
   if (sq_row_decode(st, row) != 0 ||
-      (with_body && sq_col_dup(st, 9, &row->body) != 0)) {
+      (with_body && sq_col_dup(st, 10, &row->body) != 0)) {
     e = sq_oom(err, "model get");
     goto out;
   }
@@ -174,7 +178,7 @@ enum aced_err sq_model_get(struct store *s, const char *name, int version,
                        "model %s version %d has no stored body", row->name,
                        row->version);
   if (e == ACED_OK && cacheable)
-    sq_latest_put(q, row, gen);
+    store_latest_put(&q->latest, row, gen);
 
 out:
   sq_done(st);
@@ -320,7 +324,7 @@ out:
   sq_done(st);
   if (e != ACED_OK)
     sq_rollback(c);
-  sq_latest_clear(q);
+  store_latest_reset(&q->latest, -1);
   sq_writer_put(q);
   return e;
 }

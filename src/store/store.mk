@@ -1,12 +1,24 @@
 # src/store/store.mk -- persistence behind store.h: store_open picks the
-# backend from the database URI; SQLite is the one built today.
+# backend from the database URI: SQLite always, PostgreSQL when configure
+# found libpq (HAVE_LIBPQ).
 libaced_core_a_SOURCES += \
 	include/aced/store.h \
 	src/store/store.c \
+	src/store/latest.h \
+	src/store/latest.c \
 	src/store/sqlite.h \
 	src/store/sqlite.c \
 	src/store/sqlite_ops.c
+if HAVE_LIBPQ
+libaced_core_a_SOURCES += \
+	src/store/pg.h \
+	src/store/pg.c \
+	src/store/pg_ops.c \
+	src/store/pg_jobs.c
+endif
+AM_CPPFLAGS += $(PQ_CFLAGS)
+LDADD += $(PQ_LIBS)
 
 check_PROGRAMS += tests/unit/test_store
 TESTS += tests/unit/test_store
-tests_unit_test_store_SOURCES = tests/unit/test_store.c tests/unit/tap.h
+tests_unit_test_store_SOURCES = tests/unit/test_store.c tests/unit/tap.h tests/unit/pgtest.h

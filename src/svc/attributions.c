@@ -19,6 +19,114 @@
 #include "aced/jsonw.h"
 #include "svc/internal.h"
 
+/* The value of flattened feature f in an input row: row[f] for a
+ * feedforward model, row[t][i] (f = t * step_features + i) for a
+ * recurrent one. */
+static double input_value(const struct loaded *L, const json_t *row, int f)
+{
+  if (L->m->rnn == NULL)
+    return json_number_value(json_array_get(row, (size_t)f));
+  const int ni = L->m->step_features;
+  return json_number_value(json_array_get(json_array_get(row, (size_t)(f / ni)), (size_t)(f % ni)));
+}
+
+static void write_names(struct jw *w, const struct loaded *L, const int *feats, int nf)
+{
+  jw_lit(w, ",\"features\":[");
+  for (int i = 0; i < nf; i++) {
+    if (i)
+      jw_raw(w, ",", 1);
+    jw_str(w, L->m->features[feats[i]].name);
+  }
+  jw_raw(w, "]", 1);
+}
+
+/* features, attributions (rows x features), baselines, estimators (up to
+ * the estimators' closing bracket, which the caller writes). */
+static void write_rows(struct jw *w, const struct loaded *L, const int *feats, int nf,
+                       struct reg_summary *const *regs, const double *ace, size_t nrows)
+{
+  write_names(w, L, feats, nf);
+  jw_lit(w, ",\"attributions\":[");
+  for (size_t row = 0; row < nrows; row++) {
+    jw_raw(w, row ? ",[" : "[", row ? 2 : 1);
+    for (int i = 0; i < nf; i++) {
+      if (i)
+        jw_raw(w, ",", 1);
+      jw_real(w, ace[row * (size_t)nf + (size_t)i]);
+    }
+    jw_raw(w, "]", 1);
+  }
+  jw_lit(w, "],\"baselines\":[");
+  for (int i = 0; i < nf; i++) {
+    if (i)
+      jw_raw(w, ",", 1);
+    jw_lit(w, regs[i]->baseline);
+  }
+  jw_lit(w, "],\"estimators\":[");
+  for (int i = 0; i < nf; i++) {
+    if (i)
+      jw_raw(w, ",", 1);
+    jw_str(w, regs[i]->estimator);
+  }
+}
+
+/* A recurrent model: feats are the window's steps x the per-step features
+ * (step-major, resolve_step_window); attributions are rows x T x those
+ * features, zero at the steps beyond the time lag; "timesteps" names the
+ * window, baselines and estimators are window steps x features. */
+static void write_sequences(struct jw *w, const struct loaded *L, int o, const int *feats,
+                            int nf, struct reg_summary *const *regs, const double *ace,
+                            size_t nrows)
+{
+  const int ni = L->m->step_features, T = L->m->seq_len, lo = feats[0] / ni;
+  int nfs = 0;
+  while (nfs < nf && feats[nfs] / ni == lo)
+    nfs++;
+  const int ns = nf / nfs;
+  write_names(w, L, feats, nfs);
+  jw_lit(w, ",\"output_timestep\":");
+  jw_int(w, L->m->rnn->every ? o / L->m->step_outputs : T - 1);
+  jw_lit(w, ",\"timesteps\":[");
+  for (int t = 0; t < ns; t++) {
+    if (t)
+      jw_raw(w, ",", 1);
+    jw_int(w, lo + t);
+  }
+  jw_lit(w, "],\"attributions\":[");
+  for (size_t row = 0; row < nrows; row++) {
+    jw_raw(w, row ? ",[" : "[", row ? 2 : 1);
+    for (int t = 0; t < T; t++) {
+      jw_raw(w, t ? ",[" : "[", t ? 2 : 1);
+      for (int i = 0; i < nfs; i++) {
+        if (i)
+          jw_raw(w, ",", 1);
+        if (t < lo || t >= lo + ns)
+          jw_raw(w, "0", 1);
+        else
+          jw_real(w, ace[row * (size_t)nf + (size_t)(t - lo) * nfs + (size_t)i]);
+      }
+      jw_raw(w, "]", 1);
+    }
+    jw_raw(w, "]", 1);
+  }
+  for (int part = 0; part < 2; part++) {
+    jw_lit(w, part ? "],\"estimators\":[" : "],\"baselines\":[");
+    for (int t = 0; t < ns; t++) {
+      jw_raw(w, t ? ",[" : "[", t ? 2 : 1);
+      for (int i = 0; i < nfs; i++) {
+        if (i)
+          jw_raw(w, ",", 1);
+        if (part)
+          jw_str(w, regs[t * nfs + i]->estimator);
+        else
+          jw_lit(w, regs[t * nfs + i]->baseline);
+      }
+      jw_raw(w, "]", 1);
+    }
+  }
+}
+
 /* The attributions reply as JSON text (written directly: see jsonw.h):
  * regressor regs[i] (for feats[i]) evaluated at every input row, less its
  * baseline.  start_us is the request's arrival (aced_now_us) for
@@ -41,11 +149,15 @@ static char *attributions_text(const struct loaded *L, int o, const int *feats, 
     const json_t *in = json_array_get(inputs, row);
     for (int i = 0; i < nf; i++) {
       const struct reg_summary *s = regs[i];
-      double a = json_number_value(json_array_get(in, (size_t)feats[i]));
+      double a = input_value(L, in, feats[i]);
       double v = eng_legendre_series(s->coef, s->order, s->low, s->high, a) - s->base;
       if (!isfinite(v)) {
         char field[64];
-        snprintf(field, sizeof field, "inputs[%zu][%d]", row, feats[i]);
+        if (L->m->rnn)
+          snprintf(field, sizeof field, "inputs[%zu][%d][%d]", row,
+                   feats[i] / L->m->step_features, feats[i] % L->m->step_features);
+        else
+          snprintf(field, sizeof field, "inputs[%zu][%d]", row, feats[i]);
         aced_error_set(err, ACED_E_NOT_FINITE, field,
                        "the regressor overflows at %g (far outside the domain [%g, %g])", a,
                        s->low, s->high);
@@ -64,38 +176,15 @@ static char *attributions_text(const struct loaded *L, int o, const int *feats, 
   jw_init(&w, hint); /* one allocation: a realloc cost more than the rest */
   jw_lit(&w, "{\"output\":");
   jw_str(&w, L->m->outputs[o]);
-  jw_lit(&w, ",\"features\":[");
-  for (int i = 0; i < nf; i++) {
-    if (i)
-      jw_raw(&w, ",", 1);
-    jw_str(&w, L->m->features[feats[i]].name);
-  }
-  jw_lit(&w, "],\"attributions\":[");
-  for (size_t row = 0; row < nrows; row++) {
-    jw_raw(&w, row ? ",[" : "[", row ? 2 : 1);
-    for (int i = 0; i < nf; i++) {
-      if (i)
-        jw_raw(&w, ",", 1);
-      jw_real(&w, ace[row * (size_t)nf + (size_t)i]);
-    }
-    jw_raw(&w, "]", 1);
-  }
+  if (L->m->rnn)
+    write_sequences(&w, L, o, feats, nf, regs, ace, nrows);
+  else
+    write_rows(&w, L, feats, nf, regs, ace, nrows);
   if (ace != small)
     free(ace);
-  jw_lit(&w, "],\"baselines\":[");
-  for (int i = 0; i < nf; i++) {
-    if (i)
-      jw_raw(&w, ",", 1);
-    jw_lit(&w, regs[i]->baseline);
-  }
-  jw_lit(&w, "],\"estimators\":[");
   int mixed = 0;
-  for (int i = 0; i < nf; i++) {
-    if (i)
-      jw_raw(&w, ",", 1);
-    jw_str(&w, regs[i]->estimator);
+  for (int i = 0; i < nf; i++)
     mixed |= strcmp(regs[i]->estimator, regs[0]->estimator) != 0;
-  }
   jw_lit(&w, "],\"meta\":{\"estimator\":");
   jw_str(&w, mixed ? "mixed" : nf > 0 ? regs[0]->estimator : "none");
   jw_lit(&w, ",\"effect\":");
@@ -132,6 +221,52 @@ static char *attributions_text(const struct loaded *L, int o, const int *feats, 
   return text;
 }
 
+/* A recurrent model: inputs are sequences (rows x T x input_size), the
+ * outputs at output_timestep, the features at every step of the window
+ * (the lag, or all with all_timesteps), step-major. */
+static enum aced_err recurrent_resolve(const struct loaded *L, const json_t *b, int *outs, int no,
+                                       int **feats, int *nf, json_t *notes,
+                                       struct aced_error *err)
+{
+  const int T = L->m->seq_len, ni = L->m->step_features;
+  const json_t *inputs = json_object_get(b, "inputs");
+  enum aced_err rc;
+  for (size_t r = 0; r < json_array_size(inputs); r++) {
+    const json_t *row = json_array_get(inputs, r);
+    int good = json_array_size(row) == (size_t)T;
+    for (int t = 0; good && t < T; t++)
+      good = json_array_size(json_array_get(row, (size_t)t)) == (size_t)ni;
+    if (!good) {
+      char field[48];
+      snprintf(field, sizeof field, "inputs[%zu]", r);
+      return aced_error_set(err, ACED_E_SHAPE, field,
+                            "expected a sequence of %d steps (sequence_length) of %d values "
+                            "(input_size)",
+                            T, ni);
+    }
+  }
+  for (int k = 0; k < no; k++)
+    if ((rc = resolve_output_step(L, b, &outs[k], err)) != ACED_OK)
+      return rc;
+  int *f1, n1, *steps, ns;
+  if ((rc = resolve_index_list(L, json_object_get(b, "features"), "features", 0, &f1, &n1, notes,
+                               err)) != ACED_OK)
+    return rc;
+  if ((rc = resolve_step_window(L, b, &steps, &ns, notes, err)) != ACED_OK) {
+    free(f1);
+    return rc;
+  }
+  *feats = malloc(sizeof(int) * (size_t)ns * (size_t)n1);
+  if (*feats != NULL)
+    for (int t = 0; t < ns; t++)
+      for (int i = 0; i < n1; i++)
+        (*feats)[t * n1 + i] = steps[t] * ni + f1[i];
+  *nf = ns * n1;
+  free(f1);
+  free(steps);
+  return *feats ? ACED_OK : aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+}
+
 /* Checks of an attributions body that need the model: its outputs
  * ("output", one, or "outputs", several: exactly one of the two), its
  * features (constant ones left out of "all" with a note) and the row
@@ -161,8 +296,20 @@ static enum aced_err attributions_resolve(const struct svc *svc, const struct lo
   if (query_params_parse(svc, b, q, err) != ACED_OK || effect_check(L, q, err) != ACED_OK)
     goto fail;
   json_t *inputs = json_object_get(b, "inputs");
+  if (L->m->rnn != NULL) {
+    if (recurrent_resolve(L, b, *outs, *no, feats, nf, notes, err) != ACED_OK)
+      goto fail;
+    return ACED_OK;
+  }
   for (size_t i = 0; i < json_array_size(inputs); i++)
-    if (json_array_size(json_array_get(inputs, i)) != (size_t)L->m->n_features) {
+    if (json_is_array(json_array_get(json_array_get(inputs, i), 0))) {
+      char field[48];
+      snprintf(field, sizeof field, "inputs[%zu]", i);
+      aced_error_set(err, ACED_E_SHAPE, field,
+                     "the model is feedforward: each input is a row of %d numbers, not a sequence",
+                     L->m->n_features);
+      goto fail;
+    } else if (json_array_size(json_array_get(inputs, i)) != (size_t)L->m->n_features) {
       aced_error_set(err, ACED_E_SHAPE, "inputs",
                      "inputs[%zu] has %zu values; the model has %d features", i,
                      json_array_size(json_array_get(inputs, i)), L->m->n_features);
@@ -316,6 +463,75 @@ static long attributions_task(void *work, int i, struct aced_error *err)
   return 1;
 }
 
+/* ACE of output o for every feature and every row of x (rows x k), as
+ * the attributions job computes them: each feature's regressor from the
+ * cache, the missing ones fitted here (on the calling worker, under its
+ * stop check); a constant feature's ACE is 0 (its one-point domain is its
+ * own baseline) with a note in `warnings`, which also gets the
+ * regressors' warnings.  *estimator is the estimator every regressor
+ * used, or "mixed". */
+enum aced_err attributions_ace_rows(const struct svc *svc, const struct loaded *L, int o,
+                                    const struct query_params *q, const double *x, int rows,
+                                    double *ace, json_t *warnings, const char **estimator,
+                                    struct aced_error *err)
+{
+  int k = L->m->n_features, *feats = NULL, nf = 0;
+  if (resolve_index_list(L, NULL, "features", 0, &feats, &nf, warnings, err) != ACED_OK)
+    return err->code;
+  memset(ace, 0, sizeof(double) * (size_t)rows * (size_t)k);
+  *estimator = "none";
+  enum aced_err rc = ACED_OK;
+  for (int i = 0; i < nf && rc == ACED_OK; i++) {
+    struct reg_summary *s = NULL;
+    regcache_summaries(svc, L, o, &feats[i], 1, q, 0, &s);
+    if (s == NULL) {
+      json_t *v = NULL;
+      if ((rc = fit_feature(svc, L, feats[i], q, o, &v, err)) != ACED_OK)
+        break;
+      s = regcache_summary_of(v);
+      json_decref(v);
+      if (s == NULL) {
+        rc = aced_error_set(err, ACED_E_INTERNAL, "", "fitted regressor unreadable");
+        break;
+      }
+    }
+    /* the name must outlive the summary: one of estimator_name()'s */
+    const char *name = "mixed";
+    for (int e = 0; e < EST__COUNT; e++)
+      if (strcmp(s->estimator, estimator_name((enum estimator)e)) == 0)
+        name = estimator_name((enum estimator)e);
+    *estimator = i == 0 || strcmp(*estimator, name) == 0 ? name : "mixed";
+    if (s->warnings_len > 0) {
+      /* the summary keeps its warnings as JSON strings joined by ',' */
+      char *text = malloc(s->warnings_len + 3);
+      if (text != NULL) {
+        text[0] = '[';
+        memcpy(text + 1, s->warnings, s->warnings_len);
+        memcpy(text + 1 + s->warnings_len, "]", 2);
+        json_t *list = json_loads(text, 0, NULL);
+        json_array_extend(warnings, list);
+        json_decref(list);
+        free(text);
+      }
+    }
+    for (int r = 0; r < rows && rc == ACED_OK; r++) {
+      double a = x[(size_t)r * k + feats[i]];
+      double v = eng_legendre_series(s->coef, s->order, s->low, s->high, a) - s->base;
+      if (!isfinite(v)) {
+        char field[64];
+        snprintf(field, sizeof field, "inputs[%d][%d]", r, feats[i]);
+        rc = aced_error_set(err, ACED_E_NOT_FINITE, field,
+                            "the regressor overflows at %g (far outside the domain [%g, %g])",
+                            a, s->low, s->high);
+      }
+      ace[(size_t)r * k + feats[i]] = v;
+    }
+    regcache_summary_unref(s);
+  }
+  free(feats);
+  return rc;
+}
+
 static json_t *attributions_finish(void *work, struct aced_error *err)
 {
   struct attributions_work *w = work;
@@ -349,7 +565,7 @@ char *svc_cached_attributions(const struct svc *svc, const char *digest, const j
   int no = 0, nf = 0, *outs = NULL, *feats = NULL;
   struct query_params q;
   char *reply = NULL;
-  json_t *notes = NULL;
+  json_t *notes = L->m->rnn ? json_array() : NULL; /* the lag's note */
   /* the notes array only when some feature is constant: the hot path
    * allocates nothing more than before */
   for (int f = 0; f < L->m->n_features && notes == NULL; f++)

@@ -12,6 +12,10 @@
  *   connection_weights    Olden's sum over paths of products of weights,
  *                         with Garson's relative importance beside it;
  *                         input-independent (one row, "inputs" optional)
+ *   ace                   the paper's causal attribution, the numbers of
+ *                         POST .../attributions (attributions_ace_rows:
+ *                         the same regressors, cached or fitted here, with
+ *                         the same estimator, num, max_order, epsilon)
  *
  * b is the baseline: the model's mean (default), zeros, each feature's
  * domain low, or a row given in the request.  One task per method, so
@@ -34,16 +38,18 @@ enum method {
   M_INTEGRATED_GRADIENTS,
   M_ABLATION,
   M_CONNECTION_WEIGHTS,
+  M_ACE,
   M__COUNT
 };
 static const char *const method_names[M__COUNT] = {"gradient", "gradient_x_input",
                                                    "integrated_gradients", "ablation",
-                                                   "connection_weights"};
+                                                   "connection_weights", "ace"};
 static const char *const rule_names[] = {"gauss_legendre", "riemann_left", "riemann_right",
                                          "riemann_middle", "trapezoid"};
 #define N_RULES ((int)(sizeof rule_names / sizeof rule_names[0]))
 
 struct explanations_work {
+  const struct svc *svc;
   struct job *job;
   struct loaded *L;
   int multi;                 /* "methods" was given: answer a list */
@@ -57,6 +63,10 @@ struct explanations_work {
   const char *baseline_name; /* "mean", "zeros", "domain_low", "given" */
   int steps;
   enum eng_rule rule;
+  struct query_params q;     /* ace: its estimate's parameters */
+  const char *ace_estimator; /* ace: the estimator its regressors used */
+  json_t *ace_warnings;      /* ace: notes and the regressors' warnings */
+  struct aced_error ace_err; /* ace: why it failed */
 };
 
 static void explanations_free(void *work)
@@ -69,6 +79,7 @@ static void explanations_free(void *work)
     json_decref(w->blocks[i]);
   free(w->x);
   free(w->base);
+  json_decref(w->ace_warnings);
   free(w);
 }
 
@@ -83,7 +94,7 @@ static enum aced_err method_parse(const json_t *v, const char *field, enum metho
     }
   return aced_error_set(err, ACED_E_INVALID, field,
                         "method must be gradient, gradient_x_input, integrated_gradients, "
-                        "ablation or connection_weights");
+                        "ablation, connection_weights or ace");
 }
 
 /* The request's methods, baseline, steps and rule (body types were checked
@@ -176,15 +187,25 @@ static void *explanations_plan(void *ctx, struct job *job, const struct job_requ
     aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
     return NULL;
   }
+  w->svc = ctx;
   w->job = job;
   const json_t *p = req->params;
   if ((w->L = prepared_acquire(ctx, req->model, req->version, req->digest, err)) == NULL ||
       resolve_index(w->L, json_object_get(p, "output"), "output", 1, &w->output, err) !=
           ACED_OK)
     goto fail;
-  w->k = w->L->m->n_features;
-  if (parse_options(w, p, err) != ACED_OK)
+  if (w->L->m->rnn != NULL) {
+    aced_error_set(err, ACED_E_INVALID, "method", "explanations are for feedforward models; a "
+                   "recurrent model's attributions are POST .../attributions");
     goto fail;
+  }
+  w->k = w->L->m->n_features;
+  if (parse_options(w, p, err) != ACED_OK || query_params_parse(ctx, p, &w->q, err) != ACED_OK)
+    goto fail;
+  if ((w->ace_warnings = json_array()) == NULL) {
+    aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+    goto fail;
+  }
   const json_t *inputs = json_object_get(p, "inputs");
   int need_rows = 0;
   for (int i = 0; i < w->n_methods; i++)
@@ -289,6 +310,12 @@ static int compute(struct explanations_work *w, enum method m, double *attr, dou
   case M_CONNECTION_WEIGHTS:
     /* input-independent: attr holds Olden's row, gap Garson's */
     return eng_connection_weights(em, w->output, attr, gap);
+  case M_ACE:
+    /* the attributions service's own numbers (its errors come back as -4) */
+    return attributions_ace_rows(w->svc, w->L, w->output, &w->q, w->x, rows, attr,
+                                 w->ace_warnings, &w->ace_estimator, &w->ace_err) == ACED_OK
+               ? 0
+               : -4;
   default:
     return -1;
   }
@@ -332,6 +359,8 @@ static long explanations_task(void *work, int i, struct aced_error *err)
     if (rc == ENG_STOPPED)
       aced_error_set(err, ACED_E_UNAVAILABLE, "",
                      "job stopped (cancelled, timed out or shutting down)");
+    else if (rc == -4)
+      *err = w->ace_err;
     else if (rc != -3)
       aced_error_set(err, ACED_E_INTERNAL, "", "the engine could not compute %s",
                      method_names[m]);
@@ -355,8 +384,15 @@ static long explanations_task(void *work, int i, struct aced_error *err)
     json_object_set_new(block, "steps", json_integer(w->steps));
     json_object_set_new(block, "rule", json_string(rule_names[w->rule]));
   }
+  if (block != NULL && m == M_ACE) {
+    json_object_set_new(block, "estimator", json_string(w->ace_estimator));
+    json_object_set_new(block, "warnings", json_deep_copy(w->ace_warnings));
+  }
   if (block != NULL && !w->multi)
-    json_object_set_new(block, "meta", meta_json("none", "none", NULL));
+    json_object_set_new(block, "meta",
+                        m == M_ACE ? meta_json(w->ace_estimator, "none",
+                                               json_deep_copy(w->ace_warnings))
+                                   : meta_json("none", "none", NULL));
   free(attr);
   free(gap);
   if (block == NULL) {

@@ -4,6 +4,27 @@
  * together), a Bayesian polynomial fitted per output, and every output's
  * regressor written to the cache in one transaction: asking for the next
  * output of the same feature is then a cache hit.
+ *
+ * The band.  A regressor's curve carries std, the predictive standard
+ * deviation sqrt(1/beta + phi^T A^-1 phi): how far the interventional
+ * expectation E[y | do(x_i = a)] itself may be from the curve's mean.
+ * Points from a deterministic estimator (taylor, finite_difference,
+ * unscented) have no error of their own, so 1/beta is the fitted misfit
+ * (bounded below: engine/regressor.c) and the band says how well the
+ * polynomial follows the points, not how good the estimator is.  Monte
+ * Carlo points do carry an error: each is a mean over the same samples, so
+ * their errors are correlated along the grid, with the covariance
+ * eng_montecarlo_cov computes.  Their variances enter the fit as known
+ * noise (eng_regressor_fit_known), beside a fitted misfit variance 1/beta:
+ * the evidence then stops rewarding orders that chase the estimator's own
+ * error; the covariance makes the band the spread of the fitted curve over
+ * fresh sets of samples (a sandwich: engine/regressor.c says why not GLS),
+ * so it covers the estimator's error (about 95% of curve points within
+ * 1.96 std of the true expectation: tests/e2e/test_band.py).  The regressor's "band" says which
+ * ("noise": fitted, montecarlo_covariance, or montecarlo_variance when
+ * only the variances are used: a grid above ACED_BAND_GRID_MAX, a
+ * recurrent model, total or indirect effects)
+ * and its misfit_std = sqrt(1/beta).
  */
 #include "config.h"
 
@@ -38,7 +59,8 @@ json_t *dbl_array(const double *a, int n, int stride)
 /* The cached (and served) form of one regressor. */
 static json_t *regressor_json(const struct loaded *L, int o, int feature,
                               const struct query_params *q, const struct phase1 *p,
-                              const double *grid, const struct eng_regressor *r)
+                              const double *grid, const struct eng_regressor *r,
+                              const char *noise)
 {
   int m = L->m->n_outputs, nb = r->order + 1;
   json_t *points = json_array();
@@ -71,10 +93,28 @@ static json_t *regressor_json(const struct loaded *L, int o, int feature,
     if (w && strstr(w, tag) != NULL)
       json_array_append_new(warn, json_string(w));
   }
-  return json_pack(
+  if (strcmp(noise, "montecarlo_variance") == 0) {
+    char msg[2 * ACED_LABEL_MAX + 256];
+    char why[64];
+    if (L->m->rnn)
+      snprintf(why, sizeof why, "a recurrent model");
+    else if (effect_of(L, q) != EFFECT_DIRECT)
+      snprintf(why, sizeof why, "total and indirect effects");
+    else
+      snprintf(why, sizeof why, "grid above %d points", ACED_BAND_GRID_MAX);
+    snprintf(msg, sizeof msg,
+             "output '%s' under do(%s): the band takes the Monte Carlo errors as independent "
+             "(%s) and understates their correlated part",
+             L->m->outputs[o], L->m->features[feature].name, why);
+    json_array_append_new(warn, json_string(msg));
+  }
+  /* recurrent models: indices per step, and the steps beside them */
+  const struct aced_model *md = L->m;
+  json_t *v = json_pack(
       "{s:s,s:i,s:s,s:i,s:s,s:s,s:s,s:i,s:i,s:i,s:s,s:o,s:f,s:[f,f],s:f,s:f,s:o,s:o,s:o,s:o,s:o,s:o}",
-      "output", L->m->outputs[o], "output_index", o, "feature",
-      L->m->features[feature].name, "feature_index", feature, "estimator",
+      "output", md->outputs[o], "output_index", md->rnn ? o % md->step_outputs : o, "feature",
+      md->features[feature].name, "feature_index",
+      md->rnn ? feature % md->step_features : feature, "estimator",
       estimator_name(p->used[o]), "estimator_requested", estimator_name(q->estimator),
       "estimator_reason", p->reason[o], "order", r->order, "num", q->num,
       "max_order", r->max_order, "basis", "legendre", "coefficients",
@@ -82,6 +122,13 @@ static json_t *regressor_json(const struct loaded *L, int o, int feature,
       r->low, r->high, "alpha", r->alpha, "beta", r->beta, "evidence", ev,
       "posterior_covariance", cov, "points", points, "curve", curve, "diagnostic",
       p->diag ? diag_json(L, &p->diag[o]) : json_null(), "warnings", warn);
+  /* what the band (curve[].std) is: see svc/fit.c's band note */
+  if (v != NULL)
+    json_object_set_new(v, "band", json_pack("{s:s,s:f}", "noise", noise, "misfit_std",
+                                             sqrt(1.0 / r->beta)));
+  if (v != NULL)
+    resolve_step_json(L, v, feature, o);
+  return v;
 }
 
 /* Decode the parts of a cached regressor the attributions need.  Every
@@ -153,16 +200,59 @@ enum aced_err fit_feature(const struct svc *svc, const struct loaded *L, int f,
   char **texts = calloc((size_t)m, sizeof *texts);
   struct store_cache_key *keys = calloc((size_t)m, sizeof *keys);
   char pbuf[128];
+  /* Monte Carlo points: their errors' covariance along the grid, for a
+   * group of outputs per pass over the samples (see the band note) */
+  /* (the covariance pass runs the feedforward network over the stored
+   * samples: not for a recurrent model, nor for total or indirect effects,
+   * whose points are means over re-generated samples; those take the
+   * variances alone, and say so) */
+  int n = q->num, c0 = 0, cn = 0;
+  int full = n <= ACED_BAND_GRID_MAX && L->m->rnn == NULL && effect_of(L, q) == EFFECT_DIRECT;
+  int group = (int)(ACED_BAND_COV_CELLS / ((long)n * n));
+  group = group < 1 ? 1 : group > m ? m : group;
+  double *C = NULL, *var = NULL;
   if (texts == NULL || keys == NULL)
     rc = aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
   for (int o = 0; o < m && rc == ACED_OK; o++) {
-    for (int a = 0; a < q->num; a++)
+    for (int a = 0; a < n; a++)
       col[a] = p.E[(size_t)a * m + o];
-    if (eng_regressor_fit(grid, col, q->num, low, high, q->max_order, r) != 0) {
+    const double *Co = NULL, *vo = NULL;
+    const char *noise = "fitted";
+    if (p.se && p.used[o] == EST_MC) {
+      if (full) {
+        if (C == NULL && (C = malloc(sizeof(double) * (size_t)group * n * n)) == NULL) {
+          rc = aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+          break;
+        }
+        if (o >= c0 + cn) {
+          c0 = o;
+          cn = m - o < group ? m - o : group;
+          int erc = eng_montecarlo_cov(L->em, f, grid, n, p.E, c0, cn, C);
+          if (erc != 0) {
+            rc = erc == ENG_STOPPED
+                     ? aced_error_set(err, ACED_E_UNAVAILABLE, "",
+                                      "job stopped (cancelled, timed out or shutting down)")
+                     : aced_error_set(err, ACED_E_INTERNAL, "",
+                                      "numerical engine failed (out of memory?)");
+            break;
+          }
+        }
+        Co = C + (size_t)(o - c0) * n * n;
+      }
+      if (var == NULL && (var = malloc(sizeof(double) * (size_t)n)) == NULL) {
+        rc = aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+        break;
+      }
+      for (int a = 0; a < n; a++)
+        var[a] = p.se[(size_t)a * m + o] * p.se[(size_t)a * m + o];
+      vo = var;
+      noise = full ? "montecarlo_covariance" : "montecarlo_variance";
+    }
+    if (eng_regressor_fit_known(grid, col, vo, Co, n, low, high, q->max_order, r) != 0) {
       rc = aced_error_set(err, ACED_E_INTERNAL, "", "regressor fit failed for output %d", o);
       break;
     }
-    json_t *v = regressor_json(L, o, f, q, &p, grid, r);
+    json_t *v = regressor_json(L, o, f, q, &p, grid, r, noise);
     json_object_set_new(v, "effect", json_string(effect_name(effect_of(L, q))));
     texts[o] = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
     if (texts[o] == NULL) {
@@ -190,6 +280,8 @@ enum aced_err fit_feature(const struct svc *svc, const struct loaded *L, int f,
   free(grid);
   free(col);
   free(r);
+  free(C);
+  free(var);
   return rc;
 }
 

@@ -5,6 +5,7 @@
 #ifndef ACED_SVC_INTERNAL_H
 #define ACED_SVC_INTERNAL_H
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -95,6 +96,14 @@ struct reg_summary {
   double base;         /* the ACE baseline: the curve's mean over the domain */
   char *warnings;      /* its warnings as JSON strings joined by ',', or "" */
   size_t warnings_len;
+  /* The regressor GET's reply as text around meta.elapsed_ms (its value
+   * left out), attached by the first warm GET (regcache.c); NULL until. */
+  _Atomic(struct reg_reply *) reply;
+};
+struct reg_reply {
+  int effect;          /* the request's effect as asked (meta.effect_reason says whether) */
+  size_t pre_len, post_len;
+  char text[]; /* pre, then post: "...\"elapsed_ms\":" | value | "," ... */
 };
 /* The store's key of regressor (o, f) under q; pbuf holds its params. */
 struct store_cache_key;
@@ -114,9 +123,26 @@ int regcache_summaries(const struct svc *svc, const struct loaded *L, int o, con
 /* The summary of a full regressor; NULL if unreadable or out of memory. */
 struct reg_summary *regcache_summary_of(const json_t *full);
 void regcache_summary_unref(struct reg_summary *s);
+/* The regressor GET's reply for (o, f) under q as text (malloc'ed, *len
+ * bytes) with meta.elapsed_ms counted from start_us, from memory when a
+ * GET was answered before, else from the store (and then kept); NULL when
+ * the regressor is not cached (or memory ran out). */
+char *regcache_reply_text(const struct svc *svc, const struct loaded *L, int o, int f,
+                          const struct query_params *q, int64_t start_us, size_t *len);
 /* Drop the in-memory summaries of a digest / of everything. */
 void regcache_purge(const char *digest);
 void regcache_clear(void);
+
+/* ---- ACE rows for other kinds (attributions.c) ----
+ * ACE of output o at every row of x (rows x k) for every feature, the
+ * numbers POST .../attributions answers: regressors from the cache, the
+ * missing ones fitted on the calling worker; constant features get 0
+ * with a note in `warnings`, which also receives the regressors'
+ * warnings.  *estimator: the estimator used by all, or "mixed". */
+enum aced_err attributions_ace_rows(const struct svc *svc, const struct loaded *L, int o,
+                                    const struct query_params *q, const double *x, int rows,
+                                    double *ace, json_t *warnings, const char **estimator,
+                                    struct aced_error *err);
 
 /* ---- names and indices in request bodies (resolve.c) ---- */
 /* An output (outputs = 1) or feature given as a name or an index; the
@@ -165,6 +191,30 @@ json_t *register_store(const struct svc *svc, const struct job_request *req,
  * version with another graph (graph_put.c); NULL with err set. */
 struct aced_model *graph_model_copy(const struct svc *svc, const char *name, int version,
                                     struct aced_error *err);
+
+/* ---- recurrent models (resolve.c) ----
+ * A feature f and output o resolved by name or index are per step; these
+ * turn them into the model's flattened indices (model.h). */
+/* f += timestep * step_features, o += output step * step_outputs (output_at
+ * every; default the last step).  A feedforward model refuses either
+ * field; a recurrent one needs timestep.  f, o may be NULL. */
+enum aced_err resolve_steps(const struct loaded *L, int timestep, int output_timestep, int *f,
+                            int *o, struct aced_error *err);
+/* The same from a body's "timestep" and "output_timestep". */
+enum aced_err resolve_steps_json(const struct loaded *L, const json_t *b, int *f, int *o,
+                                 struct aced_error *err);
+/* Only the output step (jobs over many timesteps). */
+enum aced_err resolve_output_step(const struct loaded *L, const json_t *b, int *o,
+                                  struct aced_error *err);
+/* "timestep" and "output_timestep" of flattened f and o into a reply
+ * (recurrent models only). */
+void resolve_step_json(const struct loaded *L, json_t *reply, int f, int o);
+/* The timesteps a job over all of them covers (recurrent models): from
+ * the body's output_timestep (default the last) back to the time lag
+ * (Proposition 3), or every step before it with "all_timesteps": true;
+ * a note in `notes` says what was left out.  *steps is malloc'ed. */
+enum aced_err resolve_step_window(const struct loaded *L, const json_t *b, int **steps, int *n,
+                                  json_t *notes, struct aced_error *err);
 
 /* ---- kinds that finish in their plan step ----
  * Work of a job whose result is ready after plan (no tasks). */

@@ -22,6 +22,7 @@ static json_t *do_interventions(const struct svc *svc, const struct loaded *L,
   struct query_params q;
   if (resolve_index(L, json_object_get(b, "output"), "output", 1, &o, err) != ACED_OK ||
       resolve_index(L, json_object_get(b, "feature"), "feature", 0, &f, err) != ACED_OK ||
+      resolve_steps_json(L, b, &f, &o, err) != ACED_OK ||
       query_params_parse(svc, b, &q, err) != ACED_OK)
     return NULL;
   json_t *vals = json_object_get(b, "values");
@@ -57,6 +58,7 @@ static json_t *do_interventions(const struct svc *svc, const struct loaded *L,
                           dbl_array(p.E + o, (int)n, m), "estimator",
                           estimator_name(p.used[o]), "estimator_reason", p.reason[o],
                           "diagnostic", p.diag ? diag_json(L, &p.diag[o]) : json_null());
+  resolve_step_json(L, res, f, o);
   if (p.se && p.used[o] == EST_MC)
     json_object_set_new(res, "stderr", dbl_array(p.se + o, (int)n, m));
   json_object_set_new(res, "meta", meta_json(estimator_name(p.used[o]), "none",

@@ -15,11 +15,32 @@
 #include "aced/store.h"
 #include "svc/internal.h"
 
+struct versions {
+  json_t *list;
+  int version;                      /* the one asked for */
+  char source[ACED_SOURCE_MAX + 1]; /* its row's source */
+};
+
 static int collect_version(void *cls, const struct store_model_row *r)
 {
-  json_array_append_new(cls, json_pack("{s:i,s:s,s:s}", "version", r->version, "digest",
-                                       r->digest, "created_at", r->created_at));
+  struct versions *v = cls;
+  json_array_append_new(v->list, json_pack("{s:i,s:s,s:s}", "version", r->version, "digest",
+                                           r->digest, "created_at", r->created_at));
+  if (r->version == v->version)
+    memcpy(v->source, r->source, sizeof v->source);
   return 0;
+}
+
+/* "source": "onnx" with "onnx": {"opset", "producer"} from the row of an
+ * ONNX import; "source": "json" otherwise. */
+static void set_source(json_t *md, const char *source)
+{
+  json_t *onnx = source[0] != '\0' ? json_loads(source, 0, NULL) : NULL;
+  json_object_set_new(md, "source", json_string(json_is_object(onnx) ? "onnx" : "json"));
+  if (json_is_object(onnx))
+    json_object_set_new(md, "onnx", onnx);
+  else
+    json_decref(onnx);
 }
 
 /* Metadata of the loaded model under the name and version asked for (a
@@ -33,14 +54,23 @@ static json_t *metadata_of(const struct svc *svc, const struct loaded *L, const 
     return NULL;
   json_object_set_new(md, "name", json_string(name));
   json_object_set_new(md, "version", json_integer(version));
-  json_t *versions = json_array();
+  struct versions v = {json_array(), version, ""};
   struct aced_error err;
-  svc->store->ops->model_versions(svc->store, name, collect_version, versions, &err);
-  json_object_set_new(md, "versions", versions);
+  svc->store->ops->model_versions(svc->store, name, collect_version, &v, &err);
+  json_object_set_new(md, "versions", v.list);
+  set_source(md, v.source);
   json_t *prep = json_pack("{s:i,s:I}", "factor_rank", eng_model_rank(L->em), "memory_bytes",
                            (json_int_t)eng_model_bytes(L->em));
   json_object_set_new(md, "prepared", prep);
   json_object_set_new(md, "graph", effect_graph_json(L)); /* null without one */
+  const double *per;
+  double tau, thr;
+  int n;
+  if (eng_rnn_lag(L->em, &per, &tau, &thr, &n) == 0)
+    json_object_set_new(md, "lag",
+                        json_pack("{s:i,s:f,s:f,s:o,s:i}", "tau", (int)ceil(tau), "tau_mean", tau,
+                                  "threshold", thr, "per_timestep",
+                                  dbl_array(per, L->m->seq_len, 1), "sequences", n));
   return md;
 }
 

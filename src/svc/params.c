@@ -24,13 +24,14 @@
 
 const char *estimator_name(enum estimator e)
 {
-  static const char *const n[] = {"auto", "taylor", "finite_difference", "montecarlo"};
+  static const char *const n[] = {"auto", "taylor", "finite_difference", "montecarlo",
+                                  "unscented"};
   return n[e];
 }
 
 static int estimator_parse(const char *s, enum estimator *e)
 {
-  for (int i = 0; i <= EST_MC; i++)
+  for (int i = 0; i < EST__COUNT; i++)
     if (strcmp(s, estimator_name((enum estimator)i)) == 0) {
       *e = (enum estimator)i;
       return 0;
@@ -95,7 +96,8 @@ enum aced_err query_params_parse(const struct svc *svc, const json_t *obj,
       return aced_error_set(err, ACED_E_BAD_TYPE, "estimator", "estimator must be a string");
     if (estimator_parse(json_string_value(v), &q->estimator) != 0)
       return aced_error_set(err, ACED_E_INVALID, "estimator",
-                            "estimator must be auto, taylor, finite_difference or montecarlo");
+                            "estimator must be auto, taylor, finite_difference, montecarlo or "
+                          "unscented");
   }
   if ((v = json_object_get(obj, "num")) != NULL) {
     if (!json_is_integer(v))
@@ -139,7 +141,8 @@ enum aced_err query_params_from_strings(const struct svc *svc, const char *estim
   params_defaults(svc, q);
   if (estimator && estimator_parse(estimator, &q->estimator) != 0)
     return aced_error_set(err, ACED_E_BAD_PARAMETER, "estimator",
-                          "estimator must be auto, taylor, finite_difference or montecarlo");
+                          "estimator must be auto, taylor, finite_difference, montecarlo or "
+                          "unscented");
   if (num && parse_int(num, &q->num) != 0)
     return aced_error_set(err, ACED_E_BAD_PARAMETER, "num", "num must be an integer");
   if (max_order && parse_int(max_order, &q->max_order) != 0)

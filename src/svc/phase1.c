@@ -2,7 +2,8 @@
  * phase1.c -- Phase I of the paper, E[y | do(x_i = a)], with the choice of
  * estimator: `auto` runs taylor (Eq. 4) and its reliability diagnostic and
  * answers with montecarlo (Eq. 2) for the outputs where taylor fails, when
- * the model has samples; every unreliable answer carries a warning.
+ * the model has samples, else with the unscented transform (which stays
+ * in the output's range); every unreliable answer carries a warning.
  */
 #include "config.h"
 
@@ -40,11 +41,14 @@ json_t *diag_json(const struct loaded *L, const struct eng_diag *d)
   eng_output_range(L->em, &lo, &hi);
   json_t *range = json_pack("[oo]", isfinite(lo) ? json_real(lo) : json_null(),
                             isfinite(hi) ? json_real(hi) : json_null());
-  return json_pack("{s:b,s:b,s:f,s:f,s:o,s:f,s:o}", "reliable", d->reliable,
+  int mc = d->mc_gap_ratio >= 0;
+  return json_pack("{s:b,s:b,s:f,s:f,s:o,s:f,s:o,s:o,s:i}", "reliable", d->reliable,
                    "out_of_range", d->out_of_range, "min", d->min_value, "max",
                    d->max_value, "range", range, "second_order_ratio",
                    d->second_ratio, "montecarlo_gap_ratio",
-                   d->mc_gap_ratio < 0 ? json_null() : json_real(d->mc_gap_ratio));
+                   mc ? json_real(d->mc_gap_ratio) : json_null(), "montecarlo_gap_se_ratio",
+                   mc ? json_real(d->mc_gap_se) : json_null(), "montecarlo_samples",
+                   mc ? d->mc_samples : 0);
 }
 
 static void warn_unreliable(struct phase1 *p, const struct loaded *L, int o,
@@ -63,10 +67,12 @@ static void warn_unreliable(struct phase1 *p, const struct loaded *L, int o,
                           d->second_ratio);
   if (d->mc_gap_ratio >= 0 && n < sizeof why)
     snprintf(why + n, sizeof why - n, "; gap to montecarlo %.3g x spread", d->mc_gap_ratio);
-  char msg[512];
+  char msg[512], at[32] = ""; /* recurrent models: the step of the intervention */
+  if (L->m->rnn)
+    snprintf(at, sizeof at, " at step %d", feature / L->m->step_features);
   snprintf(msg, sizeof msg,
-           "taylor (Eq. 4) is unreliable for output '%s' under do(%s): %s; %s",
-           L->m->outputs[o], L->m->features[feature].name, why, consequence);
+           "taylor (Eq. 4) is unreliable for output '%s' under do(%s%s): %s; %s",
+           L->m->outputs[o], L->m->features[feature].name, at, why, consequence);
   json_array_append_new(p->warnings, json_string(msg));
 }
 
@@ -88,6 +94,25 @@ enum aced_err phase1_run(const struct loaded *L, int feature,
   if (!p->E || !p->used || !p->reason || !p->warnings)
     goto oom;
   int has_samples = eng_model_samples(L->em) > 0;
+
+  /* with output feedback an intervention re-simulates the sequences: the
+   * unscented transform of the observed moments does not apply */
+  int ut_ok = L->m->rnn == NULL || !L->m->rnn->feedback;
+  if (est == EST_UT && !ut_ok) {
+    phase1_free(p);
+    return aced_error_set(err, ACED_E_INVALID, "estimator",
+                          "unscented is not available for a recurrent model with feedback; "
+                          "use montecarlo, taylor or auto");
+  }
+  if (est == EST_UT) {
+    if ((erc = eng_unscented(L->em, feature, alpha, n, p->E)) != 0)
+      goto oom;
+    for (int o = 0; o < m; o++) {
+      p->used[o] = EST_UT;
+      p->reason[o] = "requested";
+    }
+    return ACED_OK;
+  }
 
   if (est == EST_MC) {
     if (!has_samples) {
@@ -159,14 +184,36 @@ enum aced_err phase1_run(const struct loaded *L, int feature,
       }
       free(mc);
     }
+    /* no samples: auto answers with the unscented transform where taylor
+     * failed (it stays in the output's range) */
+    int need_ut = 0;
     for (int o = 0; o < m; o++)
-      if (!p->diag[o].reliable && p->used[o] == EST_TAYLOR && (focus < 0 || focus == o)) {
-        if (est == EST_AUTO)
-          p->reason[o] = "taylor diagnostic failed; no samples for montecarlo";
-        warn_unreliable(p, L, o, feature,
-                        est == EST_AUTO ? "no samples were registered, so auto kept taylor"
-                                        : "use estimator montecarlo or auto");
+      need_ut |= ut_ok && est == EST_AUTO && !p->diag[o].reliable && p->used[o] == EST_TAYLOR;
+    if (need_ut) {
+      double *ut = calloc((size_t)n * m, sizeof(double));
+      if (!ut || (erc = eng_unscented(L->em, feature, alpha, n, ut)) != 0) {
+        free(ut);
+        goto oom;
       }
+      for (int o = 0; o < m; o++) {
+        if (p->diag[o].reliable || p->used[o] != EST_TAYLOR)
+          continue;
+        for (int a = 0; a < n; a++)
+          p->E[(size_t)a * m + o] = ut[(size_t)a * m + o];
+        p->used[o] = EST_UT;
+        p->reason[o] = "taylor diagnostic failed; no samples, so the unscented transform";
+        if (focus < 0 || focus == o)
+          warn_unreliable(p, L, o, feature,
+                          "no samples were registered, so auto answered with the unscented "
+                          "transform instead");
+      }
+      free(ut);
+    }
+    for (int o = 0; o < m; o++)
+      if (!p->diag[o].reliable && p->used[o] == EST_TAYLOR && (focus < 0 || focus == o))
+        warn_unreliable(p, L, o, feature,
+                        has_samples ? "use estimator montecarlo or auto"
+                                    : "use estimator unscented or auto");
   }
   free(second);
   free(T);

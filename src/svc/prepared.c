@@ -182,7 +182,7 @@ struct loaded *prepared_acquire(const struct svc *svc, const char *name, int ver
   }
   struct eng_model_input in = {
       .net = &net, .k = m->n_features, .mean = m->mean, .cov = m->cov,
-      .n_samples = m->n_samples, .samples = m->samples, .lowrank_share = 0};
+      .n_samples = m->n_samples, .samples = m->samples, .lowrank_share = 0, .rnn = m->rnn};
   struct eng_model *em = NULL;
   char ebuf[256];
   int64_t t0 = aced_now_us();

@@ -30,10 +30,12 @@ json_t *register_store(const struct svc *svc, const struct job_request *req,
   snprintf(row.name, sizeof row.name, "%s", m->name);
   snprintf(row.digest, sizeof row.digest, "%s", m->digest);
   row.description = m->description;
-  row.n_features = m->n_features;
-  row.n_outputs = m->n_outputs;
+  /* a recurrent model's features and outputs are per step (model.h) */
+  row.n_features = m->rnn ? m->step_features : m->n_features;
+  row.n_outputs = m->rnn ? m->step_outputs : m->n_outputs;
   row.n_samples = m->n_samples;
   row.n_params = m->n_params;
+  snprintf(row.source, sizeof row.source, "%s", m->source);
   int created = 0;
   enum aced_err rc = svc->store->ops->model_put(svc->store, &row, canon, &created, err);
   row.description = NULL; /* owned by m */

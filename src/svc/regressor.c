@@ -63,6 +63,8 @@ static void *regressor_plan(void *ctx, struct job *job, const struct job_request
                    req->model, feature ? feature : "");
     goto fail;
   }
+  if (resolve_steps_json(w->L, p, &w->feature, &w->output, err) != ACED_OK)
+    goto fail;
   json_t *hit = regcache_get(ctx, w->L, w->output, w->feature, &w->q);
   if (hit) {
     w->result = regressor_reply(hit, "hit");
@@ -115,15 +117,16 @@ const struct job_ops svc_kind_regressor = {
     .free = regressor_free,
 };
 
-json_t *svc_cached_regressor(const struct svc *svc, const char *digest, const char *output,
-                             const char *feature, const struct query_params *q,
-                             struct aced_error *err)
+char *svc_cached_regressor(const struct svc *svc, const char *digest, const char *output,
+                           const char *feature, int timestep, int output_timestep,
+                           const struct query_params *q, int64_t start_us, size_t *len,
+                           struct aced_error *err)
 {
   err->code = ACED_OK;
   struct loaded *L = prepared_peek(digest);
   if (L == NULL)
     return NULL;
-  json_t *reply = NULL;
+  char *reply = NULL;
   int o = model_output_lookup(L->m, output), f = model_feature_lookup(L->m, feature);
   if (o < 0)
     aced_error_set(err, ACED_E_UNKNOWN_OUTPUT, "output", "the model has no output '%s'",
@@ -131,14 +134,9 @@ json_t *svc_cached_regressor(const struct svc *svc, const char *digest, const ch
   else if (f < 0)
     aced_error_set(err, ACED_E_UNKNOWN_FEATURE, "feature", "the model has no feature '%s'",
                    feature);
-  else if (effect_check(L, q, err) == ACED_OK) {
-    json_t *hit = regcache_get(svc, L, o, f, q);
-    if (hit) {
-      reply = regressor_reply(hit, "hit");
-      json_decref(hit);
-      effect_meta(json_object_get(reply, "meta"), L, q);
-    }
-  }
+  else if (resolve_steps(L, timestep, output_timestep, &f, &o, err) == ACED_OK &&
+           effect_check(L, q, err) == ACED_OK)
+    reply = regcache_reply_text(svc, L, o, f, q, start_us, len);
   prepared_release(L);
   return reply;
 }

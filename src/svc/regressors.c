@@ -41,6 +41,32 @@ static void regressors_free(void *work)
   free(w);
 }
 
+/* A recurrent model: the per-step features at every timestep of the
+ * window (resolve_step_window), the outputs at the output step. */
+static enum aced_err expand_steps(struct regressors_work *w, const json_t *p,
+                                  struct aced_error *err)
+{
+  int *steps, ns;
+  enum aced_err rc = resolve_step_window(w->L, p, &steps, &ns, w->notes, err);
+  if (rc != ACED_OK)
+    return rc;
+  int *f = malloc(sizeof(int) * (size_t)ns * (size_t)w->n_feats);
+  if (f == NULL) {
+    free(steps);
+    return aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+  }
+  for (int t = 0; t < ns; t++)
+    for (int i = 0; i < w->n_feats; i++)
+      f[t * w->n_feats + i] = w->feats[i] + steps[t] * w->L->m->step_features;
+  free(w->feats);
+  free(steps);
+  w->feats = f;
+  w->n_feats *= ns;
+  for (int k = 0; k < w->n_outs && rc == ACED_OK; k++)
+    rc = resolve_output_step(w->L, p, &w->outs[k], err);
+  return rc;
+}
+
 static void *regressors_plan(void *ctx, struct job *job, const struct job_request *req,
                              int *n_tasks, long *units_total, struct aced_error *err)
 {
@@ -68,6 +94,10 @@ static void *regressors_plan(void *ctx, struct job *job, const struct job_reques
                          &w->n_outs, NULL, err) != ACED_OK ||
       resolve_index_list(w->L, json_object_get(p, "features"), "features", 0, &w->feats,
                          &w->n_feats, w->notes, err) != ACED_OK) {
+    regressors_free(w);
+    return NULL;
+  }
+  if (w->L->m->rnn != NULL && expand_steps(w, p, err) != ACED_OK) {
     regressors_free(w);
     return NULL;
   }
@@ -115,6 +145,12 @@ static json_t *regressors_finish(void *work, struct aced_error *err)
                           "estimator", estimator_name(w->q.estimator), "regressors",
                           w->n_outs * w->n_feats, "computed", w->computed, "cached", w->cached,
                           "warnings", w->notes);
+  if (res != NULL && w->L->m->rnn != NULL) { /* the step of each entry of "features" */
+    json_t *steps = json_array();
+    for (int k = 0; k < w->n_feats; k++)
+      json_array_append_new(steps, json_integer(w->feats[k] / w->L->m->step_features));
+    json_object_set_new(res, "timesteps", steps);
+  }
   if (res == NULL)
     aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
   else

@@ -10,6 +10,7 @@ libaced_core_a_SOURCES += \
 	src/svc/fit.c \
 	src/svc/regcache.c \
 	src/svc/resolve.c \
+	src/svc/journal.c \
 	src/svc/register.c \
 	src/svc/metadata.c \
 	src/svc/interventions.c \
@@ -20,4 +21,5 @@ libaced_core_a_SOURCES += \
 	src/svc/effect.c \
 	src/svc/graph.c \
 	src/svc/graph_get.c \
-	src/svc/graph_put.c
+	src/svc/graph_put.c \
+	src/svc/significance.c

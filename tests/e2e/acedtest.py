@@ -126,6 +126,21 @@ class Response:
         return "HTTP %d %s" % (self.status, self.raw[:600])
 
 
+# ACED_TEST_BACKEND=postgresql: every Daemon gets a fresh database of one PostgreSQL cluster started
+# for the test (tests/e2e/pgcluster.py) instead of an SQLite file; tests/e2e/test_pg_suites.py runs
+# the crash, load and hostile suites so.
+BACKEND = os.environ.get("ACED_TEST_BACKEND", "sqlite")
+_pg = []
+
+
+def pg_cluster():
+    """The test's PostgreSQL cluster, started on first use (skip_all naming the package when absent)."""
+    if not _pg:
+        import pgcluster
+        _pg.append(pgcluster.start_or_skip())
+    return _pg[0]
+
+
 class Daemon:
     """A running aced with its own state folder."""
 
@@ -133,6 +148,8 @@ class Daemon:
         self.workdir = workdir or tempfile.mkdtemp(prefix="aced-e2e-")
         self.port = free_port()
         self.db = os.path.join(self.workdir, "state", "aced.db")
+        if BACKEND == "postgresql":
+            self.db = pg_cluster().database("t_%s" % os.path.basename(self.workdir).replace("-", "_").lower())
         self.extra = list(args)
         self.token = token
         self.env = env

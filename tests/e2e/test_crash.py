@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 
-from acedtest import Daemon, diag, done, fixture_body, free_port, ok
+from acedtest import BACKEND, Daemon, diag, done, fixture_body, free_port, ok, pg_cluster
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--seed", type=int, default=int(os.environ.get("ACED_SEED", "20261122")))
@@ -122,8 +122,21 @@ def worker_regressors_post(stop, tid, rnd, r):
         time.sleep(r.uniform(0.1, 0.4))  # a full-model job is ~100 ms of work: leave workers for the GETs
 
 
+def db_pg_check(what):
+    """The PostgreSQL backend (ACED_TEST_BACKEND=postgresql): the rows, read with psql."""
+    pg, db = pg_cluster(), d.db.rsplit("/", 1)[1]
+    models = [(n, int(v), g) for n, v, g in pg.query("SELECT name, version, digest FROM models", db)]
+    rows = pg.query("SELECT digest, output, feature, estimator, params FROM regressor_cache", db)
+    bad = pg.query("SELECT digest FROM regressor_cache WHERE NOT (value::jsonb IS NOT NULL)", db) \
+        if rows else []
+    ok(not bad, "%s: all %d cached regressor rows hold valid JSON" % (what, len(rows)), bad[:5])
+    return models, [(g, int(o), int(f), e, p) for g, o, f, e, p in rows]
+
+
 def db_copy_check(what):
     """Copy the database (and its WAL) while the daemon is down and check it with Python's sqlite3."""
+    if BACKEND == "postgresql":
+        return db_pg_check(what)
     tmp = tempfile.mkdtemp(prefix="aced-crash-copy-")
     try:
         for suffix in ("", "-wal"):

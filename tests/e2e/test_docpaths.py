@@ -18,7 +18,7 @@ GENERATED = {"tests/node_modules"}
 
 DOCS = ["README.md", "SECURITY.md", "BENCHMARKS.md", "doc/aced.8", "examples/README.md",
         "tests/data/README.md", "api/openapi.yaml"]
-PATH = re.compile(r"(?<![\w./-])((?:src|include|tests|tools|bench|etc|systemd|examples|fuzz)/[\w./*-]*[\w*])")
+PATH = re.compile(r"(?<![\w./-])((?:src|include|tests|tools|bench|etc|systemd|examples|fuzz)/[\w./*@-]*[\w*])")
 
 for doc in DOCS:
     text = open(os.path.join(SRCDIR, doc), encoding="utf-8").read()

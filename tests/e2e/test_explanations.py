@@ -5,7 +5,8 @@ tools/gen_explanations_ref.py): gradient, gradient x input, integrated gradients
 quadrature rule and baseline (nodes from numpy there, from aced's own Newton iteration here),
 ablation and connection weights, on a tanh/softplus network, a softmax classifier and a log_softmax
 output; several methods at once; the
-completeness property; and the errors that name their field."""
+completeness property; ace (the causal attribution) beside them with the attributions route's very
+numbers; and the errors that name their field."""
 
 import copy
 import json
@@ -86,6 +87,29 @@ r = d.post("/v1/models/mlp/explanations", {"methods": ["connection_weights", "gr
 ok(r.status == 400 and r.error_code() == "missing_field" and r.error_field() == "inputs",
    "gradient without inputs: 400 missing_field inputs", r)
 
+# ace: the causal attribution beside the others, the very numbers POST .../attributions answers
+# (the same regressors, whichever estimator), alone or in a list.
+rows = [[0.2, 0.5, 0.6, 0.9], [0.1, 0.3, 0.3, 0.2]]
+for est in ("taylor", "montecarlo", "auto", "unscented"):
+    for model, out in (("mlp", "y1"), ("sharp", 2)):
+        e = d.post("/v1/models/%s/explanations" % model,
+                   {"method": "ace", "output": out, "inputs": rows, "estimator": est, "num": 40})
+        a = d.post("/v1/models/%s/attributions" % model,
+                   {"output": out, "inputs": rows, "estimator": est, "num": 40})
+        ok(e.status == 200 and a.status == 200 and e.json["attributions"] == a.json["attributions"]
+           and e.json["method"] == "ace" and e.json["meta"]["estimator"] == a.json["meta"]["estimator"]
+           and e.json["features"] == a.json["features"],
+           "ace (%s, %s) answers the attributions route's numbers" % (model, est), (e, a))
+r = d.post("/v1/models/mlp/explanations", {"methods": ["gradient", "ace"], "output": "y1", "inputs": rows,
+                                           "estimator": "montecarlo", "num": 40})
+a = d.post("/v1/models/mlp/attributions", {"output": "y1", "inputs": rows, "estimator": "montecarlo", "num": 40})
+blocks = (r.json or {}).get("explanations", [])
+ok(r.status == 200 and [b["method"] for b in blocks] == ["gradient", "ace"]
+   and blocks[1]["attributions"] == a.json["attributions"] and blocks[1]["estimator"] == "montecarlo",
+   "methods [gradient, ace]: the ace block carries its estimator and the attributions' numbers", r)
+r = d.post("/v1/models/mlp/explanations", {"method": "ace", "output": "y1"})
+ok(r.status == 400 and r.error_field() == "inputs", "ace without inputs: 400 naming inputs", r)
+
 # Errors name their field.
 base = {"method": "gradient", "output": 0, "inputs": row}
 for change, status, code, field, what in [
@@ -103,7 +127,10 @@ for change, status, code, field, what in [
         ({"output": "nope"}, 404, "unknown_output", "output", "an unknown output"),
         ({"steps": "many"}, 400, "bad_type", "steps", "steps not an integer"),
         ({"methods": []}, 400, "bad_type", "methods", "an empty methods list"),
-        ({"bogus": 1}, 400, "unknown_field", "bogus", "an unknown field")]:
+        ({"bogus": 1}, 400, "unknown_field", "bogus", "an unknown field"),
+        ({"method": "ace", "estimator": "exact"}, 422, "invalid_value", "estimator", "ace: an unknown estimator"),
+        ({"method": "ace", "num": 1}, 422, "invalid_value", "num", "ace: a grid of one point"),
+        ({"method": "ace", "max_order": "x"}, 400, "bad_type", "max_order", "ace: max_order not an integer")]:
     body = copy.deepcopy(base)
     for key, v in change.items():
         if v is None:

@@ -62,6 +62,12 @@ man = d["mandir"] + "/man8/aced.8"
 for path in (daemon, conf, unit, man):
     ok(os.path.isfile(dest + path), "installed %s" % path)
 ok(os.access(dest + daemon, os.X_OK), "the installed daemon is executable")
+# the web view's files, where the installed daemon looks for them (handler_ui_get.c)
+uidir = expand("$(pkgdatadir)/ui") if "pkgdatadir" in raw else expand("$(datadir)/aced/ui")
+for name in ("index.html", "app.js", "style.css"):
+    ok(os.path.isfile(os.path.join(dest + uidir, name)) and
+       open(os.path.join(dest + uidir, name), "rb").read() == open(os.path.join(SRCDIR, "ui", name), "rb").read(),
+       "installed the web view's %s in %s" % (name, uidir))
 if os.path.isfile(dest + conf) and os.path.isfile(dest + unit):
     unit_text = open(dest + unit).read()
     execs = re.findall(r"^(ExecStart(?:Pre)?)=(\S+)(.*)$", unit_text, re.M)

@@ -14,13 +14,15 @@ BASE = {"aced/clock.h", "aced/errors.h", "aced/log.h", "aced/metrics.h", "aced/c
 RULES = {
     # the engine: limits only (plus its own internal header); no HTTP, JSON or SQL
     "src/engine": ({"aced/limits.h", "aced/engine.h", "engine/internal.h"},
-                   {"jansson.h", "sqlite3.h", "microhttpd.h"}),
-    "src/base": (BASE, {"sqlite3.h", "microhttpd.h"}),
-    "src/store": (BASE | {"aced/store.h", "store/sqlite.h"}, {"jansson.h", "microhttpd.h"}),
-    "src/jobs": (BASE | {"aced/jobs.h"}, {"sqlite3.h", "microhttpd.h"}),
-    "src/model": (BASE | {"aced/model.h", "aced/engine.h", "model/internal.h"}, {"sqlite3.h", "microhttpd.h"}),
+                   {"jansson.h", "sqlite3.h", "libpq-fe.h", "microhttpd.h"}),
+    "src/base": (BASE, {"sqlite3.h", "libpq-fe.h", "microhttpd.h"}),
+    "src/store": (BASE | {"aced/store.h", "store/sqlite.h", "store/pg.h", "store/latest.h"},
+                  {"jansson.h", "microhttpd.h"}),
+    "src/jobs": (BASE | {"aced/jobs.h"}, {"sqlite3.h", "libpq-fe.h", "microhttpd.h"}),
+    "src/model": (BASE | {"aced/model.h", "aced/engine.h", "model/internal.h", "model/onnx.h",
+                          "onnx/onnx.pb-c.h"}, {"sqlite3.h", "libpq-fe.h", "microhttpd.h"}),
     "src/svc": (BASE | {"aced/svc.h", "svc/internal.h", "aced/jobs.h", "aced/model.h",
-                        "aced/store.h", "aced/engine.h"}, {"sqlite3.h", "microhttpd.h"}),
+                        "aced/store.h", "aced/engine.h"}, {"sqlite3.h", "libpq-fe.h", "microhttpd.h"}),
 }
 # headers whose own includes must follow the same rules
 HEADERS = {"aced/engine.h": "src/engine", "aced/store.h": "src/store", "aced/jobs.h": "src/jobs",

@@ -15,6 +15,7 @@ prism is needed: in a git checkout this test fails without it (run tools/setup);
 tarball, whose tests/node_modules is not shipped) it is skipped with the reason.
 """
 
+import base64
 import http.client
 import json
 import os
@@ -163,12 +164,31 @@ check("register", "POST", "/v1/models", 201, body=body, token=W)
 check("register the same content", "POST", "/v1/models", 200, body=body, token=W)
 check("list", "GET", "/v1/models", 200)
 check("metadata", "GET", "/v1/models/mlp", 200)
+onnx_case = json.load(open(os.path.join(SRCDIR, "tests", "data", "onnx", "ff_ref.json")))["cases"][0]
+onnx_body = {"name": "onnx", "features": onnx_case["features"], "data": {"samples": onnx_case["samples"]},
+             "network": {"type": "onnx", "model": base64.b64encode(open(os.path.join(
+                 SRCDIR, "tests", "data", "onnx", onnx_case["file"]), "rb").read()).decode()}}
+check("register an ONNX export", "POST", "/v1/models", 201, body=onnx_body, token=W)
+check("metadata of an ONNX import (source, opset, producer)", "GET", "/v1/models/onnx", 200)
+onnx_body["network"]["model"] = base64.b64encode(open(os.path.join(
+    SRCDIR, "tests", "data", "onnx", "bad_clip.onnx"), "rb").read()).decode()
+check("an ONNX export with an unsupported operator", "POST", "/v1/models", 422, body=onnx_body, token=W)
 check("interventions", "POST", "/v1/models/mlp/interventions", 200,
       body={"output": "y0", "feature": "x0", "values": [0.1, 0.5, 0.9]})
 check("interventions, montecarlo", "POST", "/v1/models/mlp/interventions", 200,
       body={"output": 1, "feature": 2, "values": [0.3], "estimator": "montecarlo"})
 check("regressor, miss", "GET", "/v1/models/mlp/regressors/y0/x0?num=30&max_order=6", 200)
 check("regressor, hit", "GET", "/v1/models/mlp/regressors/y0/x0?num=30&max_order=6", 200)
+# Caching: a 304 conforms too (no body, no Content-Type).
+etag = d.get("/v1/models/mlp/regressors/y0/x0?num=30&max_order=6", token=R).headers.get("ETag")
+st, ct, raw, viol = px.request("GET", "/v1/models/mlp/regressors/y0/x0?num=30&max_order=6",
+                               headers={"If-None-Match": etag}, token=R)
+ok(st == 304 and raw == b"" and not viol, "regressor revalidated: 304 conforms", (st, ct, viol))
+st, ct, raw, viol = px.request("OPTIONS", "/v1/models/mlp/attributions", token=None)
+ok(st == 204 and not [v for v in viol if where(v) == "response"], "OPTIONS: 204 conforms", (st, ct, viol))
+check("the web view", "GET", "/ui/", 200, token=None, ctype="text/html; charset=utf-8")
+check("a web view file", "GET", "/ui/app.js", 200, token=None, ctype="text/javascript; charset=utf-8")
+check("no such web view file", "GET", "/ui/nope.js", 404, token=None)
 check("regressor by index, finite_difference", "GET",
       "/v1/models/mlp/regressors/2/3?estimator=finite_difference&epsilon=0.001&num=20", 200)
 attr = {"output": "y1", "inputs": [[0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.5, 0.5]], "num": 25}

@@ -490,6 +490,9 @@ static void test_diagnose(void)
   tap_ok(ran && !d.out_of_range && d.reliable && d.mc_gap_ratio >= 0,
          "gentle network is reliable (second_ratio %.3g, mc_gap %.3g)",
          d.second_ratio, d.mc_gap_ratio);
+  tap_ok(d.mc_samples == NS && d.mc_gap_se > 0 && d.mc_gap_se < 0.25,
+         "%d samples (<= %d): the check averages all of them (mc_samples %d, se %.3g x spread)",
+         NS, ACED_MC_DIAG_SAMPLES, d.mc_samples, d.mc_gap_se);
   eng_model_free(m);
   m = prep(&net, K, mu, S, 0, NULL, 0);
   if (m == NULL)
@@ -497,6 +500,62 @@ static void test_diagnose(void)
   tap_ok(eng_taylor_diagnose(m, 0, alpha, 11, E, sec, &d) == 0 && d.mc_gap_ratio == -1.0,
          "no samples: diagnose runs, mc_gap_ratio -1");
   eng_model_free(m);
+}
+
+/* More samples than ACED_MC_DIAG_SAMPLES: the check's montecarlo side is
+ * the plain eng_montecarlo of a model holding only the evenly strided
+ * subsample (index floor(s n / 512)), gap and standard error alike, while
+ * the spread it is divided by stays the whole sample's. */
+static void test_diagnose_subsample(void)
+{
+  enum { K = 3, N1 = 5, NS = 1500, ND = ACED_MC_DIAG_SAMPLES, NA = 5 };
+  double mu[K] = {0}, S[K * K] = {0}, *xs = malloc(sizeof(double) * NS * K),
+         *sub = malloc(sizeof(double) * ND * K);
+  struct eng_net *net = make_net(2, (int[]){K, N1, 2},
+                                 (enum eng_act[]){ENG_ACT_TANH, ENG_ACT_SIGMOID}, 1.0);
+  if (!xs || !sub || !net) {
+    tap_ok(0, "subsample test: out of memory");
+    free(xs);
+    free(sub);
+    return;
+  }
+  for (int i = 0; i < K; i++)
+    S[i * K + i] = 1.0;
+  for (int i = 0; i < NS * K; i++)
+    xs[i] = urand() * 1.7 + (i % K) * 0.2;
+  for (int s = 0; s < ND; s++)
+    memcpy(sub + (size_t)s * K, xs + (size_t)((long long)s * NS / ND) * K, sizeof(double) * K);
+  struct eng_model *m = prep(net, K, mu, S, NS, xs, 0);
+  struct eng_model *ms = prep(net, K, mu, S, ND, sub, 0);
+  double alpha[NA], E[NA * 2], sec[NA * 2], mc[NA * 2], se[NA * 2];
+  struct eng_diag d[2];
+  eng_grid(-1.5, 1.5, NA, alpha);
+  if (m && ms && eng_taylor(m, 1, alpha, NA, E, sec) == 0 &&
+      eng_taylor_diagnose(m, 1, alpha, NA, E, sec, d) == 0 &&
+      eng_montecarlo(ms, 1, alpha, NA, mc, se) == 0) {
+    const double *spread = eng_output_spread(m);
+    double worst = 0;
+    for (int o = 0; o < 2; o++) {
+      double gap = -1, gse = 0;
+      for (int a = 0; a < NA; a++)
+        if (fabs(E[a * 2 + o] - mc[a * 2 + o]) > gap) {
+          gap = fabs(E[a * 2 + o] - mc[a * 2 + o]);
+          gse = se[a * 2 + o];
+        }
+      worst = fmax(worst, fabs(d[o].mc_gap_ratio * spread[o] - gap) / fmax(gap, 1e-300));
+      worst = fmax(worst, fabs(d[o].mc_gap_se * spread[o] - gse) / gse);
+    }
+    tap_ok(d[0].mc_samples == ND && d[1].mc_samples == ND && worst < 1e-9,
+           "%d samples: the check uses the strided subsample of %d (gap and se agree with "
+           "plain montecarlo on it to %.2g relative)", NS, d[0].mc_samples, worst);
+  } else {
+    tap_ok(0, "subsample test: taylor, diagnose or montecarlo failed");
+  }
+  eng_model_free(m);
+  eng_model_free(ms);
+  free_net(net);
+  free(xs);
+  free(sub);
 }
 
 /* More factor columns than first-layer units (k = 8 > n1 + 1 = 4): taylor
@@ -611,6 +670,7 @@ int main(void)
   test_lowrank();
   test_compressed();
   test_diagnose();
+  test_diagnose_subsample();
   test_threads();
   return tap_done();
 }

@@ -144,6 +144,42 @@ int main(void)
     free(y);
   }
 
+  /* the Monte Carlo means' covariance across a grid: its diagonal is
+   * se^2, an off-diagonal entry the samples' covariance of f at the two
+   * values over n, checked here from forward passes */
+  {
+    enum { G = 7 };
+    double g[G], E[G * 3], se[G * 3], C[2 * G * G];
+    eng_grid(0.0, 1.0, G, g);
+    eng_montecarlo(m, 2, g, G, E, se);
+    int rc = eng_montecarlo_cov(m, 2, g, G, E, 1, 2, C);
+    double worst = 0.0;
+    for (int o = 0; o < 2; o++)
+      for (int a = 0; a < G; a++) {
+        double s2 = se[a * 3 + 1 + o] * se[a * 3 + 1 + o];
+        worst = fmax(worst, fabs(C[(size_t)o * G * G + a * G + a] - s2) / s2);
+      }
+    tap_ok(rc == 0 && worst < 1e-12, "montecarlo_cov: diagonal = se^2 (rel %.2g)", worst);
+    int ns = t.n_samples;
+    double *x = malloc(sizeof(double) * (size_t)ns * t.k), *y0 = malloc(sizeof(double) * ns * 3);
+    double *y1 = malloc(sizeof(double) * ns * 3), c = 0.0;
+    memcpy(x, t.samples, sizeof(double) * (size_t)ns * t.k);
+    for (int s = 0; s < ns; s++)
+      x[(size_t)s * t.k + 2] = g[1];
+    eng_forward(m, x, ns, y0);
+    for (int s = 0; s < ns; s++)
+      x[(size_t)s * t.k + 2] = g[5];
+    eng_forward(m, x, ns, y1);
+    for (int s = 0; s < ns; s++)
+      c += (y0[s * 3 + 2] - E[1 * 3 + 2]) * (y1[s * 3 + 2] - E[5 * 3 + 2]);
+    c /= (double)ns * (ns - 1);
+    tap_close(C[G * G + 1 * G + 5], c, 1e-12, "montecarlo_cov: an off-diagonal entry");
+    tap_ok(C[G * G + 5 * G + 1] == C[G * G + 1 * G + 5], "montecarlo_cov: symmetric");
+    free(x);
+    free(y0);
+    free(y1);
+  }
+
   /* without samples: montecarlo fails, taylor still matches */
   struct eng_model *m2 = NULL;
   tap_ok(tl_prepare(&t, 0, 0.0, &m2) == 0, "prepare without samples");

@@ -505,8 +505,14 @@ static void test_network_errors(void)
   json_object_set_new(at(b, "network.layers.1"), "activation", json_string("Tanh"));
   expect_err(b, 1, ACED_E_INVALID, "network.layers[1].activation", "activation names are case-sensitive");
   b = body();
+  json_object_set_new(at(b, "network"), "type", json_string("lstm"));
+  expect_err(b, 1, ACED_E_INVALID, "network.type", "network.type lstm (the cell goes in network.cell)");
+  b = body();
   json_object_set_new(at(b, "network"), "type", json_string("recurrent"));
-  expect_err(b, 1, ACED_E_INVALID, "network.type", "network.type recurrent");
+  expect_err(b, 1, ACED_E_MISSING_FIELD, "sequence_length", "recurrent without sequence_length");
+  b = body();
+  json_object_set_new(b, "sequence_length", json_integer(3));
+  expect_err(b, 1, ACED_E_INVALID, "sequence_length", "sequence_length on a feedforward model");
 
   b = body();
   json_object_set_new(at(b, "network.layers.2"), "activation", json_string("softmax"));
@@ -966,6 +972,45 @@ static void test_graph(void)
   model_free(m);
 }
 
+/* Recurrent registrations (tests/data/recurrent_ref.json): the canonical
+ * text is what jansson writes for it, re-parses to the same digest, and
+ * the features, outputs and data are flattened over time. */
+static void test_recurrent(const char *src)
+{
+  char path[1024];
+  snprintf(path, sizeof path, "%s/tests/data/recurrent_ref.json", src ? src : ".");
+  json_t *root = json_load_file(path, 0, NULL), *c;
+  size_t i;
+  if (!tap_ok(root != NULL, "load %s", path))
+    return;
+  json_array_foreach(json_object_get(root, "cases"), i, c) {
+    json_t *b = json_object_get(c, "model");
+    struct aced_model *m = NULL, *m2 = NULL;
+    struct aced_error e;
+    const char *name = json_string_value(json_object_get(b, "name"));
+    if (!tap_ok(model_parse(b, 1, &m, &e) == ACED_OK, "%s parses (%s)", name, e.message))
+      continue;
+    int T = (int)json_integer_value(json_object_get(b, "sequence_length"));
+    int ni = (int)json_array_size(json_object_get(b, "features"));
+    tap_ok(m->rnn != NULL && m->seq_len == T && m->step_features == ni &&
+               m->n_features == T * ni && m->n_samples == (int)json_array_size(json_object_get(
+                                                               json_object_get(b, "data"), "sequences")),
+           "%s: %d steps x %d features flattened", name, T, ni);
+    char *canon = model_canonical_json(m);
+    json_t *j = json_loads(canon, 0, NULL);
+    char *dumped = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+    tap_ok(dumped && strcmp(dumped, canon) == 0, "%s: canonical text is what jansson writes", name);
+    tap_ok(model_parse(j, 0, &m2, &e) == ACED_OK && strcmp(m2->digest, m->digest) == 0,
+           "%s: canonical text re-parses to the same digest", name);
+    model_free(m2);
+    free(dumped);
+    free(canon);
+    json_decref(j);
+    model_free(m);
+  }
+  json_decref(root);
+}
+
 int main(void)
 {
   const char *src = getenv("ACED_SRCDIR");
@@ -990,6 +1035,7 @@ int main(void)
   test_metadata_and_lookups();
   test_transform();
   test_graph();
+  test_recurrent(src);
   json_decref(fixture);
   return tap_done();
 }
