@@ -41,7 +41,7 @@ static void check(enum aced_err rc, const struct query_params *q,
     FUZZ_ASSERT(fuzz_terminated(err->message, sizeof err->message));
     return;
   }
-  FUZZ_ASSERT(q->estimator >= EST_AUTO && q->estimator <= EST_MC);
+  FUZZ_ASSERT(q->estimator >= EST_AUTO && q->estimator < EST__COUNT);
   FUZZ_ASSERT(estimator_name(q->estimator) != NULL);
   FUZZ_ASSERT(q->num >= ACED_GRID_MIN && q->num <= ACED_GRID_MAX);
   FUZZ_ASSERT(q->max_order >= 0 && q->max_order < ACED_ORDER_MAX_HARD);
