@@ -300,7 +300,8 @@ waiter = {}
 
 
 def wait_sync():
-    waiter["r"] = d.get("/v1/models/slow/regressors/a/f59?estimator=montecarlo&num=2999", timeout=60)
+    # (a grid long enough to be still running 0.6 s on: ~1.5 s on a quiet machine)
+    waiter["r"] = d.get("/v1/models/slow/regressors/a/f59?estimator=montecarlo&num=9999", timeout=60)
 
 
 t = threading.Thread(target=wait_sync)

@@ -51,7 +51,9 @@ A, B = replica(uri), replica(uri)
 ok(A.post("/v1/models", SLOW).status == 201, "a 12-input model registers")
 
 # ---- GET on every replica, cancel from another replica ----------------------------------------------
-r = A.post("/v1/models/slow/regressors", dict(JOB, num=1001))
+# (a grid long enough that the cancel below finds it running on a quiet machine: the 24 regressors
+# of num=1001 took 0.8 s there)
+r = A.post("/v1/models/slow/regressors", dict(JOB, num=9001))
 ok(r.status == 202, "a regressors job is submitted to A (202)", r)
 job = r.json["job"]["id"]
 rb = B.get("/v1/jobs/" + job)
