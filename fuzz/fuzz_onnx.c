@@ -5,8 +5,9 @@
  * allocation budget, the graph walk) and, when it accepts one, through
  * model_parse() as POST /v1/models takes it.
  *
- * Accepted files must give a recurrent network of issue #12's form (not
- * parsed further until #12's parser is in), or a feedforward network
+ * Accepted files must give a recurrent network of issue #12's form (its
+ * parser is fuzzed by fuzz_model with recurrent seeds; here the shape of
+ * the converted network is checked), or a feedforward network
  * whose layer 0 takes the graph's inputs; registered with that many features, the model must
  * parse, or be refused with a well-formed error (a network past the
  * model limits, say), never crash.  The seeds are the real PyTorch
