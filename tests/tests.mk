@@ -54,6 +54,7 @@ E2E_TESTS = \
 	tests/e2e/test_postgres.py \
 	tests/e2e/test_job_gone.py \
 	tests/e2e/test_postgres_jobs.py \
+	tests/e2e/test_pg_split.py \
 	tests/e2e/test_deploy.py \
 	tests/e2e/test_pg_suites.py \
 	tests/e2e/test_cors_cache.py \

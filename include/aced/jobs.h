@@ -171,4 +171,8 @@ void jobs_stats(struct jobs *js, struct jobs_stats *st);
  * uncontended lock: cheap enough to poll between grid points. */
 int job_cancelled(struct job *j);
 
+/* For a kind whose tasks also run elsewhere (other replicas): progress
+ * units done in all, when more than the pool counted itself. */
+void job_progress_note(struct job *j, long units_done);
+
 #endif

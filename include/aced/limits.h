@@ -293,6 +293,10 @@
 #define ACED_JOB_ATTEMPTS_MAX 3
 #define ACED_JOB_REQUEST_MAX 4194304 /* 4 MiB */
 #define ACED_JOB_KEEP_S 86400
+/* How often a job's owner, its own tasks done, looks whether the tasks
+ * other replicas run have ended (src/svc/split.c): a tenth of a second
+ * is nothing next to a task (a feature's grid) and one small query. */
+#define ACED_SPLIT_POLL_MS 100
 
 /* Causal graphs among the inputs (src/model/graph.c, issue 14).  Edges:
  * a DAG over k features has at most k(k-1)/2, but a graph a person (or a

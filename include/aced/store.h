@@ -129,9 +129,35 @@ struct store_ops {
   enum aced_err (*job_cancel)(struct store *s, const char *id, char **body, int *finished,
                               struct aced_error *err);
   /* Be told of other replicas' job events: fn(cls, "cancel <id>") when a
-   * cancel is asked for, fn(cls, "free <id>") when a job may be claimed.
+   * cancel is asked for, fn(cls, "free <id>") when a job may be claimed,
+   * fn(cls, "tasks <id>") when a job has tasks to help with, fn(cls,
+   * "ended <id>") when a job ended with some of its tasks not done.
    * Called from the store's own thread. */
   void (*job_listen)(struct store *s, void (*fn)(void *cls, const char *event), void *cls);
+
+  /* ---- a durable job's tasks, claimable by any replica (NULL without) ----
+   * A job whose kind splits it (plan repeatable task by task) records its
+   * tasks 0..n-1 as rows beside its job row; every replica running it
+   * claims them one at a time (FOR UPDATE SKIP LOCKED), leased like the
+   * job (job_renew renews the tasks `owner` holds too), and marks each
+   * done with its units and how many regressors it computed. */
+  /* Create tasks 0..n-1 of job `id`, keeping any that exist (a job taken
+   * over).  An error when the job has no row (it then runs here whole). */
+  enum aced_err (*task_plan)(struct store *s, const char *id, int n, struct aced_error *err);
+  /* Claim one task of job `id` that is free or whose lease ran out: *i,
+   * or -1 when there is none; then *pending = tasks not done yet (leased
+   * by live replicas).  A cancelled or ended job has none. */
+  enum aced_err (*task_claim)(struct store *s, const char *id, const char *owner, int lease_ms,
+                              int *i, int *pending, struct aced_error *err);
+  enum aced_err (*task_done)(struct store *s, const char *id, int i, const char *owner,
+                             long units, long computed, struct aced_error *err);
+  /* Sums over the job's done tasks; *total = its tasks (0: not split). */
+  enum aced_err (*task_sum)(struct store *s, const char *id, long *units, long *computed,
+                            int *done, int *total, struct aced_error *err);
+  /* A running job of another replica with tasks nobody has claimed yet
+   * (for this replica to help with), *found 0 when there is none. */
+  enum aced_err (*task_find)(struct store *s, const char *owner, struct store_job *job,
+                             int *found, struct aced_error *err);
 };
 
 struct store {

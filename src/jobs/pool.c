@@ -263,6 +263,14 @@ enum job_state job_state(struct job *j)
   return s;
 }
 
+void job_progress_note(struct job *j, long units_done)
+{
+  pthread_mutex_lock(&j->js->lock);
+  if (units_done > j->units_done && !finished(j->state))
+    j->units_done = units_done > j->units_total ? j->units_total : units_done;
+  pthread_mutex_unlock(&j->js->lock);
+}
+
 int job_cancelled(struct job *j)
 {
   pthread_mutex_lock(&j->js->lock);
@@ -425,17 +433,29 @@ static enum aced_err submit(struct jobs *js, const char *id, const struct job_re
   js->table = j;
   js->n_table++;
   js->queued++;
-  queue_push(js, j);
+  struct job_journal jr = js->journal;
+  /* With a journal, the job is queued once it is recorded: a worker must
+   * not plan it (and, say, record its tasks) before its record exists. */
+  int journaled = id == NULL && jr.submitted != NULL;
+  if (!journaled) {
+    queue_push(js, j);
+    pthread_cond_signal(&js->work_cv);
+  }
   if (w != NULL)
     waiter_add_locked(js, j, w, wait);
   table_trim(js);
-  pthread_cond_signal(&js->work_cv);
-  struct job_journal jr = js->journal;
   pthread_mutex_unlock(&js->lock);
   *out = j;
   /* before the caller hands out the id: the journal records the job */
-  if (id == NULL && jr.submitted != NULL)
+  if (journaled) {
     jr.submitted(jr.cls, j, req);
+    pthread_mutex_lock(&js->lock);
+    if (j->state == JOB_QUEUED && !js->stopping) {
+      queue_push(js, j);
+      pthread_cond_signal(&js->work_cv);
+    }
+    pthread_mutex_unlock(&js->lock);
+  }
   return ACED_OK;
 }
 

@@ -122,6 +122,21 @@ static const char *const pg_migrations[] = {
      * ONNX import, NULL for JSON), beside the canonical body, as SQLite's
      * schema 2 keeps it. */
     "ALTER TABLE models ADD COLUMN source text;",
+    /* 3 -> 4: a durable job's tasks, claimable by any replica
+     * (pg_tasks.c): free, leased (owner, lease_until) or done (units,
+     * regressors computed). */
+    "CREATE TABLE aced_tasks ("
+    "  job text COLLATE \"C\" NOT NULL REFERENCES aced_jobs(id) ON DELETE CASCADE,"
+    "  i integer NOT NULL,"
+    "  state text NOT NULL DEFAULT 'free',"
+    "  owner text,"
+    "  lease_until timestamptz,"
+    "  units bigint NOT NULL DEFAULT 0,"
+    "  computed bigint NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (job, i)"
+    ");"
+    "CREATE INDEX aced_tasks_free ON aced_tasks(job) WHERE state = 'free';"
+    "CREATE INDEX aced_tasks_leased ON aced_tasks(owner) WHERE state = 'leased';",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
 
@@ -584,6 +599,11 @@ static const struct store_ops pg_ops = {
     .job_get = pg_job_get,
     .job_cancel = pg_job_cancel,
     .job_listen = pg_job_listen,
+    .task_plan = pg_task_plan,
+    .task_claim = pg_task_claim,
+    .task_done = pg_task_done,
+    .task_sum = pg_task_sum,
+    .task_find = pg_task_find,
 };
 
 struct store *store_pg_open(const char *uri, int n_conn, struct aced_error *err)

@@ -125,5 +125,22 @@ enum aced_err pg_job_get(struct store *s, const char *id, char **body, struct ac
 enum aced_err pg_job_cancel(struct store *s, const char *id, char **body, int *finished,
                             struct aced_error *err);
 void pg_job_listen(struct store *s, void (*fn)(void *cls, const char *event), void *cls);
+/* pg_tasks.c: a job's tasks (store.h) */
+/* err's code, ACED_E_STORE when it has none. */
+enum aced_err pg_jobs_code(struct aced_error *err);
+/* Row 0 of r (id, kind, model, request) into *job, *found = 1; none: 0. */
+enum aced_err pg_job_row(const PGresult *r, struct store_job *job, int *found,
+                         struct aced_error *err);
+PGresult *pg_jobs_exec(struct pg_store *q, const char *sql, int n, const char *const *v,
+                       struct aced_error *err, const char *what);
+enum aced_err pg_task_plan(struct store *s, const char *id, int n, struct aced_error *err);
+enum aced_err pg_task_claim(struct store *s, const char *id, const char *owner, int lease_ms,
+                            int *i, int *pending, struct aced_error *err);
+enum aced_err pg_task_done(struct store *s, const char *id, int i, const char *owner,
+                           long units, long computed, struct aced_error *err);
+enum aced_err pg_task_sum(struct store *s, const char *id, long *units, long *computed,
+                          int *done, int *total, struct aced_error *err);
+enum aced_err pg_task_find(struct store *s, const char *owner, struct store_job *job, int *found,
+                           struct aced_error *err);
 
 #endif

@@ -28,13 +28,13 @@
 #define PG_STR_(x) #x
 #define PG_STR(x) PG_STR_(x)
 
-static enum aced_err pg_jobs_code(struct aced_error *err)
+enum aced_err pg_jobs_code(struct aced_error *err)
 {
   return err != NULL && err->code != ACED_OK ? err->code : ACED_E_STORE;
 }
 
 /* One statement on a pooled connection; its result or NULL with *err. */
-static PGresult *pg_jobs_exec(struct pg_store *q, const char *sql, int n,
+PGresult *pg_jobs_exec(struct pg_store *q, const char *sql, int n,
                               const char *const *v, struct aced_error *err, const char *what)
 {
   struct pg_conn *c = pg_conn_get(q, err);
@@ -43,6 +43,21 @@ static PGresult *pg_jobs_exec(struct pg_store *q, const char *sql, int n,
   PGresult *r = pg_query(c, sql, n, v, err, what);
   pg_conn_put(q, c);
   return r;
+}
+
+enum aced_err pg_job_row(const PGresult *r, struct store_job *job, int *found,
+                         struct aced_error *err)
+{
+  *found = 0;
+  if (PQntuples(r) != 1)
+    return ACED_OK;
+  snprintf(job->id, sizeof job->id, "%s", PQgetvalue(r, 0, 0));
+  snprintf(job->kind, sizeof job->kind, "%s", PQgetvalue(r, 0, 1));
+  snprintf(job->model, sizeof job->model, "%s", PQgetvalue(r, 0, 2));
+  if ((job->request = strdup(PQgetvalue(r, 0, 3))) == NULL)
+    return aced_error_set(err, ACED_E_STORE, NULL, "job row: out of memory");
+  *found = 1;
+  return ACED_OK;
 }
 
 enum aced_err pg_job_insert(struct store *s, const struct store_job *job, const char *owner,
@@ -95,10 +110,22 @@ enum aced_err pg_job_renew(struct store *s, const char *owner, int lease_ms,
   char lease[16];
   snprintf(lease, sizeof lease, "%d", lease_ms);
   const char *v[] = {owner, lease};
+  /* the jobs it owns, then the jobs whose tasks it runs (their cancel
+   * flag: a lost notification must not leave a task running) */
   PGresult *r = pg_jobs_exec(
       pg_of(s),
-      "UPDATE aced_jobs SET lease_until = now() + $2::integer * interval '1 millisecond'"
-      " WHERE owner = $1 AND state = 'running' RETURNING id, cancel",
+      "WITH j AS (UPDATE aced_jobs SET lease_until = now() + $2::integer * interval '1 millisecond'"
+      "           WHERE owner = $1 AND state = 'running' RETURNING id, cancel),"
+      " t AS (UPDATE aced_tasks SET lease_until = now() + $2::integer * interval '1 millisecond'"
+      "       WHERE owner = $1 AND state = 'leased'"
+      "         AND job IN (SELECT id FROM aced_jobs WHERE state = 'running' AND NOT cancel)"
+      "       RETURNING job)"
+      " SELECT id, cancel FROM j UNION"
+      " SELECT id, false FROM aced_jobs WHERE id IN (SELECT job FROM t)"
+      "   AND id NOT IN (SELECT id FROM j) UNION"
+      " SELECT t.job, true FROM aced_tasks t JOIN aced_jobs a ON a.id = t.job"
+      " WHERE t.owner = $1 AND t.state = 'leased' AND (a.cancel OR a.state <> 'running')"
+      "   AND a.id NOT IN (SELECT id FROM j)",
       2, v, err, "job renew");
   if (r == NULL)
     return pg_jobs_code(err);
@@ -114,10 +141,15 @@ enum aced_err pg_job_finish(struct store *s, const char *id, const char *owner, 
   PGresult *r;
   if (state != NULL) {
     const char *v[] = {id, owner, state, body};
+    /* "ended <id>": replicas helping with its tasks stop (a cancel on
+     * the owner, or a failure) */
     r = pg_jobs_exec(pg_of(s),
-                     "UPDATE aced_jobs SET state = $3, body = $4, owner = NULL,"
+                     "WITH u AS (UPDATE aced_jobs SET state = $3, body = $4, owner = NULL,"
                      " lease_until = NULL, updated = now()"
-                     " WHERE id = $1 AND owner = $2 AND state = 'running'",
+                     " WHERE id = $1 AND owner = $2 AND state = 'running' RETURNING id)"
+                     " SELECT pg_notify('" PG_JOBS_CHANNEL "', 'ended ' || id) FROM u"
+                     " WHERE EXISTS (SELECT 1 FROM aced_tasks t WHERE t.job = u.id"
+                     "               AND t.state <> 'done')",
                      4, v, err, "job finish");
   } else {
     /* given up unfinished: claimable at once, and the others are told */
@@ -181,18 +213,9 @@ enum aced_err pg_job_claim(struct store *s, const char *owner, int lease_ms,
       2, v, err, "job claim");
   if (r == NULL)
     return pg_jobs_code(err);
-  if (PQntuples(r) == 1) {
-    snprintf(job->id, sizeof job->id, "%s", PQgetvalue(r, 0, 0));
-    snprintf(job->kind, sizeof job->kind, "%s", PQgetvalue(r, 0, 1));
-    snprintf(job->model, sizeof job->model, "%s", PQgetvalue(r, 0, 2));
-    if ((job->request = strdup(PQgetvalue(r, 0, 3))) == NULL) {
-      PQclear(r);
-      return aced_error_set(err, ACED_E_STORE, NULL, "job claim: out of memory");
-    }
-    *found = 1;
-  }
+  enum aced_err e = pg_job_row(r, job, found, err);
   PQclear(r);
-  return ACED_OK;
+  return e;
 }
 
 enum aced_err pg_job_get(struct store *s, const char *id, char **body, struct aced_error *err)

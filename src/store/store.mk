@@ -14,7 +14,8 @@ libaced_core_a_SOURCES += \
 	src/store/pg.h \
 	src/store/pg.c \
 	src/store/pg_ops.c \
-	src/store/pg_jobs.c
+	src/store/pg_jobs.c \
+	src/store/pg_tasks.c
 endif
 AM_CPPFLAGS += $(PQ_CFLAGS)
 LDADD += $(PQ_LIBS)

@@ -216,6 +216,27 @@ void resolve_step_json(const struct loaded *L, json_t *reply, int f, int o);
 enum aced_err resolve_step_window(const struct loaded *L, const json_t *b, int **steps, int *n,
                                   json_t *notes, struct aced_error *err);
 
+/* ---- one job's tasks shared by replicas (split.c) ----
+ * split_start: NULL when the job runs whole here (no journal, a store
+ * without tasks, fewer than 2 tasks, or its tasks could not be recorded);
+ * params "_help" names the job a helper job helps.  split_claim: the next
+ * task to run here, -1 when none (*pending: tasks other replicas still
+ * run).  split_drain (the owner's finish): run what is left, wait for the
+ * rest.  split_counts: units and regressors computed over all replicas, 0,
+ * or -1 when unknown.  svc_journal_owner (journal.c): this replica's name
+ * in the store, NULL without the journal. */
+struct split;
+struct split *split_start(const struct svc *svc, struct job *job, const json_t *params, int n);
+int split_helper(const struct split *sp);
+int split_claim(struct split *sp, int *pending);
+void split_done(struct split *sp, int i, long units, long computed);
+enum aced_err split_drain(struct split *sp, long (*run)(void *cls, int i, long *computed,
+                                                        struct aced_error *err),
+                          void *cls, struct aced_error *err);
+int split_counts(struct split *sp, long *units, long *computed);
+void split_free(struct split *sp);
+const char *svc_journal_owner(void);
+
 /* ---- kinds that finish in their plan step ----
  * Work of a job whose result is ready after plan (no tasks). */
 struct done_work {

@@ -25,9 +25,14 @@
  * On a clean stop, jobs the pool failed for shutting down are given up,
  * not failed, so another replica carries on with them at once.
  *
- * Jobs run whole on one replica: a job's tasks share its plan's memory,
- * so splitting one job across replicas would need every kind's plan to be
- * repeatable task by task (see BENCHMARKS.md, section postgres).
+ *   - helps, while its workers have nothing queued, with the tasks of
+ *     another replica's job that splits (split.c): a helper job of the
+ *     same kind and request, under the job's id reversed, whose tasks
+ *     claim from the job's task rows.  Cancels reach it like the job.
+ *
+ * Most kinds run whole on one replica: their tasks share the plan's
+ * memory.  A kind whose plan is repeatable task by task splits (split.c:
+ * "regressors").
  */
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
@@ -63,9 +68,21 @@ static struct journal {
   pthread_t thread;
 } J = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
+/* The body GET /v1/jobs/{id} shows; a split job's progress summed over
+ * the replicas from its task rows. */
 static char *body_text(struct job *j, int with_result)
 {
   json_t *b = job_to_json(j, with_result);
+  struct store *s = J.svc->store;
+  long units = 0, computed = 0;
+  int done = 0, total = 0;
+  struct aced_error err;
+  json_t *pr = json_object_get(b, "progress");
+  if (pr != NULL && s->ops->task_sum != NULL &&
+      s->ops->task_sum(s, job_id(j), &units, &computed, &done, &total, &err) == ACED_OK &&
+      total > 0 && units > json_integer_value(json_object_get(pr, "done")) &&
+      units <= json_integer_value(json_object_get(pr, "total")))
+    json_object_set_new(pr, "done", json_integer(units));
   char *t = b ? json_dumps(b, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
   json_decref(b);
   return t;
@@ -126,18 +143,43 @@ static void on_submitted(void *cls, struct job *j, const struct job_request *req
   free(request);
 }
 
-/* The store's notifications (its thread). */
-static void on_event(void *cls, const char *event)
+/* The id of the helper job that runs tasks of job `id` here: its
+ * characters reversed (an id of the same form, never the job's own). */
+static void helper_id(const char *id, char out[40])
 {
-  (void)cls;
-  if (strncmp(event, "cancel ", 7) == 0) {
-    struct job *j = jobs_find(J.js, event + 7);
+  size_t n = strlen(id);
+  if (n >= 40)
+    n = 39;
+  for (size_t k = 0; k < n; k++)
+    out[k] = id[n - 1 - k];
+  out[n] = '\0';
+}
+
+/* Cancel job `id` here, and the helper job of it if there is one
+ * (helper_only: just that). */
+static void cancel_here(const char *id, int helper_only)
+{
+  char hid[40];
+  helper_id(id, hid);
+  const char *ids[] = {hid, id};
+  for (int k = 0; k < 2 - helper_only; k++) {
+    struct job *j = jobs_find(J.js, ids[k]);
     if (j != NULL) {
       if (jobs_cancel(J.js, j) == 0)
         log_info("journal", "job %s cancelled from another replica", job_id(j));
       job_unref(j);
     }
   }
+}
+
+/* The store's notifications (its thread). */
+static void on_event(void *cls, const char *event)
+{
+  (void)cls;
+  if (strncmp(event, "cancel ", 7) == 0)
+    cancel_here(event + 7, 0);
+  else if (strncmp(event, "ended ", 6) == 0)
+    cancel_here(event + 6, 1);
   pthread_mutex_lock(&J.lock);
   J.wake = 1;
   pthread_cond_signal(&J.cond);
@@ -258,8 +300,42 @@ static void renew(int64_t start)
       jobs_cancel(J.js, o.j);
     }
   }
+  /* jobs whose tasks run here in a helper job */
+  for (int k = 0; k < r.n; k++)
+    if (r.cancel[k]) {
+      char hid[40];
+      helper_id(r.id[k], hid);
+      struct job *h = jobs_find(J.js, hid);
+      if (h != NULL) {
+        if (jobs_cancel(J.js, h) == 0)
+          log_info("journal", "job %s cancelled from another replica", job_id(h));
+        job_unref(h);
+      }
+    }
   free(r.id);
   free(r.cancel);
+}
+
+/* A stored request (r, parsed) as a job request of kind `kind`; 0, or -1
+ * for a kind this aced does not know. */
+static int request_build(const struct store_job *row, json_t *r, struct job_request *req)
+{
+  const char *kind = json_string_value(json_object_get(r, "kind"));
+  const struct job_ops *ops = kind ? svc_kind_find(kind) : NULL;
+  memset(req, 0, sizeof *req);
+  if (ops == NULL)
+    return -1;
+  req->ops = ops;
+  snprintf(req->model, sizeof req->model, "%s", row->model);
+  req->version = (int)json_integer_value(json_object_get(r, "version"));
+  snprintf(req->digest, sizeof req->digest, "%s",
+           json_string_value(json_object_get(r, "digest")) ?: "");
+  json_t *p = json_object_get(r, "params");
+  req->params = json_is_null(p) ? NULL : p;
+  snprintf(req->who, sizeof req->who, "%s", json_string_value(json_object_get(r, "who")) ?: "-");
+  snprintf(req->client, sizeof req->client, "%s",
+           json_string_value(json_object_get(r, "client")) ?: "-");
+  return 0;
 }
 
 /* Rebuild a claimed job's request and adopt it; 0 when adopted. */
@@ -268,21 +344,9 @@ static int adopt(struct store_job *row)
   json_error_t jerr;
   json_t *r = json_loads(row->request, 0, &jerr);
   const char *kind = json_string_value(json_object_get(r, "kind"));
-  const struct job_ops *ops = kind ? svc_kind_find(kind) : NULL;
   struct job_request req;
-  memset(&req, 0, sizeof req);
   int rc = -1;
-  if (ops != NULL) {
-    req.ops = ops;
-    snprintf(req.model, sizeof req.model, "%s", row->model);
-    req.version = (int)json_integer_value(json_object_get(r, "version"));
-    snprintf(req.digest, sizeof req.digest, "%s",
-             json_string_value(json_object_get(r, "digest")) ?: "");
-    json_t *p = json_object_get(r, "params");
-    req.params = json_is_null(p) ? NULL : p;
-    snprintf(req.who, sizeof req.who, "%s", json_string_value(json_object_get(r, "who")) ?: "-");
-    snprintf(req.client, sizeof req.client, "%s",
-             json_string_value(json_object_get(r, "client")) ?: "-");
+  if (request_build(row, r, &req) == 0) {
     struct job *j = NULL;
     struct aced_error err;
     if (jobs_adopt(J.js, row->id, &req, &j, &err) == ACED_OK) {
@@ -306,6 +370,42 @@ static int adopt(struct store_job *row)
   return rc;
 }
 
+/* Help with another replica's job that has free tasks: run a helper job
+ * (its request, "_help": its id) unless one ran here already (it ended
+ * when no task was left to claim).  0 when one was started. */
+static int help(struct store_job *row)
+{
+  char hid[40];
+  helper_id(row->id, hid);
+  struct job *old = jobs_find(J.js, hid);
+  if (old != NULL) {
+    job_unref(old);
+    return -1;
+  }
+  json_t *r = json_loads(row->request, 0, NULL);
+  struct job_request req;
+  int rc = -1;
+  if (request_build(row, r, &req) == 0) {
+    json_t *p = req.params ? json_deep_copy(req.params) : json_object();
+    if (p != NULL && json_object_set_new(p, "_help", json_string(row->id)) == 0) {
+      req.params = p;
+      struct job *j = NULL;
+      struct aced_error err;
+      if (jobs_adopt(J.js, hid, &req, &j, &err) == ACED_OK) {
+        log_info("journal", "helping with the tasks of job %s (%s, model %s)", row->id,
+                 req.ops->name, row->model);
+        job_unref(j);
+        rc = 0;
+      } else {
+        log_debug("journal", "job %s: cannot help: %s", row->id, err.message);
+      }
+    }
+    json_decref(p);
+  }
+  json_decref(r);
+  return rc;
+}
+
 /* Claim jobs while this replica has idle workers and nothing queued. */
 static void claim(void)
 {
@@ -322,11 +422,25 @@ static void claim(void)
       log_debug("journal", "claim: %s", err.message);
       return;
     }
-    if (!found)
-      return;
+    if (!found) {
+      /* nothing to take over: help with another replica's tasks */
+      if (s->ops->task_find == NULL ||
+          s->ops->task_find(s, J.owner, &row, &found, &err) != ACED_OK || !found)
+        return;
+      int started = help(&row) == 0;
+      free(row.request);
+      if (!started)
+        return;
+      continue;
+    }
     adopt(&row);
     free(row.request);
   }
+}
+
+const char *svc_journal_owner(void)
+{
+  return __atomic_load_n(&J.started, __ATOMIC_ACQUIRE) ? J.owner : NULL;
 }
 
 static void *journal_main(void *arg)
@@ -414,12 +528,13 @@ int svc_journal_start(const struct svc *svc, struct jobs *js)
   struct job_journal jr = {.cls = &J, .submitted = on_submitted};
   jobs_set_journal(js, &jr);
   s->ops->job_listen(s, on_event, &J);
+  __atomic_store_n(&J.started, 1, __ATOMIC_RELEASE); /* before the thread helps */
   if (pthread_create(&J.thread, NULL, journal_main, NULL) != 0) {
+    __atomic_store_n(&J.started, 0, __ATOMIC_RELEASE);
     jobs_set_journal(js, NULL);
     s->ops->job_listen(s, NULL, NULL);
     return -1;
   }
-  J.started = 1;
   log_info("journal", "durable jobs on: this replica is %s", J.owner);
   return 1;
 }

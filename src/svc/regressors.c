@@ -4,6 +4,11 @@
  * One task per feature: a feature's grid fits every output at once, so a
  * task whose outputs are all cached already returns at once.  The result
  * is kept for GET /v1/jobs/{id}, which is how its clients learn of it.
+ *
+ * With a store shared by replicas the job splits (split.c): its plan is
+ * repeatable (task i is feature feats[i] of the same request and model
+ * digest) and a task's result is the cache rows it writes, so each task
+ * call claims whichever feature is left, here or on another replica.
  */
 #include "config.h"
 
@@ -26,6 +31,7 @@ struct regressors_work {
   pthread_mutex_t lock; /* guards the counts, which tasks update */
   int computed, cached;
   json_t *notes; /* constant features left out */
+  struct split *split; /* NULL: every task runs here */
 };
 
 static void regressors_free(void *work)
@@ -33,6 +39,7 @@ static void regressors_free(void *work)
   struct regressors_work *w = work;
   if (w == NULL)
     return;
+  split_free(w->split);
   prepared_release(w->L);
   free(w->outs);
   free(w->feats);
@@ -104,10 +111,13 @@ static void *regressors_plan(void *ctx, struct job *job, const struct job_reques
   w->version = req->version ? req->version : w->L->m->version;
   *n_tasks = w->n_feats;
   *units_total = (long)w->n_feats * w->n_outs;
+  w->split = split_start(ctx, job, p, w->n_feats);
   return w;
 }
 
-static long regressors_task(void *work, int i, struct aced_error *err)
+/* Feature feats[i] for every output: fitted, or found cached.  Its
+ * units, or -1; *computed = the regressors fitted. */
+static long regressors_run(void *work, int i, long *computed, struct aced_error *err)
 {
   struct regressors_work *w = work;
   int f = w->feats[i], all = 1;
@@ -129,12 +139,40 @@ static long regressors_task(void *work, int i, struct aced_error *err)
   else
     w->computed += w->n_outs;
   pthread_mutex_unlock(&w->lock);
+  *computed = all ? 0 : w->n_outs;
   return w->n_outs;
+}
+
+static long regressors_task(void *work, int i, struct aced_error *err)
+{
+  struct regressors_work *w = work;
+  long computed = 0;
+  if (w->split == NULL)
+    return regressors_run(w, i, &computed, err);
+  /* not task i: whichever task no replica has claimed yet */
+  int pending = 0, k = split_claim(w->split, &pending);
+  if (k < 0)
+    return 0; /* all claimed (the owner's finish waits for the rest) */
+  long u = regressors_run(w, k, &computed, err);
+  if (u >= 0)
+    split_done(w->split, k, u, computed);
+  return u;
 }
 
 static json_t *regressors_finish(void *work, struct aced_error *err)
 {
   struct regressors_work *w = work;
+  if (split_helper(w->split)) /* the job's owner answers; nothing to say here */
+    return json_pack("{s:s}", "model", w->name);
+  if (w->split != NULL) {
+    if (split_drain(w->split, regressors_run, w, err) != ACED_OK)
+      return NULL;
+    long units = 0, computed = 0;
+    if (split_counts(w->split, &units, &computed) == 0) {
+      w->computed = (int)computed;
+      w->cached = w->n_outs * w->n_feats - (int)computed;
+    }
+  }
   json_t *outs = json_array(), *feats = json_array();
   for (int k = 0; k < w->n_outs; k++)
     json_array_append_new(outs, json_string(w->L->m->outputs[w->outs[k]]));

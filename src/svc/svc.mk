@@ -11,6 +11,7 @@ libaced_core_a_SOURCES += \
 	src/svc/regcache.c \
 	src/svc/resolve.c \
 	src/svc/journal.c \
+	src/svc/split.c \
 	src/svc/register.c \
 	src/svc/metadata.c \
 	src/svc/interventions.c \

@@ -8,6 +8,7 @@ in a temporary folder on a free port; Debian's `postgresql` package, no system s
 
 import atexit
 import os
+import random
 import shutil
 import subprocess
 import tempfile
@@ -70,3 +71,18 @@ def start_or_skip():
     if subprocess.run([SCRIPT, "bindir"], capture_output=True).returncode != 0:
         skip_all("PostgreSQL server not installed (Debian package postgresql)")
     return Cluster()
+
+
+def tanh_model(name, k, h, seed):
+    """A k-input, two-output tanh network of h units with 200 samples, from random.seed(seed): slow enough
+    per feature (montecarlo) for the job tests to act in the middle of a job."""
+    random.seed(seed)
+    samples = [[random.random() for _ in range(k)] for _ in range(200)]
+    return {"name": name, "features": [{"name": "f%d" % i, "low": 0, "high": 1} for i in range(k)],
+            "outputs": ["a", "b"],
+            "network": {"type": "feedforward", "layers": [
+                {"weights": [[random.gauss(0, 0.3) for _ in range(k)] for _ in range(h)], "bias": [0.0] * h,
+                 "activation": "tanh"},
+                {"weights": [[random.gauss(0, 0.3) for _ in range(h)] for _ in range(2)], "bias": [0.0, 0.0],
+                 "activation": "softmax"}]},
+            "data": {"samples": samples}}

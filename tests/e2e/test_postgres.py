@@ -35,7 +35,7 @@ for d in (A, B, C):
     d.wait_ready()
 ok(all(d.alive() for d in (A, B, C)), "three replicas started together on an empty database all come up")
 rows = pg.query("SELECT version FROM aced_schema", "replicas")
-ok(rows == [["3"]], "the schema is at version 3, recorded once", rows)
+ok(rows == [["4"]], "the schema is at version 4, recorded once", rows)
 
 # ---- registry ------------------------------------------------------------------------------------
 body = fixture_body("mlp")

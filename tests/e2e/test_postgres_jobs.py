@@ -6,7 +6,6 @@ regressors as an undisturbed run on a fresh database), and a replica stopping cl
 once to another.
 """
 
-import random
 import signal
 import time
 
@@ -15,17 +14,8 @@ from acedtest import Daemon, diag, done, ok
 
 pg = pgcluster.start_or_skip()
 
-random.seed(7)
-K, H = 12, 64
-samples = [[random.random() for _ in range(K)] for _ in range(200)]
-SLOW = {"name": "slow", "features": [{"name": "f%d" % i, "low": 0, "high": 1} for i in range(K)],
-        "outputs": ["a", "b"],
-        "network": {"type": "feedforward", "layers": [
-            {"weights": [[random.gauss(0, 0.3) for _ in range(K)] for _ in range(H)], "bias": [0.0] * H,
-             "activation": "tanh"},
-            {"weights": [[random.gauss(0, 0.3) for _ in range(H)] for _ in range(2)], "bias": [0.0, 0.0],
-             "activation": "softmax"}]},
-        "data": {"samples": samples}}
+K = 12
+SLOW = pgcluster.tanh_model("slow", K, 64, 7)
 JOB = {"estimator": "montecarlo", "num": 1000}
 
 
