@@ -158,6 +158,14 @@ struct store_ops {
    * (for this replica to help with), *found 0 when there is none. */
   enum aced_err (*task_find)(struct store *s, const char *owner, struct store_job *job,
                              int *found, struct aced_error *err);
+  /* Single flight of one fit across replicas: claim the fit named `key`
+   * for owner, leased like a task (job_renew renews it); *mine = 1 when
+   * this replica is to fit it, 0 while another replica's lease holds it.
+   * fit_release once its results are in the cache. */
+  enum aced_err (*fit_claim)(struct store *s, const char *key, const char *owner, int lease_ms,
+                             int *mine, struct aced_error *err);
+  enum aced_err (*fit_release)(struct store *s, const char *key, const char *owner,
+                               struct aced_error *err);
 };
 
 struct store {

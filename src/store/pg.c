@@ -136,7 +136,15 @@ static const char *const pg_migrations[] = {
     "  PRIMARY KEY (job, i)"
     ");"
     "CREATE INDEX aced_tasks_free ON aced_tasks(job) WHERE state = 'free';"
-    "CREATE INDEX aced_tasks_leased ON aced_tasks(owner) WHERE state = 'leased';",
+    "CREATE INDEX aced_tasks_leased ON aced_tasks(owner) WHERE state = 'leased';"
+    /* ... and the fits under way (split.c: single flight across
+     * replicas), by the key of the feature's grid */
+    "CREATE TABLE aced_fits ("
+    "  key text COLLATE \"C\" PRIMARY KEY,"
+    "  owner text NOT NULL,"
+    "  lease_until timestamptz NOT NULL"
+    ");"
+    "CREATE INDEX aced_fits_owner ON aced_fits(owner);",
 };
 #define PG_SCHEMA_VERSION ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
 
@@ -604,6 +612,8 @@ static const struct store_ops pg_ops = {
     .task_done = pg_task_done,
     .task_sum = pg_task_sum,
     .task_find = pg_task_find,
+    .fit_claim = pg_fit_claim,
+    .fit_release = pg_fit_release,
 };
 
 struct store *store_pg_open(const char *uri, int n_conn, struct aced_error *err)

@@ -140,6 +140,10 @@ enum aced_err pg_task_done(struct store *s, const char *id, int i, const char *o
                            long units, long computed, struct aced_error *err);
 enum aced_err pg_task_sum(struct store *s, const char *id, long *units, long *computed,
                           int *done, int *total, struct aced_error *err);
+enum aced_err pg_fit_claim(struct store *s, const char *key, const char *owner, int lease_ms,
+                           int *mine, struct aced_error *err);
+enum aced_err pg_fit_release(struct store *s, const char *key, const char *owner,
+                             struct aced_error *err);
 enum aced_err pg_task_find(struct store *s, const char *owner, struct store_job *job, int *found,
                            struct aced_error *err);
 

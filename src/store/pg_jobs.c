@@ -111,11 +111,14 @@ enum aced_err pg_job_renew(struct store *s, const char *owner, int lease_ms,
   snprintf(lease, sizeof lease, "%d", lease_ms);
   const char *v[] = {owner, lease};
   /* the jobs it owns, then the jobs whose tasks it runs (their cancel
-   * flag: a lost notification must not leave a task running) */
+   * flag: a lost notification must not leave a task running); the fits
+   * it has under way are renewed on the way */
   PGresult *r = pg_jobs_exec(
       pg_of(s),
       "WITH j AS (UPDATE aced_jobs SET lease_until = now() + $2::integer * interval '1 millisecond'"
       "           WHERE owner = $1 AND state = 'running' RETURNING id, cancel),"
+      " f AS (UPDATE aced_fits SET lease_until = now() + $2::integer * interval '1 millisecond'"
+      "       WHERE owner = $1),"
       " t AS (UPDATE aced_tasks SET lease_until = now() + $2::integer * interval '1 millisecond'"
       "       WHERE owner = $1 AND state = 'leased'"
       "         AND job IN (SELECT id FROM aced_jobs WHERE state = 'running' AND NOT cancel)"

@@ -14,6 +14,11 @@
  * job_renew (pg_jobs.c) with the owner's jobs.  A task's result is not
  * here: it is the regressor cache rows it wrote.  The job row stays the
  * owner's: it ends the job once no task is left.
+ *
+ * aced_fits is single flight across replicas at the level of one fit (a
+ * feature's grid): a replica about to fit claims its key with one INSERT
+ * ... ON CONFLICT DO UPDATE ... WHERE the lease ran out; a replica that
+ * does not get it waits for the cache rows instead.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
@@ -150,4 +155,39 @@ enum aced_err pg_task_find(struct store *s, const char *owner, struct store_job 
   enum aced_err e = pg_job_row(r, job, found, err);
   PQclear(r);
   return e;
+}
+
+enum aced_err pg_fit_claim(struct store *s, const char *key, const char *owner, int lease_ms,
+                           int *mine, struct aced_error *err)
+{
+  char lease[16];
+  snprintf(lease, sizeof lease, "%d", lease_ms);
+  const char *v[] = {key, owner, lease};
+  *mine = 0;
+  /* ours when nobody has it, its lease ran out, or we have it already */
+  PGresult *r = pg_jobs_exec(
+      pg_of(s),
+      "INSERT INTO aced_fits(key, owner, lease_until)"
+      " VALUES ($1, $2, now() + $3::integer * interval '1 millisecond')"
+      " ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until"
+      " WHERE aced_fits.lease_until < now() OR aced_fits.owner = EXCLUDED.owner"
+      " RETURNING owner",
+      3, v, err, "fit claim");
+  if (r == NULL)
+    return pg_jobs_code(err);
+  *mine = PQntuples(r) == 1;
+  PQclear(r);
+  return ACED_OK;
+}
+
+enum aced_err pg_fit_release(struct store *s, const char *key, const char *owner,
+                             struct aced_error *err)
+{
+  const char *v[] = {key, owner};
+  PGresult *r = pg_jobs_exec(pg_of(s), "DELETE FROM aced_fits WHERE key = $1 AND owner = $2", 2,
+                             v, err, "fit release");
+  if (r == NULL)
+    return pg_jobs_code(err);
+  PQclear(r);
+  return ACED_OK;
 }

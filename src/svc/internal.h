@@ -236,6 +236,12 @@ enum aced_err split_drain(struct split *sp, long (*run)(void *cls, int i, long *
 int split_counts(struct split *sp, long *units, long *computed);
 void split_free(struct split *sp);
 const char *svc_journal_owner(void);
+/* fit_feature (fit.c), once across replicas: while another replica fits
+ * feature f under q, wait (polling job_cancelled(job)) and take its
+ * regressors from the cache, *waited = 1. */
+enum aced_err fit_feature_shared(const struct svc *svc, const struct loaded *L, int f,
+                                 const struct query_params *q, int want, json_t **out,
+                                 struct job *job, int *waited, struct aced_error *err);
 
 /* ---- kinds that finish in their plan step ----
  * Work of a job whose result is ready after plan (no tasks). */

@@ -88,12 +88,14 @@ static long regressor_task(void *work, int i, struct aced_error *err)
   (void)i;
   struct regressor_work *w = work;
   json_t *v = NULL;
+  int waited = 0; /* another replica fitted it meanwhile: a cache hit */
   svc_stop_begin(w->job);
-  enum aced_err rc = fit_feature(w->svc, w->L, w->feature, &w->q, w->output, &v, err);
+  enum aced_err rc =
+      fit_feature_shared(w->svc, w->L, w->feature, &w->q, w->output, &v, w->job, &waited, err);
   svc_stop_end();
   if (rc != ACED_OK)
     return -1;
-  w->result = regressor_reply(v, "miss");
+  w->result = regressor_reply(v, waited ? "hit" : "miss");
   json_decref(v);
   effect_meta(json_object_get(w->result, "meta"), w->L, &w->q);
   return 1;

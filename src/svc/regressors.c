@@ -127,11 +127,13 @@ static long regressors_run(void *work, int i, long *computed, struct aced_error 
     json_decref(hit);
   }
   if (!all) {
+    int waited = 0; /* fitted by another replica meanwhile: cached */
     svc_stop_begin(w->job);
-    enum aced_err rc = fit_feature(w->svc, w->L, f, &w->q, -1, NULL, err);
+    enum aced_err rc = fit_feature_shared(w->svc, w->L, f, &w->q, -1, NULL, w->job, &waited, err);
     svc_stop_end();
     if (rc != ACED_OK)
       return -1;
+    all = waited;
   }
   pthread_mutex_lock(&w->lock);
   if (all)

@@ -17,6 +17,14 @@
  * once their lease ran out) and waits for the tasks other replicas still
  * run; then the job ends on the owner, with counts summed from the rows.
  *
+ * fit_feature_shared is single flight across replicas for one fit (a
+ * feature's grid, every output): the replica that claims the fit's key
+ * (store fit_claim) fits it; another asked for it meanwhile polls the
+ * claim, and once the first has released it (its regressors are then in
+ * the shared cache) takes them from the cache.  A claim whose replica
+ * died runs out with its lease and is taken, and the fit done, by the
+ * next to poll.
+ *
  * Nothing here changes a job that does not split: without the journal
  * (SQLite) or when the store cannot record its tasks, split_start answers
  * NULL and the kind runs every task here, as before.
@@ -169,4 +177,51 @@ void split_free(struct split *sp)
              sp->id, sp->helper ? " (helping)" : "", sp->here, sp->n, sp->claims,
              (double)sp->claim_us / 1e3, (double)sp->claim_us / (double)sp->claims);
   free(sp);
+}
+
+enum aced_err fit_feature_shared(const struct svc *svc, const struct loaded *L, int f,
+                                 const struct query_params *q, int want, json_t **out,
+                                 struct job *job, int *waited, struct aced_error *err)
+{
+  struct store *s = svc->store;
+  const char *owner = svc_journal_owner();
+  *waited = 0;
+  if (owner == NULL || s->ops->fit_claim == NULL)
+    return fit_feature(svc, L, f, q, want, out, err);
+  /* the fit's key: the cache key of its grid, any output */
+  char pbuf[128], key[256];
+  struct store_cache_key k;
+  regcache_key(L, 0, f, q, pbuf, sizeof pbuf, &k);
+  snprintf(key, sizeof key, "%s|%d|%s|%s", k.digest, f, k.estimator, k.params);
+  struct aced_error e2;
+  for (;;) {
+    int mine = 0;
+    if (s->ops->fit_claim(s, key, owner, ACED_JOB_LEASE_MS, &mine, &e2) != ACED_OK)
+      return fit_feature(svc, L, f, q, want, out, err); /* the store failed: fit here */
+    if (mine)
+      break;
+    if (!*waited)
+      log_info("split", "feature %d of %s: fitted on another replica now, waiting for it", f,
+               L->digest);
+    *waited = 1;
+    if (job_cancelled(job))
+      return aced_error_set(err, ACED_E_UNAVAILABLE, "",
+                            "job stopped (cancelled, timed out or shutting down)");
+    struct timespec ts = {0, ACED_SPLIT_POLL_MS * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  enum aced_err rc = ACED_OK;
+  json_t *hit = *waited ? regcache_get(svc, L, want >= 0 ? want : 0, f, q) : NULL;
+  if (hit != NULL) { /* fitted by the replica we waited for */
+    if (out != NULL && want >= 0)
+      *out = hit;
+    else
+      json_decref(hit);
+  } else {
+    *waited = 0;
+    rc = fit_feature(svc, L, f, q, want, out, err);
+  }
+  if (s->ops->fit_release(s, key, owner, &e2) != ACED_OK)
+    log_warn("split", "fit %s: not released (its lease runs out): %s", key, e2.message);
+  return rc;
 }

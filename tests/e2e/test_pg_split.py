@@ -3,11 +3,12 @@
 job submitted to replica A has its tasks (one per feature) recorded in aced_tasks; replica B, idle, helps:
 both claim tasks (FOR UPDATE SKIP LOCKED) and the result equals an undisturbed single-replica run to the
 last bit.  A helper SIGKILLed mid-job has its leased tasks taken over by A once their lease runs out, with
-the same result.  A cancel asked on A stops the tasks B runs.  Two replicas asked the same regressors job
-at once fit each regressor once (single flight across replicas by the shared task rows... see below).
+the same result.  A cancel asked on A stops the tasks B runs.  Two replicas asked the same regressor at
+once fit it once (aced_fits): the other waits for it and answers it from the shared cache.
 """
 
 import signal
+import threading
 import time
 
 import pgcluster
@@ -149,6 +150,25 @@ ok(count(DB, job, "state = 'done'") == n_done and count(DB, job, "state = 'free'
    "no task of it is claimed or done after the cancel (%d done, %d never claimed of %d)" % (n_done, n_free, K))
 ra = A.wait_job(job, timeout=10)
 ok(ra.json["state"] == "cancelled", "the job is cancelled on A", ra)
+
+# ---- single flight across replicas: the same regressor asked of both at once is fitted once --------------
+def ask(d, out, key):
+    out[key] = d.get("/v1/models/split/regressors/a/f3?estimator=montecarlo&num=9998")
+
+
+got = {}
+ts = [threading.Thread(target=ask, args=(d, got, k)) for k, d in (("A", A), ("B", B))]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+caches = sorted(got[k].json["meta"]["cache"] for k in got)
+ok(all(got[k].status == 200 for k in got) and got["A"].json["coefficients"] == got["B"].json["coefficients"],
+   "both replicas answer the same regressor, equal to the last bit", got)
+ok(caches == ["hit", "miss"], "one fitted it (miss), the other took it from the shared cache (hit): %s" % caches)
+ok("fitted on another replica now, waiting for it" in A.read_log() + B.read_log(),
+   "one replica's log says it waited for the other's fit instead of fitting it again")
+ok(pg.query("SELECT count(*) FROM aced_fits", DB) == [["0"]], "no fit is left claimed")
 
 ok(A.stop() == 0 and B.stop() == 0, "both replicas stop cleanly")
 done()
