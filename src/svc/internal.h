@@ -229,6 +229,8 @@ struct split;
 struct split *split_start(const struct svc *svc, struct job *job, const json_t *params, int n);
 int split_helper(const struct split *sp);
 int split_claim(struct split *sp, int *pending);
+/* split_claim for a task step: -1 at once once a step found none. */
+int split_next(struct split *sp);
 void split_done(struct split *sp, int i, long units, long computed);
 enum aced_err split_drain(struct split *sp, long (*run)(void *cls, int i, long *computed,
                                                         struct aced_error *err),

@@ -152,7 +152,7 @@ static long regressors_task(void *work, int i, struct aced_error *err)
   if (w->split == NULL)
     return regressors_run(w, i, &computed, err);
   /* not task i: whichever task no replica has claimed yet */
-  int pending = 0, k = split_claim(w->split, &pending);
+  int k = split_next(w->split);
   if (k < 0)
     return 0; /* all claimed (the owner's finish waits for the rest) */
   long u = regressors_run(w, k, &computed, err);

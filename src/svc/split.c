@@ -50,6 +50,7 @@ struct split {
   int helper;
   int n;
   int broken;       /* the store failed: run what is left here */
+  int exhausted;    /* a task step found nothing left to claim */
   /* claim statistics, for the log and the benchmark */
   long claims, here;
   int64_t claim_us;
@@ -106,6 +107,19 @@ int split_claim(struct split *sp, int *pending)
   }
   if (i >= 0)
     __atomic_add_fetch(&sp->here, 1, __ATOMIC_RELAXED);
+  return i;
+}
+
+int split_next(struct split *sp)
+{
+  /* Tasks come free again only when a replica dies with a lease, and
+   * those the owner's finish (split_drain) takes: once one task step
+   * found none, the others do not ask the store again. */
+  if (__atomic_load_n(&sp->exhausted, __ATOMIC_RELAXED))
+    return -1;
+  int pending = 0, i = split_claim(sp, &pending);
+  if (i < 0)
+    __atomic_store_n(&sp->exhausted, 1, __ATOMIC_RELAXED);
   return i;
 }
 
