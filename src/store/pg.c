@@ -135,7 +135,7 @@ static const char *const pg_migrations[] = {
     "  computed bigint NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (job, i)"
     ");"
-    "CREATE INDEX aced_tasks_free ON aced_tasks(job) WHERE state = 'free';"
+    "CREATE INDEX aced_tasks_free ON aced_tasks(job, i) WHERE state = 'free';"
     "CREATE INDEX aced_tasks_leased ON aced_tasks(owner) WHERE state = 'leased';"
     /* ... and the fits under way (split.c: single flight across
      * replicas), by the key of the feature's grid */

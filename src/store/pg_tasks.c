@@ -49,6 +49,20 @@ enum aced_err pg_task_plan(struct store *s, const char *id, int n, struct aced_e
   return ACED_OK;
 }
 
+/* Claim the first task of job $1 that `which` allows: free ones through
+ * the partial index (job, i) WHERE state = 'free', so a claim does not
+ * step over the tasks already taken; leased ones whose lease ran out
+ * only when no task is free. */
+#define PG_TASK_CLAIM(which)                                                                  \
+  "UPDATE aced_tasks SET state = 'leased', owner = $2,"                                      \
+  " lease_until = now() + $3::integer * interval '1 millisecond'"                            \
+  " WHERE (job, i) = (SELECT t.job, t.i FROM aced_tasks t"                                   \
+  "                   WHERE t.job = $1 AND " which                                           \
+  "                     AND EXISTS (SELECT 1 FROM aced_jobs j WHERE j.id = $1"               \
+  "                                 AND j.state = 'running' AND NOT j.cancel)"               \
+  "                   ORDER BY t.i LIMIT 1 FOR UPDATE OF t SKIP LOCKED)"                     \
+  " RETURNING i"
+
 enum aced_err pg_task_claim(struct store *s, const char *id, const char *owner, int lease_ms,
                             int *i, int *pending, struct aced_error *err)
 {
@@ -56,29 +70,25 @@ enum aced_err pg_task_claim(struct store *s, const char *id, const char *owner, 
   char lease[16];
   snprintf(lease, sizeof lease, "%d", lease_ms);
   const char *v[] = {id, owner, lease};
+  static const char *const sql[] = {
+      PG_TASK_CLAIM("t.state = 'free'"),
+      PG_TASK_CLAIM("t.state = 'leased' AND t.lease_until < now()"),
+  };
   *i = -1;
   *pending = 0;
-  PGresult *r = pg_jobs_exec(
-      q,
-      "UPDATE aced_tasks SET state = 'leased', owner = $2,"
-      " lease_until = now() + $3::integer * interval '1 millisecond'"
-      " WHERE (job, i) = (SELECT t.job, t.i FROM aced_tasks t JOIN aced_jobs j ON j.id = t.job"
-      "                   WHERE t.job = $1 AND j.state = 'running' AND NOT j.cancel"
-      "                     AND (t.state = 'free'"
-      "                          OR (t.state = 'leased' AND t.lease_until < now()))"
-      "                   ORDER BY t.i LIMIT 1 FOR UPDATE OF t SKIP LOCKED)"
-      " RETURNING i",
-      3, v, err, "task claim");
-  if (r == NULL)
-    return pg_jobs_code(err);
-  if (PQntuples(r) == 1) {
-    *i = atoi(PQgetvalue(r, 0, 0));
+  for (int k = 0; k < 2; k++) {
+    PGresult *r = pg_jobs_exec(q, sql[k], 3, v, err, "task claim");
+    if (r == NULL)
+      return pg_jobs_code(err);
+    if (PQntuples(r) == 1) {
+      *i = atoi(PQgetvalue(r, 0, 0));
+      PQclear(r);
+      return ACED_OK;
+    }
     PQclear(r);
-    return ACED_OK;
   }
-  PQclear(r);
   const char *w[] = {id};
-  r = pg_jobs_exec(q,
+  PGresult *r = pg_jobs_exec(q,
                    "SELECT count(*) FROM aced_tasks t JOIN aced_jobs j ON j.id = t.job"
                    " WHERE t.job = $1 AND t.state <> 'done' AND j.state = 'running'"
                    "   AND NOT j.cancel",

@@ -1089,6 +1089,140 @@ static void test_restart(const char *dir)
   s->ops->close(s);
 }
 
+/* A durable job's tasks (PostgreSQL only): replicas x threads claim the
+ * tasks of one job at once, each task exactly once; a lease that ran out
+ * makes a task claimable again; sums; task_find; single flight of a fit. */
+#define TASKS_N 200
+#define TASK_THREADS 6
+struct task_arg {
+  struct store *s;
+  char owner[32];
+  int got[TASKS_N];
+  int n, errors;
+};
+
+static void *task_thread(void *p)
+{
+  struct task_arg *a = p;
+  struct aced_error err;
+  for (;;) {
+    int i = -1, pending = 0;
+    if (a->s->ops->task_claim(a->s, "tasksjob", a->owner, 60000, &i, &pending, &err) != ACED_OK) {
+      a->errors++;
+      break;
+    }
+    if (i < 0)
+      break;
+    a->got[a->n++] = i;
+    if (a->s->ops->task_done(a->s, "tasksjob", i, a->owner, 2, 1, &err) != ACED_OK)
+      a->errors++;
+  }
+  return NULL;
+}
+
+static void test_tasks(const char *dir)
+{
+  struct aced_error err = {0};
+  struct store *a = B->open(dir, "tasks.db", &err);
+  struct store *b = a ? B->open(dir, "tasks.db", &err) : NULL;
+  if (!tap_ok(a != NULL && b != NULL, "two stores (replicas) for tasks"))
+    return;
+  if (a->ops->task_plan == NULL) {
+    tap_ok(a->ops->task_claim == NULL && a->ops->fit_claim == NULL,
+           "SQLite keeps no tasks: every job runs whole here");
+    a->ops->close(a);
+    b->ops->close(b);
+    return;
+  }
+  tap_ok(a->ops->task_plan(a, "nosuchjob", 4, &err) != ACED_OK,
+         "tasks of a job without a row are refused (it runs whole)");
+  struct store_job job = {.id = "tasksjob", .kind = "regressors", .model = "m", .request = "{}"};
+  enum aced_err e = a->ops->job_insert(a, &job, "ownerA", 60000, "{\"state\":\"running\"}", &err);
+  e = e == ACED_OK ? a->ops->task_plan(a, "tasksjob", TASKS_N, &err) : e;
+  e = e == ACED_OK ? a->ops->task_plan(a, "tasksjob", TASKS_N, &err) : e;
+  tap_ok(e == ACED_OK, "a job's %d tasks recorded (twice: kept as they are)", TASKS_N);
+  struct store_job row = {0};
+  int found = 0;
+  e = b->ops->task_find(b, "ownerB", &row, &found, &err);
+  tap_ok(e == ACED_OK && found && strcmp(row.id, "tasksjob") == 0 && row.request != NULL,
+         "another replica finds the job to help with");
+  free(row.request);
+  found = 1;
+  e = a->ops->task_find(a, "ownerA", &row, &found, &err);
+  tap_ok(e == ACED_OK && !found, "its owner does not");
+
+  static struct task_arg args[TASK_THREADS];
+  pthread_t th[TASK_THREADS];
+  for (int t = 0; t < TASK_THREADS; t++) {
+    memset(&args[t], 0, sizeof args[t]);
+    args[t].s = t % 2 ? b : a;
+    snprintf(args[t].owner, sizeof args[t].owner, "owner%c", t % 2 ? 'B' : 'A');
+    pthread_create(&th[t], NULL, task_thread, &args[t]);
+  }
+  int seen[TASKS_N] = {0}, errors = 0, twice = 0, by_b = 0;
+  for (int t = 0; t < TASK_THREADS; t++) {
+    pthread_join(th[t], NULL);
+    errors += args[t].errors;
+    for (int k = 0; k < args[t].n; k++)
+      twice += seen[args[t].got[k]]++ > 0;
+    if (t % 2)
+      by_b += args[t].n;
+  }
+  int missing = 0;
+  for (int i = 0; i < TASKS_N; i++)
+    missing += seen[i] == 0;
+  tap_ok(errors == 0 && twice == 0 && missing == 0,
+         "%d threads on two replicas claim the %d tasks: each once (%d twice, %d missed, %d errors, "
+         "%d by B)", TASK_THREADS, TASKS_N, twice, missing, errors, by_b);
+  long units = 0, computed = 0;
+  int done = 0, total = 0;
+  e = b->ops->task_sum(b, "tasksjob", &units, &computed, &done, &total, &err);
+  tap_ok(e == ACED_OK && total == TASKS_N && done == TASKS_N && units == 2 * TASKS_N &&
+             computed == TASKS_N,
+         "the sums over the task rows (%d of %d done, %ld units, %ld computed)", done, total, units,
+         computed);
+  found = 1;
+  e = b->ops->task_find(b, "ownerB", &row, &found, &err);
+  tap_ok(e == ACED_OK && !found, "a job with no free task is not offered for help");
+
+  /* a lease that ran out: the task is claimable again, by anyone */
+  struct store_job j2 = {.id = "tasksjob2", .kind = "regressors", .model = "m", .request = "{}"};
+  a->ops->job_insert(a, &j2, "ownerA", 60000, "{}", &err);
+  a->ops->task_plan(a, "tasksjob2", 2, &err);
+  int i1 = -1, i2 = -1, i3 = -1, pending = -1;
+  a->ops->task_claim(a, "tasksjob2", "ownerB", 1, &i1, &pending, &err);
+  a->ops->task_claim(a, "tasksjob2", "ownerA", 60000, &i2, &pending, &err);
+  usleep(20000);
+  b->ops->task_claim(b, "tasksjob2", "ownerC", 60000, &i3, &pending, &err);
+  tap_ok(i1 == 0 && i2 == 1 && i3 == 0, "a task whose lease ran out is claimed again (%d %d %d)", i1,
+         i2, i3);
+  i3 = 5;
+  b->ops->task_claim(b, "tasksjob2", "ownerC", 60000, &i3, &pending, &err);
+  tap_ok(i3 == -1 && pending == 2, "then none is left to claim, 2 pending (%d)", pending);
+  char *body = NULL;
+  int fin = 0;
+  a->ops->job_cancel(a, "tasksjob2", &body, &fin, &err);
+  free(body);
+  b->ops->task_claim(b, "tasksjob2", "ownerC", 60000, &i3, &pending, &err);
+  tap_ok(i3 == -1 && pending == 0, "a cancelled job has no task to claim or wait for");
+
+  /* single flight of a fit */
+  int m1 = 0, m2 = 1, m3 = 0;
+  a->ops->fit_claim(a, "fitkey", "ownerA", 60000, &m1, &err);
+  b->ops->fit_claim(b, "fitkey", "ownerB", 60000, &m2, &err);
+  a->ops->fit_release(a, "fitkey", "ownerA", &err);
+  b->ops->fit_claim(b, "fitkey", "ownerB", 60000, &m3, &err);
+  tap_ok(m1 == 1 && m2 == 0 && m3 == 1,
+         "a fit is claimed by one replica; the other gets it once released (%d %d %d)", m1, m2, m3);
+  m1 = m2 = 0;
+  a->ops->fit_claim(a, "fitkey2", "ownerA", 1, &m1, &err);
+  usleep(20000);
+  b->ops->fit_claim(b, "fitkey2", "ownerB", 60000, &m2, &err);
+  tap_ok(m1 == 1 && m2 == 1, "or once its lease ran out");
+  a->ops->close(a);
+  b->ops->close(b);
+}
+
 static void run_all(const char *dir)
 {
   test_registry(dir);
@@ -1097,6 +1231,7 @@ static void run_all(const char *dir)
     test_bad_files(dir);
   test_concurrency(dir);
   test_crash(dir);
+  test_tasks(dir);
   if (!B->files) {
     test_replicas(dir);
     test_restart(dir);
