@@ -136,8 +136,11 @@ enum aced_err split_drain(struct split *sp, long (*run)(void *cls, int i, long *
                           void *cls, struct aced_error *err)
 {
   for (;;) {
+    /* cancelled (the pool has ended it already), timed out, or this
+     * replica stopping (the journal then gives the job up to another) */
     if (job_cancelled(sp->job))
-      return aced_error_set(err, ACED_E_CONFLICT, "", "job cancelled");
+      return aced_error_set(err, ACED_E_UNAVAILABLE, "",
+                            "job stopped (cancelled, timed out or shutting down)");
     int pending = 0;
     int i = split_claim(sp, &pending);
     if (i >= 0) {
