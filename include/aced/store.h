@@ -151,6 +151,9 @@ struct store_ops {
                               int *i, int *pending, struct aced_error *err);
   enum aced_err (*task_done)(struct store *s, const char *id, int i, const char *owner,
                              long units, long computed, struct aced_error *err);
+  /* Give task i back unfinished (free again), if owner holds it. */
+  enum aced_err (*task_release)(struct store *s, const char *id, int i, const char *owner,
+                                struct aced_error *err);
   /* Sums over the job's done tasks; *total = its tasks (0: not split). */
   enum aced_err (*task_sum)(struct store *s, const char *id, long *units, long *computed,
                             int *done, int *total, struct aced_error *err);

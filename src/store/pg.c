@@ -610,6 +610,7 @@ static const struct store_ops pg_ops = {
     .task_plan = pg_task_plan,
     .task_claim = pg_task_claim,
     .task_done = pg_task_done,
+    .task_release = pg_task_release,
     .task_sum = pg_task_sum,
     .task_find = pg_task_find,
     .fit_claim = pg_fit_claim,

@@ -138,6 +138,8 @@ enum aced_err pg_task_claim(struct store *s, const char *id, const char *owner, 
                             int *i, int *pending, struct aced_error *err);
 enum aced_err pg_task_done(struct store *s, const char *id, int i, const char *owner,
                            long units, long computed, struct aced_error *err);
+enum aced_err pg_task_release(struct store *s, const char *id, int i, const char *owner,
+                              struct aced_error *err);
 enum aced_err pg_task_sum(struct store *s, const char *id, long *units, long *computed,
                           int *done, int *total, struct aced_error *err);
 enum aced_err pg_fit_claim(struct store *s, const char *key, const char *owner, int lease_ms,

@@ -122,6 +122,25 @@ enum aced_err pg_task_done(struct store *s, const char *id, int i, const char *o
   return ACED_OK;
 }
 
+enum aced_err pg_task_release(struct store *s, const char *id, int i, const char *owner,
+                              struct aced_error *err)
+{
+  char si[16];
+  snprintf(si, sizeof si, "%d", i);
+  const char *v[] = {id, si, owner};
+  /* free again, and idle replicas are told (a helper stopping) */
+  PGresult *r = pg_jobs_exec(pg_of(s),
+                             "WITH u AS (UPDATE aced_tasks SET state = 'free', owner = NULL,"
+                             " lease_until = NULL WHERE job = $1 AND i = $2::integer"
+                             " AND owner = $3 AND state = 'leased' RETURNING job)"
+                             " SELECT pg_notify('" PG_JOBS_CHANNEL "', 'tasks ' || job) FROM u",
+                             3, v, err, "task release");
+  if (r == NULL)
+    return pg_jobs_code(err);
+  PQclear(r);
+  return ACED_OK;
+}
+
 enum aced_err pg_task_sum(struct store *s, const char *id, long *units, long *computed,
                           int *done, int *total, struct aced_error *err)
 {

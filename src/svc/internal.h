@@ -232,6 +232,9 @@ int split_claim(struct split *sp, int *pending);
 /* split_claim for a task step: -1 at once once a step found none. */
 int split_next(struct split *sp);
 void split_done(struct split *sp, int i, long units, long computed);
+/* A task that failed here (cancel, shutdown): free for another replica
+ * at once rather than when its lease runs out. */
+void split_release(struct split *sp, int i);
 enum aced_err split_drain(struct split *sp, long (*run)(void *cls, int i, long *computed,
                                                         struct aced_error *err),
                           void *cls, struct aced_error *err);

@@ -158,6 +158,8 @@ static long regressors_task(void *work, int i, struct aced_error *err)
   long u = regressors_run(w, k, &computed, err);
   if (u >= 0)
     split_done(w->split, k, u, computed);
+  else
+    split_release(w->split, k);
   return u;
 }
 

@@ -49,8 +49,8 @@ struct split {
   char id[40];      /* the job's id in the store (the helped job's for a helper) */
   int helper;
   int n;
-  int broken;       /* the store failed: run what is left here */
-  int exhausted;    /* a task step found nothing left to claim */
+  int broken;       /* the store failed: run what is left here (atomic: any worker) */
+  int exhausted;    /* a task step found nothing left to claim (atomic) */
   /* claim statistics, for the log and the benchmark */
   long claims, here;
   int64_t claim_us;
@@ -90,7 +90,7 @@ int split_claim(struct split *sp, int *pending)
   struct store *s = sp->svc->store;
   int i = -1;
   *pending = 0;
-  if (sp->broken)
+  if (__atomic_load_n(&sp->broken, __ATOMIC_RELAXED))
     return -1;
   struct aced_error err;
   int64_t t0 = aced_now_us();
@@ -102,7 +102,7 @@ int split_claim(struct split *sp, int *pending)
   if (rc != ACED_OK) {
     log_warn("split", "job %s: task claim failed (%s): %s", sp->id,
              sp->helper ? "this helper stops" : "the rest runs here", err.message);
-    sp->broken = 1;
+    __atomic_store_n(&sp->broken, 1, __ATOMIC_RELAXED);
     return -1;
   }
   if (i >= 0)
@@ -131,6 +131,15 @@ void split_done(struct split *sp, int i, long units, long computed)
     log_warn("split", "job %s: task %d done but not recorded: %s", sp->id, i, err.message);
 }
 
+void split_release(struct split *sp, int i)
+{
+  struct store *s = sp->svc->store;
+  struct aced_error err;
+  if (s->ops->task_release(s, sp->id, i, svc_journal_owner(), &err) != ACED_OK)
+    log_warn("split", "job %s: task %d not released (its lease runs out): %s", sp->id, i,
+             err.message);
+}
+
 enum aced_err split_drain(struct split *sp, long (*run)(void *cls, int i, long *computed,
                                                         struct aced_error *err),
                           void *cls, struct aced_error *err)
@@ -150,7 +159,7 @@ enum aced_err split_drain(struct split *sp, long (*run)(void *cls, int i, long *
       split_done(sp, i, u, computed);
       continue;
     }
-    if (sp->broken) {
+    if (__atomic_load_n(&sp->broken, __ATOMIC_RELAXED)) {
       /* every task again here: those done elsewhere are cache hits */
       for (int k = 0; k < sp->n; k++) {
         long computed = 0;
@@ -177,7 +186,7 @@ int split_counts(struct split *sp, long *units, long *computed)
   struct store *s = sp->svc->store;
   int done = 0, total = 0;
   struct aced_error err;
-  if (sp->broken ||
+  if (__atomic_load_n(&sp->broken, __ATOMIC_RELAXED) ||
       s->ops->task_sum(s, sp->id, units, computed, &done, &total, &err) != ACED_OK ||
       done != total)
     return -1;

@@ -26,10 +26,6 @@ def replica(uri, workers=1):
     return d.start()
 
 
-def owner_of(d):
-    return "%%:%d:%%" % d.proc.pid
-
-
 def tasks(db, job):
     """(i, state, owner) of the job's task rows."""
     return pg.query("SELECT i, state, coalesce(owner, '') FROM aced_tasks WHERE job = '%s' ORDER BY i" % job, db)
@@ -37,6 +33,18 @@ def tasks(db, job):
 
 def count(db, job, where):
     return int(pg.query("SELECT count(*) FROM aced_tasks WHERE job = '%s' AND %s" % (job, where), db)[0][0])
+
+
+def submit_and_wait_for_b(num):
+    """A regressors job submitted to A; returns its id and the tasks B holds a lease on once it holds one
+    (60 s at most)."""
+    job = A.post("/v1/models/split/regressors", {"estimator": "montecarlo", "num": num}).json["job"]["id"]
+    t0 = time.time()
+    held = []
+    while time.time() - t0 < 60 and not held:
+        held = [i for i, s, o in tasks(DB, job) if s == "leased" and (":%d:" % B.proc.pid) in o]
+        time.sleep(0.02)
+    return job, held
 
 
 def regressors(d, num):
@@ -98,17 +106,8 @@ m = [l for l in B.read_log().splitlines() if "claims took" in l]
 diag("B: " + (m[-1] if m else "no claim line"))
 
 # ---- a helper SIGKILLed mid-job: its leased tasks go to A when their lease runs out ------------------------
-r = A.post("/v1/models/split/regressors", {"estimator": "montecarlo", "num": 1600})
-job = r.json["job"]["id"]
-t0 = time.time()
-leased = 0
-while time.time() - t0 < 60:
-    leased = count(DB, job, "state = 'leased' AND owner LIKE '%s'" % owner_of(B))
-    if leased > 0:
-        break
-    time.sleep(0.02)
-ok(leased > 0, "B holds a lease on a task of A's job")
-held = [i for i, s, o in tasks(DB, job) if s == "leased" and (":%d:" % B.proc.pid) in o]
+job, held = submit_and_wait_for_b(1600)
+ok(held, "B holds a lease on a task of A's job")
 B.proc.send_signal(signal.SIGKILL)
 B.proc.wait()
 t_kill = time.time()
@@ -124,12 +123,8 @@ ok(not bad, "all %d regressors equal the undisturbed run's, to the last bit" % (
 
 # ---- cancel on one replica stops the tasks running on the other ------------------------------------------
 B = replica(uri)
-r = A.post("/v1/models/split/regressors", {"estimator": "montecarlo", "num": 9999})
-job = r.json["job"]["id"]
-t0 = time.time()
-while time.time() - t0 < 60 and count(DB, job, "state = 'leased' AND owner LIKE '%s'" % owner_of(B)) == 0:
-    time.sleep(0.02)
-ok(count(DB, job, "state = 'leased' AND owner LIKE '%s'" % owner_of(B)) > 0, "B runs a task of A's new job")
+job, held = submit_and_wait_for_b(9999)
+ok(held, "B runs a task of A's new job")
 helper = job[::-1]
 t_cancel = time.time()
 r = A.delete("/v1/jobs/" + job)
@@ -150,6 +145,19 @@ ok(count(DB, job, "state = 'done'") == n_done and count(DB, job, "state = 'free'
    "no task of it is claimed or done after the cancel (%d done, %d never claimed of %d)" % (n_done, n_free, K))
 ra = A.wait_job(job, timeout=10)
 ok(ra.json["state"] == "cancelled", "the job is cancelled on A", ra)
+
+# ---- a helper stopping cleanly gives its task back at once ------------------------------------------------
+B = replica(uri)
+job, held = submit_and_wait_for_b(9997)
+pid_b = B.proc.pid
+ok(held and B.stop() == 0, "B stops cleanly (SIGTERM) while it runs task %s of A's job" % held)
+rows = {i: (s, o) for i, s, o in tasks(DB, job)}
+ok(all(rows[i][0] != "leased" or (":%d:" % pid_b) not in rows[i][1] for i in held),
+   "the task it held is not left leased to it (%s)" % [rows[i] for i in held])
+r = A.wait_job(job, timeout=300)
+ok(r.json["state"] == "done" and all(s == "done" for _, s, _ in tasks(DB, job)),
+   "A completes the job, every task done", r)
+B = replica(uri)
 
 # ---- single flight across replicas: the same regressor asked of both at once is fitted once --------------
 def ask(d, out, key):

@@ -1199,6 +1199,11 @@ static void test_tasks(const char *dir)
   i3 = 5;
   b->ops->task_claim(b, "tasksjob2", "ownerC", 60000, &i3, &pending, &err);
   tap_ok(i3 == -1 && pending == 2, "then none is left to claim, 2 pending (%d)", pending);
+  e = b->ops->task_release(b, "tasksjob2", 0, "ownerA", &err); /* not A's: kept */
+  e = e == ACED_OK ? b->ops->task_release(b, "tasksjob2", 0, "ownerC", &err) : e;
+  i3 = -1;
+  a->ops->task_claim(a, "tasksjob2", "ownerD", 60000, &i3, &pending, &err);
+  tap_ok(e == ACED_OK && i3 == 0, "a task given back by its holder is claimable at once (%d)", i3);
   char *body = NULL;
   int fin = 0;
   a->ops->job_cancel(a, "tasksjob2", &body, &fin, &err);
