@@ -444,8 +444,10 @@ static long attributions_task(void *work, int i, struct aced_error *err)
   /* one grid fits every output of the feature: the first missing one
    * comes back from the fit, the others from the cache it filled */
   json_t *v = NULL;
+  int waited = 0; /* fitted by another replica meanwhile (split.c) */
   svc_stop_begin(w->job);
-  enum aced_err rc = fit_feature(w->svc, w->L, w->feats[i], &w->q, w->outs[k0], &v, err);
+  enum aced_err rc = fit_feature_shared(w->svc, w->L, w->feats[i], &w->q, w->outs[k0], &v,
+                                        w->job, &waited, err);
   svc_stop_end();
   if (rc != ACED_OK)
     return -1;
