@@ -65,6 +65,7 @@ struct opts {
   const char *body_name;
   const char *fixture_path;
   int body_only;   /* --body without the benchmark */
+  int body_moments; /* --moments: the body carries mean and covariance */
   int info_only;
 };
 
@@ -539,7 +540,7 @@ static int write_dump(const char *path, const struct bnet *b, const double *mean
  * Weights at full precision; samples at 5 significant digits, which is
  * what image data carries and keeps 4096-input bodies under the body cap. */
 static int write_body(const char *path, const char *name, const struct bnet *b, const double *X,
-                      int n)
+                      int n, int as_moments)
 {
   FILE *f = fopen(path, "w");
   if (f == NULL) {
@@ -570,6 +571,27 @@ static int write_body(const char *path, const char *name, const struct bnet *b, 
     for (int j = 0; j < L->n_out; j++)
       fprintf(f, "%s%.17g", j ? "," : "", L->b[j]);
     fprintf(f, "],\"activation\":\"%s\"}", eng_act_name(L->act));
+  }
+  if (as_moments) {
+    /* a model registered without samples: their mean and covariance */
+    double *mean = calloc((size_t)k, sizeof *mean), *cov = calloc((size_t)k * k, sizeof *cov);
+    if (mean == NULL || cov == NULL)
+      abort();
+    moments(X, n, k, mean, cov);
+    fprintf(f, "]},\"data\":{\"mean\":[");
+    for (int p = 0; p < k; p++)
+      fprintf(f, "%s%.17g", p ? "," : "", mean[p]);
+    fprintf(f, "],\"covariance\":[");
+    for (int p = 0; p < k; p++) {
+      fprintf(f, "%s[", p ? "," : "");
+      for (int q = 0; q < k; q++)
+        fprintf(f, "%s%.17g", q ? "," : "", cov[(size_t)p * k + q]);
+      fputc(']', f);
+    }
+    fprintf(f, "]}}\n");
+    free(mean);
+    free(cov);
+    return fclose(f) == 0 ? 0 : -1;
   }
   fprintf(f, "]},\"data\":{\"samples\":[");
   for (int i = 0; i < n; i++) {
@@ -686,7 +708,7 @@ static void usage(void)
           "usage: bench_engine [--smoke] [--json FILE] [--dump FILE] [--fixture FILE]\n"
           "                    [--arch 784,512,256,128,64,10] [--samples N] [--features N]\n"
           "                    [--alphas N] [--seed N] [--info]\n"
-          "       bench_engine --body FILE [--name NAME] [--arch ...] [--samples N]\n");
+          "       bench_engine --body FILE [--moments] [--name NAME] [--arch ...] [--samples N]\n");
   exit(2);
 }
 
@@ -723,6 +745,8 @@ int main(int argc, char **argv)
       o.dump_path = argval(argc, argv, &i);
     else if (strcmp(a, "--body") == 0)
       o.body_path = argval(argc, argv, &i), o.body_only = 1;
+    else if (strcmp(a, "--moments") == 0)
+      o.body_moments = 1;
     else if (strcmp(a, "--name") == 0)
       o.body_name = argval(argc, argv, &i);
     else if (strcmp(a, "--fixture") == 0)
@@ -775,7 +799,7 @@ int main(int argc, char **argv)
   memset(&b, 0, sizeof b);
   gen_net(&b, o.dims, o.n_dims, X, n, o.seed);
   if (o.body_only) {
-    int rc = write_body(o.body_path, o.body_name, &b, X, n);
+    int rc = write_body(o.body_path, o.body_name, &b, X, n, o.body_moments);
     free_net(&b);
     free(X);
     return rc == 0 ? 0 : 1;
