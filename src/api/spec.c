@@ -96,6 +96,14 @@ static enum aced_err check_field(const struct spec_field *f, const json_t *v,
       return aced_error_set(err, ACED_E_BAD_TYPE, name,
                             "'%s' must be a name or an array of numbers", name);
     return check_numbers(v, name, ACED_MAX_INPUTS, err);
+  case SPEC_STRING_OR_INPUT:
+    if (json_is_string(v))
+      return ACED_OK;
+    if (!json_is_array(v))
+      return aced_error_set(err, ACED_E_BAD_TYPE, name,
+                            "'%s' must be a name, an array of numbers or a sequence of them",
+                            name);
+    return check_row(v, name, err);
   case SPEC_STRINGS:
     if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > f->max)
       return aced_error_set(err, ACED_E_BAD_TYPE, name,
