@@ -9,6 +9,7 @@ gradients within the quadrature error; ace beside them (the attributions route's
 connection_weights refused naming the method; the errors that name their field; concurrent
 clients; and an ONNX-imported model getting every method."""
 
+import base64
 import json
 import os
 import threading
@@ -169,7 +170,52 @@ for t in threads:
     t.join()
 ok(len(results) == 18 and all(results), "6 concurrent clients x 3 requests: the same answers as alone")
 
-# ONNX-imported models become the JSON network: every method answers.
-onnx_dir = os.path.join(DATA, "onnx")
-onnx_files = sorted(f for f in os.listdir(onnx_dir) if f.endswith(".json")) if os.path.isdir(onnx_dir) else []
+# ONNX-imported models become the JSON network: every method answers, as for the JSON twin.
+ONNX = os.path.join(DATA, "onnx")
+
+
+def b64(name):
+    with open(os.path.join(ONNX, name), "rb") as f:
+        return base64.b64encode(f.read()).decode()
+
+
+ALL = ["gradient", "gradient_x_input", "integrated_gradients", "ablation", "connection_weights", "ace"]
+ff = json.load(open(os.path.join(ONNX, "ff_ref.json")))
+c = next(c for c in ff["cases"] if c["name"].startswith("ff_tanh_softmax"))
+outs = ["y%d" % i for i in range(c["n_outputs"])]
+for name, net in (("onnx_ff", {"type": "onnx", "model": b64(c["file"])}), ("onnx_ff_json", c["network"])):
+    r = d.post("/v1/models", {"name": name, "features": c["features"], "outputs": outs,
+                              "data": {"samples": c["samples"]}, "network": net})
+    ok(r.status == 201, "%s (%s) registers" % (name, c["file"]), r)
+rows = c["samples"][:3]
+body = {"methods": ALL, "output": "y1", "inputs": rows, "estimator": "montecarlo", "num": 8}
+a = d.post("/v1/models/onnx_ff/explanations", body)
+b = d.post("/v1/models/onnx_ff_json/explanations", body)
+ok(a.status == 200 and [x["method"] for x in a.json["explanations"]] == ALL
+   and all(len(x["attributions"][0]) == len(c["features"]) for x in a.json["explanations"])
+   and b.status == 200 and [x["attributions"] for x in a.json["explanations"]]
+   == [x["attributions"] for x in b.json["explanations"]],
+   "an ONNX-imported feedforward model: every method, the JSON twin's numbers", (a, b))
+rnn = json.load(open(os.path.join(ONNX, "rnn_ref.json")))
+for c in rnn["cases"][:3]:
+    r = d.post("/v1/models", {"name": "onnx_" + c["name"], "features": c["features"],
+                              "network": {"type": "onnx", "model": b64(c["file"])},
+                              "data": {"sequences": c["sequences"]}})
+    ok(r.status == 201, "%s registers" % c["file"], r)
+    every = c["network"].get("output_at") == "every"
+    body = {"methods": [m for m in ALL if m != "connection_weights"], "output": 0,
+            "inputs": c["sequences"][:2], "estimator": "montecarlo", "num": 8, "all_timesteps": True}
+    if every:
+        body["output_timestep"] = c["sequence_length"] - 2
+    r = d.post("/v1/models/onnx_%s/explanations" % c["name"], body)
+    blocks = r.json.get("explanations", []) if r.status == 200 else []
+    T, I = c["sequence_length"], len(c["features"])
+    good = len(blocks) == 5 and all(len(x["attributions"]) == 2 and len(x["attributions"][0]) == T
+                                    and len(x["attributions"][0][0]) == I for x in blocks)
+    if good and not c["network"].get("feedback"):
+        good = max(abs(g) for g in blocks[2]["completeness_gap"]) < 1e-10
+    ok(good, "an ONNX-imported %s: gradient, gradient_x_input, integrated_gradients (complete), "
+       "ablation and ace answer rows x T x features" % c["name"], r)
+ok(d.alive(), "daemon alive")
+d.stop()
 done()
