@@ -154,17 +154,17 @@ int eng_rnn_lag_compute(struct eng_model *m);
 struct rnn_tape {
   const struct eng_rnn *net;
   int cap, n, steps, t0, t1, fb;
-  int nl, H, G, O, ni, w, hw, wide; /* w: max(input, hidden); hw: head units */
-  double *in, *hp, *cp, *gi, *gh;   /* per (step, layer): n rows each */
+  int nl, H, G, S, O, ni, w, hw, wide; /* S: a state row; w: max(input, hidden); hw: head units */
+  double *hp, *cp, *gi, *gh;        /* per (step, layer): n rows each */
   double *hz, *ha;                  /* head per step: pre-activations, activations */
-  double *h;                        /* running state: h of every layer, then c */
+  double *h;                        /* running state, n x S as in struct rnn_pass */
   double *gs, *da, *gin, *hb, *gfb; /* backward workspace */
 };
 int rnn_tape_init(struct rnn_tape *tp, const struct eng_rnn *r, int cap, int steps);
 void rnn_tape_free(struct rnn_tape *tp);
 /* Doubles one row's tape of `steps` steps holds. */
 double rnn_tape_per_row(const struct eng_rnn *r, int steps);
-/* The running state (2 x layers x cap x hidden): copy out, set (NULL: 0). */
+/* The running state (cap x S): copy out, set (NULL: 0). */
 void rnn_tape_state_get(const struct rnn_tape *tp, double *dst);
 void rnn_tape_state_set(struct rnn_tape *tp, const double *src);
 /* Steps t0..t1-1 of the tp->n rows of x (n x T*input_size) from the

@@ -7,11 +7,14 @@
  * DESIGN
  *
  * A tape holds, for n rows and the steps t0..t1-1 of one run, every
- * layer's input, the state before the step and the pre-activations
- * W_ih x + b_ih and W_hh h + b_hh, and the head's pre-activations and
- * activations at the steps it was applied.  Forward and backward are one
- * GEMM per layer and step over the n rows; the element-wise parts of the
- * cells are re-derived from the taped pre-activations.
+ * layer's state before the step and its gates as the plain passes leave
+ * them (eng_cells_plain of vmath.c, run on the tape's own buffers: the
+ * same vectorized non-linearities as every forward pass), and the head's
+ * pre-activations and activations at the steps it was applied.  Forward
+ * and backward are one GEMM per layer and step over the n rows; the
+ * backward pass needs no transcendental function: every derivative is a
+ * polynomial in the taped activations.  The running state has the plain
+ * passes' layout, n rows of S (per layer h, then c for the LSTM).
  *
  * Which function is differentiated.  Teacher forced (no feedback), y is
  * the flattened function of engine.h and one forward and one backward
@@ -30,11 +33,6 @@
 #include <string.h>
 #include <cblas.h>
 #include "engine/internal.h"
-
-static double sg(double z)
-{
-  return z >= 0.0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z));
-}
 
 static int head_width(const struct eng_rnn *r)
 {
@@ -55,13 +53,12 @@ static int head_widest(const struct eng_rnn *r)
 double rnn_tape_per_row(const struct eng_rnn *r, int steps)
 {
   const int H = r->hidden_size, G = eng_cell_gates(r->cell) * H;
-  const int w = r->input_size > H ? r->input_size : H, hw = head_width(r);
-  return (double)steps * (r->n_layers * (2.0 * G + 2.0 * H + w) + 2.0 * hw + H);
+  const int hw = head_width(r);
+  return (double)steps * (r->n_layers * (2.0 * G + 2.0 * H) + 2.0 * hw + H);
 }
 
 void rnn_tape_free(struct rnn_tape *tp)
 {
-  free(tp->in);
   free(tp->hp);
   free(tp->cp);
   free(tp->gi);
@@ -89,25 +86,25 @@ int rnn_tape_init(struct rnn_tape *tp, const struct eng_rnn *r, int cap, int ste
   tp->O = rnn_head_out(r);
   tp->ni = r->input_size;
   tp->w = tp->ni > tp->H ? tp->ni : tp->H;
+  tp->S = tp->nl * tp->H * (r->cell == ENG_CELL_LSTM ? 2 : 1);
   tp->hw = head_width(r);
   tp->wide = head_widest(r);
   if (tp->wide < tp->w)
     tp->wide = tp->w;
   size_t cells = (size_t)steps * tp->nl * cap;
-  tp->in = malloc(cells * tp->w * sizeof *tp->in);
   tp->hp = malloc(cells * tp->H * sizeof *tp->hp);
   tp->cp = malloc(cells * tp->H * sizeof *tp->cp);
   tp->gi = malloc(cells * tp->G * sizeof *tp->gi);
   tp->gh = malloc(cells * tp->G * sizeof *tp->gh);
   tp->hz = malloc((size_t)steps * cap * tp->hw * sizeof *tp->hz);
   tp->ha = malloc((size_t)steps * cap * (tp->hw + tp->H) * sizeof *tp->ha);
-  tp->h = calloc((size_t)2 * tp->nl * cap * tp->H, sizeof *tp->h);
+  tp->h = calloc((size_t)cap * tp->S, sizeof *tp->h);
   tp->gs = malloc((size_t)2 * tp->nl * cap * tp->H * sizeof *tp->gs);
   tp->da = malloc((size_t)2 * cap * tp->G * sizeof *tp->da);
   tp->gin = malloc((size_t)cap * tp->w * sizeof *tp->gin);
   tp->hb = malloc((size_t)2 * cap * tp->wide * sizeof *tp->hb);
   tp->gfb = malloc((size_t)cap * tp->O * sizeof *tp->gfb);
-  if (!tp->gfb || !tp->in || !tp->hp || !tp->cp || !tp->gi || !tp->gh || !tp->hz || !tp->ha || !tp->h ||
+  if (!tp->gfb || !tp->hp || !tp->cp || !tp->gi || !tp->gh || !tp->hz || !tp->ha || !tp->h ||
       !tp->gs || !tp->da || !tp->gin || !tp->hb) {
     rnn_tape_free(tp);
     return -1;
@@ -115,28 +112,23 @@ int rnn_tape_init(struct rnn_tape *tp, const struct eng_rnn *r, int cap, int ste
   return 0;
 }
 
-/* The running state: h of layer l is tp->h + l * cap * H (n x H), c the
- * same after the nl layers of h. */
-static double *st_h(struct rnn_tape *tp, int l)
+/* The offset of layer l's h in a row of the running state (c follows). */
+static int st_off(const struct rnn_tape *tp, int l)
 {
-  return tp->h + (size_t)l * tp->cap * tp->H;
-}
-static double *st_c(struct rnn_tape *tp, int l)
-{
-  return tp->h + ((size_t)tp->nl + l) * tp->cap * tp->H;
+  return l * (int)(tp->S / tp->nl);
 }
 
 void rnn_tape_state_get(const struct rnn_tape *tp, double *dst)
 {
-  memcpy(dst, tp->h, (size_t)2 * tp->nl * tp->cap * tp->H * sizeof *dst);
+  memcpy(dst, tp->h, (size_t)tp->cap * tp->S * sizeof *dst);
 }
 
 void rnn_tape_state_set(struct rnn_tape *tp, const double *src)
 {
   if (src)
-    memcpy(tp->h, src, (size_t)2 * tp->nl * tp->cap * tp->H * sizeof *src);
+    memcpy(tp->h, src, (size_t)tp->cap * tp->S * sizeof *src);
   else
-    memset(tp->h, 0, (size_t)2 * tp->nl * tp->cap * tp->H * sizeof *tp->h);
+    memset(tp->h, 0, (size_t)tp->cap * tp->S * sizeof *tp->h);
 }
 
 /* Offsets of taped blocks: (step index, layer) -> n rows of width wd. */
@@ -152,9 +144,9 @@ static void head_forward(struct rnn_tape *tp, int u)
   const int n = tp->n, lda = tp->hw + tp->H;
   double *z = tp->hz + (size_t)u * tp->cap * tp->hw;
   double *a = tp->ha + (size_t)u * tp->cap * lda;
-  const double *top = st_h(tp, tp->nl - 1);
+  const double *top = tp->h + st_off(tp, tp->nl - 1);
   for (int s = 0; s < n; s++)
-    memcpy(a + (size_t)s * lda, top + (size_t)s * tp->H, (size_t)tp->H * sizeof *a);
+    memcpy(a + (size_t)s * lda, top + (size_t)s * tp->S, (size_t)tp->H * sizeof *a);
   int zo = 0, ao = 0;
   for (int l = 0; l < r->head.n_layers; l++) {
     const struct eng_layer *ly = &r->head.layers[l];
@@ -182,8 +174,10 @@ static const double *head_out(const struct rnn_tape *tp, int u, int s)
 void rnn_tape_run(struct rnn_tape *tp, const double *x, int t0, int t1, int fb, int head_last)
 {
   const struct eng_rnn *r = tp->net;
-  const int n = tp->n, nl = tp->nl, H = tp->H, G = tp->G, w = tp->w, ni = tp->ni;
-  const int K = r->T * ni, lstm = r->cell == ENG_CELL_LSTM;
+  const int n = tp->n, nl = tp->nl, H = tp->H, G = tp->G, S = tp->S, ni = tp->ni;
+  const int K = r->T * ni, lstm = r->cell == ENG_CELL_LSTM, lda = tp->hw + tp->H;
+  /* a pass over the tape's buffers, for eng_cells_plain */
+  struct rnn_pass p = {.net = r, .n = n, .H = H, .G = G, .S = S, .v = tp->h};
   tp->t0 = t0;
   tp->t1 = t1;
   tp->fb = fb;
@@ -191,42 +185,34 @@ void rnn_tape_run(struct rnn_tape *tp, const double *x, int t0, int t1, int fb, 
     const int u = s - t0;
     for (int l = 0; l < nl; l++) {
       const struct eng_rnn_layer *L = &r->layers[l];
-      double *in = tp->in + at(tp, u, l, w), *gi = tp->gi + at(tp, u, l, G);
-      double *gh = tp->gh + at(tp, u, l, G);
-      double *hl = st_h(tp, l), *cl = st_c(tp, l);
+      const int off = st_off(tp, l);
+      double *gi = tp->gi + at(tp, u, l, G), *gh = tp->gh + at(tp, u, l, G);
+      double *hp = tp->hp + at(tp, u, l, H), *cp = tp->cp + at(tp, u, l, H);
+      /* the layer's input: x, the head's output at the step before, or
+       * the state of the layer below (read before this layer changes) */
+      const double *in = l ? tp->h + st_off(tp, l - 1)
+                         : fb && s > t0 ? tp->ha + (size_t)(u - 1) * tp->cap * lda + (lda - tp->O)
+                                        : x + (size_t)s * ni;
+      const int ldin = l ? S : fb && s > t0 ? lda : K;
       for (int q = 0; q < n; q++) {
-        const double *src = l ? st_h(tp, l - 1) + (size_t)q * H
-                            : fb && s > t0 ? head_out(tp, u - 1, q)
-                                           : x + (size_t)q * K + (size_t)s * ni;
-        memcpy(in + (size_t)q * w, src, (size_t)L->n_in * sizeof *in);
         memcpy(gi + (size_t)q * G, L->b_ih, (size_t)G * sizeof *gi);
         memcpy(gh + (size_t)q * G, L->b_hh, (size_t)G * sizeof *gh);
+        memcpy(hp + (size_t)q * H, tp->h + (size_t)q * S + off, (size_t)H * sizeof *hp);
+        if (lstm)
+          memcpy(cp + (size_t)q * H, tp->h + (size_t)q * S + off + H, (size_t)H * sizeof *cp);
       }
-      memcpy(tp->hp + at(tp, u, l, H), hl, (size_t)n * H * sizeof *hl);
-      memcpy(tp->cp + at(tp, u, l, H), cl, (size_t)n * H * sizeof *cl);
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, G, L->n_in, 1.0, in, w, L->W_ih,
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, G, L->n_in, 1.0, in, ldin, L->W_ih,
                   L->n_in, 1.0, gi, G);
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, G, H, 1.0, hl, H, L->W_hh, H, 1.0,
-                  gh, G);
-      for (int q = 0; q < n; q++) {
-        const double *a = gi + (size_t)q * G, *b = gh + (size_t)q * G;
-        double *h = hl + (size_t)q * H, *c = cl + (size_t)q * H;
-        for (int j = 0; j < H; j++) {
-          if (r->cell == ENG_CELL_GRU) {
-            double rg = sg(a[j] + b[j]), zg = sg(a[H + j] + b[H + j]);
-            double ng = tanh(a[2 * H + j] + rg * b[2 * H + j]);
-            h[j] = ng + zg * (h[j] - ng);
-          } else if (lstm) {
-            double ig = sg(a[j] + b[j]), fg = sg(a[H + j] + b[H + j]);
-            double gg = tanh(a[2 * H + j] + b[2 * H + j]), og = sg(a[3 * H + j] + b[3 * H + j]);
-            c[j] = fg * c[j] + ig * gg;
-            h[j] = og * tanh(c[j]);
-          } else {
-            double v = a[j] + b[j];
-            h[j] = r->cell == ENG_CELL_RNN_TANH ? tanh(v) : (v > 0.0 ? v : 0.0);
-          }
-        }
-      }
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, G, H, 1.0, tp->h + off, S, L->W_hh,
+                  H, 1.0, gh, G);
+      /* the plain passes' cells; what they leave in gi and gh is what
+       * rnn_tape_backward reads (see there) */
+      p.gi = gi;
+      p.gh = gh;
+      eng_cells_plain(&p, off);
+      if (r->cell == ENG_CELL_RNN_TANH || r->cell == ENG_CELL_RNN_RELU)
+        for (int q = 0; q < n; q++) /* the new h: its derivative's argument */
+          memcpy(gh + (size_t)q * G, tp->h + (size_t)q * S + off, (size_t)H * sizeof *gh);
     }
     if ((fb && s < t1 - 1) || (head_last && s == t1 - 1))
       head_forward(tp, u);
@@ -308,29 +294,28 @@ void rnn_tape_backward(struct rnn_tape *tp, const double *gy, double *gx)
       head_backward(tp, u, gfb); /* the input of step s + 1 was this head's output */
     for (int l = nl - 1; l >= 0; l--) {
       const struct eng_rnn_layer *L = &r->layers[l];
+      /* the taped gates, as eng_cells_plain left them: GRU gi = (r, z, -),
+       * gh = (n, -, W_hn h + b_hn); LSTM gi = (i, f, g, o), gh = tanh(c);
+       * Elman gh = the new h */
       for (int q = 0; q < n; q++) {
-        const double *gi = tp->gi + at(tp, u, l, G) + (size_t)q * G;
-        const double *ghh = tp->gh + at(tp, u, l, G) + (size_t)q * G;
+        const double *ga = tp->gi + at(tp, u, l, G) + (size_t)q * G;
+        const double *gb = tp->gh + at(tp, u, l, G) + (size_t)q * G;
         const double *hp = tp->hp + at(tp, u, l, H) + (size_t)q * H;
         const double *cp = tp->cp + at(tp, u, l, H) + (size_t)q * H;
         double *gq = gh_ + ((size_t)l * tp->cap + q) * H, *c = gc + ((size_t)l * tp->cap + q) * H;
         double *a = da + (size_t)q * G, *b = db + (size_t)q * G;
         for (int j = 0; j < H; j++) {
           if (r->cell == ENG_CELL_GRU) {
-            double rg = sg(gi[j] + ghh[j]), zg = sg(gi[H + j] + ghh[H + j]);
-            double ng = tanh(gi[2 * H + j] + rg * ghh[2 * H + j]);
+            double rg = ga[j], zg = ga[H + j], ng = gb[j];
             double dn = gq[j] * (1.0 - zg), dz = gq[j] * (hp[j] - ng);
-            double dan = dn * (1.0 - ng * ng), dr = dan * ghh[2 * H + j];
+            double dan = dn * (1.0 - ng * ng), dr = dan * gb[2 * H + j];
             a[j] = b[j] = dr * rg * (1.0 - rg);
             a[H + j] = b[H + j] = dz * zg * (1.0 - zg);
             a[2 * H + j] = dan;
             b[2 * H + j] = dan * rg;
             gq[j] *= zg; /* the direct path h_prev -> h */
           } else if (r->cell == ENG_CELL_LSTM) {
-            double ig = sg(gi[j] + ghh[j]), fg = sg(gi[H + j] + ghh[H + j]);
-            double gg = tanh(gi[2 * H + j] + ghh[2 * H + j]);
-            double og = sg(gi[3 * H + j] + ghh[3 * H + j]);
-            double cn = fg * cp[j] + ig * gg, tc = tanh(cn);
+            double ig = ga[j], fg = ga[H + j], gg = ga[2 * H + j], og = ga[3 * H + j], tc = gb[j];
             double dc = c[j] + gq[j] * og * (1.0 - tc * tc);
             a[j] = dc * gg * ig * (1.0 - ig);
             a[H + j] = dc * cp[j] * fg * (1.0 - fg);
@@ -339,14 +324,8 @@ void rnn_tape_backward(struct rnn_tape *tp, const double *gy, double *gx)
             c[j] = dc * fg;
             gq[j] = 0.0;
           } else {
-            double v = gi[j] + ghh[j], d;
-            if (r->cell == ENG_CELL_RNN_TANH) {
-              double t = tanh(v);
-              d = 1.0 - t * t;
-            } else {
-              d = v > 0.0 ? 1.0 : 0.0;
-            }
-            a[j] = gq[j] * d;
+            double h = gb[j];
+            a[j] = gq[j] * (r->cell == ENG_CELL_RNN_TANH ? 1.0 - h * h : h > 0.0 ? 1.0 : 0.0);
             gq[j] = 0.0;
           }
         }
