@@ -112,6 +112,15 @@ rc=$?
 ok $rc "bench_recurrent.py --smoke: the regressors jobs complete (and agree with the torch peer when it runs), section.py writes the section"
 [ $rc -eq 0 ] || show "$tmp/recurrent.log"
 
+# explanations of recurrent models (issue #15): and, with torch, their peer
+$py "$srcdir/bench/bench_rexplain.py" --smoke --json "$tmp/rexplain.json" \
+  --fragment "$tmp/rexplain.md" >"$tmp/rexplain.log" 2>&1 &&
+  $py "$srcdir/bench/section.py" "$tmp/sections.md" rexplain "$tmp/rexplain.md" >>"$tmp/rexplain.log" 2>&1 &&
+  grep -q '<!-- section:rexplain -->' "$tmp/sections.md"
+rc=$?
+ok $rc "bench_rexplain.py --smoke: gradient, integrated gradients and ablation answer (and agree with the torch peer when it runs), section.py writes the section"
+[ $rc -eq 0 ] || show "$tmp/rexplain.log"
+
 torch_arg=""
 [ -f "$tmp/torch.json" ] && torch_arg="--torch $tmp/torch.json"
 # shellcheck disable=SC2086

@@ -47,6 +47,12 @@
  * doubles (128 MiB, a T = 4096 LSTM of hidden 400) the lag is not
  * computed: the metadata has none and jobs cover every timestep. */
 #define ACED_LAG_TAPE_MAX (16L * 1024 * 1024)
+/* The explanations' reverse passes through a recurrent network tape this
+ * many doubles per batch of rows (2 Mi doubles, 16 MiB: a few hundred
+ * sequences of the benchmark's LSTM per GEMM, and two concurrent tasks
+ * stay far below the workers' budget); one sequence whose tape exceeds
+ * ACED_LAG_TAPE_MAX is refused. */
+#define ACED_GRAD_TAPE_DOUBLES (2L * 1024 * 1024)
 /* Total weights: 16M doubles = 128 MiB, well above the 1M-parameter models
  * we benchmark and below what would starve the other workers. */
 #define ACED_MAX_PARAMS (16L * 1024 * 1024)

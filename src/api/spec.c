@@ -20,12 +20,11 @@ struct at {
 
 static const char *at_text(const struct at *a, char *buf, size_t n)
 {
-  if (a->i < 0)
-    snprintf(buf, n, "%s", a->name);
-  else if (a->t < 0)
-    snprintf(buf, n, "%s[%ld]", a->name, a->i);
-  else
-    snprintf(buf, n, "%s[%ld][%ld]", a->name, a->i, a->t);
+  int k = snprintf(buf, n, "%s", a->name);
+  if (a->i >= 0 && k >= 0 && (size_t)k < n)
+    k += snprintf(buf + k, n - (size_t)k, "[%ld]", a->i);
+  if (a->t >= 0 && k >= 0 && (size_t)k < n)
+    snprintf(buf + k, n - (size_t)k, "[%ld]", a->t);
   return buf;
 }
 
@@ -122,6 +121,14 @@ static enum aced_err check_field(const struct spec_field *f, const json_t *v,
       return aced_error_set(err, ACED_E_BAD_TYPE, name,
                             "'%s' must be a name or an array of numbers", name);
     return check_numbers(v, &(struct at){name, -1, -1}, ACED_MAX_INPUTS, err);
+  case SPEC_STRING_OR_INPUT:
+    if (json_is_string(v))
+      return ACED_OK;
+    if (!json_is_array(v))
+      return aced_error_set(err, ACED_E_BAD_TYPE, name,
+                            "'%s' must be a name, an array of numbers or a sequence of them",
+                            name);
+    return check_row(v, &(struct at){name, -1, -1}, err);
   case SPEC_STRINGS:
     if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > f->max)
       return aced_error_set(err, ACED_E_BAD_TYPE, name,

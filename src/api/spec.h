@@ -31,6 +31,7 @@ enum spec_type {
   SPEC_BOOL,     /* true or false */
   SPEC_STRINGS,  /* 1 to max strings */
   SPEC_STRING_OR_NUMBERS, /* a string, or 1 to ACED_MAX_INPUTS finite numbers */
+  SPEC_STRING_OR_INPUT,   /* a string, or one row as SPEC_INPUTS takes them */
 };
 
 struct spec_field {
