@@ -67,8 +67,9 @@ static int act_backward(const struct eng_layer *ly, const double *z, const doubl
       gz[t] = (1.0 - h[t] * h[t]) * g[t];
     return 0;
   case ENG_ACT_RELU:
+    /* h = max(z, 0) > 0 exactly when z > 0 */
     for (size_t t = 0; t < n; t++)
-      gz[t] = z[t] > 0.0 ? g[t] : 0.0;
+      gz[t] = h[t] > 0.0 ? g[t] : 0.0;
     return 0;
   default: {
     const struct eng_act_info *ai = eng_act_info(ly->act);
@@ -81,6 +82,25 @@ static int act_backward(const struct eng_layer *ly, const double *z, const doubl
     }
     return 0;
   }
+  }
+}
+
+/* Whether the backward rule of act needs the pre-activations: only the
+ * table's element-wise rules do; the others take what they need from the
+ * activations, so for them the forward pass writes each layer's GEMM
+ * straight into H and applies the activation in place (no copy of Z). */
+static int needs_z(enum eng_act a)
+{
+  switch (a) {
+  case ENG_ACT_IDENTITY:
+  case ENG_ACT_RELU:
+  case ENG_ACT_SIGMOID:
+  case ENG_ACT_TANH:
+  case ENG_ACT_SOFTMAX:
+  case ENG_ACT_LOG_SOFTMAX:
+    return 0;
+  default:
+    return 1;
   }
 }
 
@@ -114,11 +134,22 @@ static void ws_free(struct grad_ws *ws)
   free(ws->gz);
 }
 
-/* The pass both gradient paths share.  ws->Z holds the first layer's
+/* Where the callers put the first layer's pre-activations (nc x n1, bias
+ * included) before pass_from_z1: Z's first block, or H's when the first
+ * activation's backward rule does not need them. */
+static double *z1_slot(const struct eng_model *m, struct grad_ws *ws)
+{
+  return needs_z(m->net.layers[0].act) ? ws->Z : ws->H;
+}
+
+/* The pass both gradient paths share.  z1_slot() holds the first layer's
  * pre-activations of nc rows; the rest of the network runs forward
  * (y, if not NULL, gets the nc x n_out outputs), then backward from
- * e_output, leaving d y_output / d z1 (nc x n1) in ws->gz.  Returns 0, or
- * -1 for an activation with no backward rule. */
+ * e_output, leaving d y_output / d z1 (nc x n1) in ws->gz.  Each layer
+ * after the first is one GEMM into H (into Z when its backward rule needs
+ * the pre-activations), then bias and activation in one pass (vmath.c's
+ * for sigmoid and tanh).  Returns 0, or -1 for an activation with no
+ * backward rule. */
 static int pass_from_z1(const struct eng_model *m, struct grad_ws *ws, int nc, int output,
                         double *y)
 {
@@ -129,13 +160,25 @@ static int pass_from_z1(const struct eng_model *m, struct grad_ws *ws, int nc, i
   for (int l = 0; l < nl; l++) {
     const struct eng_layer *ly = &net->layers[l];
     double *z = ws->Z + off * chunk, *h = ws->H + off * chunk;
+    size_t n = (size_t)nc * ly->n_out;
+    int keep = needs_z(ly->act);
     if (l > 0) {
-      for (int r = 0; r < nc; r++)
-        memcpy(z + (size_t)r * ly->n_out, ly->b, sizeof(double) * (size_t)ly->n_out);
+      double *dst = keep ? z : h;
       cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, ly->n_out, ly->n_in, 1.0, in,
-                  ly->n_in, ly->W, ly->n_in, 1.0, z, ly->n_out);
+                  ly->n_in, ly->W, ly->n_in, 0.0, dst, ly->n_out);
+      if (ly->act == ENG_ACT_SIGMOID || ly->act == ENG_ACT_TANH) {
+        (ly->act == ENG_ACT_SIGMOID ? eng_vsigmoid_rows : eng_vtanh_rows)(h, ly->b, nc,
+                                                                          ly->n_out);
+        in = h;
+        off += (size_t)ly->n_out;
+        continue;
+      }
+      for (int r = 0; r < nc; r++)
+        for (int u = 0; u < ly->n_out; u++)
+          dst[(size_t)r * ly->n_out + u] += ly->b[u];
     }
-    memcpy(h, z, sizeof(double) * (size_t)nc * ly->n_out);
+    if (keep)
+      memcpy(h, z, sizeof(double) * n);
     eng_act_rows(ly->act, h, nc, ly->n_out);
     in = h;
     off += (size_t)ly->n_out;
@@ -177,10 +220,11 @@ int eng_gradient(const struct eng_model *m, const double *x, int n, int output, 
       goto done;
     }
     int nc = n - r0 < ws.chunk ? n - r0 : ws.chunk;
+    double *z1 = z1_slot(m, &ws);
     for (int r = 0; r < nc; r++)
-      memcpy(ws.Z + (size_t)r * n1, l1->b, sizeof(double) * (size_t)n1);
+      memcpy(z1 + (size_t)r * n1, l1->b, sizeof(double) * (size_t)n1);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nc, n1, k, 1.0, x + (size_t)r0 * k, k,
-                l1->W, k, 1.0, ws.Z, n1);
+                l1->W, k, 1.0, z1, n1);
     if (pass_from_z1(m, &ws, nc, output, y ? y + (size_t)r0 * m->n_out : NULL) != 0)
       goto done; /* a vector activation with no rule here */
     /* d y / d x = (d y / d z1) W1 */
@@ -238,6 +282,7 @@ int eng_integrated_gradients(const struct eng_model *m, const double *x, int row
     }
     int nc = total - p0 < chunk ? (int)(total - p0) : chunk;
     /* first layer: interpolated pre-activations */
+    double *z1 = z1_slot(m, &ws);
     for (int c = 0; c < nc; c++) {
       long p = p0 + c;
       int r = (int)(p / steps), j = (int)(p % steps);
@@ -245,7 +290,7 @@ int eng_integrated_gradients(const struct eng_model *m, const double *x, int row
       pw[c] = w[j];
       const double *d = zx + (size_t)r * n1;
       for (int u = 0; u < n1; u++)
-        ws.Z[(size_t)c * n1 + u] = zb[u] + t[j] * d[u];
+        z1[(size_t)c * n1 + u] = zb[u] + t[j] * d[u];
     }
     if (pass_from_z1(m, &ws, nc, output, NULL) != 0)
       goto done;

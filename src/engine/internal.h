@@ -152,6 +152,9 @@ int eng_rnn_lag_compute(struct eng_model *m);
 /* In place over n values, vectorized (vmath.c: accuracy and why). */
 void eng_vsigmoid(double *restrict x, int n);
 void eng_vtanh(double *restrict x, int n);
+/* x = f(x + b) for rows x width values, b one row (vmath.c). */
+void eng_vsigmoid_rows(double *restrict x, const double *restrict b, int rows, int width);
+void eng_vtanh_rows(double *restrict x, const double *restrict b, int rows, int width);
 /* The cells of one layer at state offset off for the p->n value rows of a
  * pass without tangents: gates from p->gi + p->gh (p->gh is scratch
  * after), state updated in place (vmath.c). */

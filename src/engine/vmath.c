@@ -76,6 +76,23 @@ VMATH_CLONES void eng_vtanh(double *restrict x, int n)
     x[i] = 1.0 - 2.0 / (vexp(2.0 * x[i]) + 1.0);
 }
 
+/* x = f(x + b) row by row (rows x width, b width): a layer's bias and
+ * activation in one pass over its GEMM's output (gradient.c). */
+VMATH_CLONES void eng_vsigmoid_rows(double *restrict x, const double *restrict b, int rows,
+                                    int width)
+{
+  for (int r = 0; r < rows; r++, x += width)
+    for (int i = 0; i < width; i++)
+      x[i] = 1.0 / (1.0 + vexp(-(x[i] + b[i])));
+}
+
+VMATH_CLONES void eng_vtanh_rows(double *restrict x, const double *restrict b, int rows, int width)
+{
+  for (int r = 0; r < rows; r++, x += width)
+    for (int i = 0; i < width; i++)
+      x[i] = 1.0 - 2.0 / (vexp(2.0 * (x[i] + b[i])) + 1.0);
+}
+
 /* The cells of one layer for n value rows (no tangents): gates from
  * p->gi + p->gh, the vectorized non-linearities of vmath.c, the state at
  * offset off updated in place.  p->gh is scratch once added in. */
