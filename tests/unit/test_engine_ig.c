@@ -109,8 +109,9 @@ int main(void)
   static const enum eng_rule rules[] = {ENG_RULE_GAUSS_LEGENDRE, ENG_RULE_RIEMANN_LEFT,
                                         ENG_RULE_RIEMANN_RIGHT, ENG_RULE_RIEMANN_MIDDLE,
                                         ENG_RULE_TRAPEZOID};
-  /* rows x steps: one pair; a few; one chunk (1024) exactly; rows split
-   * across chunk boundaries (9 x 300 = 2700) */
+  /* rows x steps: one pair; a few; 1024 pairs (whole chunks of
+   * gradient.c's 256, or one of an older 1024); rows split across chunk
+   * boundaries (9 x 300 = 2700) */
   static const int steps_rows[][2] = {{1, 1}, {2, 5}, {7, 3}, {64, 16}, {300, 9}};
   const int nh = (int)(sizeof hidden / sizeof *hidden);
   enum { K = 6 };
