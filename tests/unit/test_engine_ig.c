@@ -14,6 +14,12 @@
  * transform by hand, takes the gradient of the raw network there and
  * applies the chain rule (1 / scale), so a fold that forgot the scale or
  * the shift, or a shortcut that forgot either, fails here.
+ *
+ * The plain side shares the layers after the first with the shortcut, so
+ * it is itself checked first against the chain rule written out with
+ * every activation and its derivative in closed form (libm), on 3-layer
+ * networks (a bias or backward rule wrong in vmath.c fails there).
+ * tests/e2e/test_explanations.py checks both against PyTorch.
  */
 #include "config.h"
 
@@ -47,6 +53,55 @@ static struct eng_model *prepare(const struct eng_net *net, int k)
   free(mean);
   free(cov);
   return rc == 0 ? m : NULL;
+}
+
+/* f(z) and f'(z) of the element-wise activations, from libm: the closed
+ * forms the forward and backward rules (gradient.c, vmath.c) must agree
+ * with. */
+static double act(enum eng_act a, double z)
+{
+  switch (a) {
+  case ENG_ACT_RELU:
+    return z > 0 ? z : 0;
+  case ENG_ACT_LEAKY_RELU:
+    return z > 0 ? z : 0.01 * z;
+  case ENG_ACT_ELU:
+    return z > 0 ? z : expm1(z);
+  case ENG_ACT_SIGMOID:
+    return 1 / (1 + exp(-z));
+  case ENG_ACT_TANH:
+    return tanh(z);
+  case ENG_ACT_SOFTPLUS:
+    return z > 0 ? z + log1p(exp(-z)) : log1p(exp(z));
+  case ENG_ACT_GELU:
+    return 0.5 * z * erfc(-z / sqrt(2.0));
+  default:
+    return z;
+  }
+}
+
+static double dact(enum eng_act a, double z)
+{
+  switch (a) {
+  case ENG_ACT_RELU:
+    return z > 0 ? 1 : 0;
+  case ENG_ACT_LEAKY_RELU:
+    return z > 0 ? 1 : 0.01;
+  case ENG_ACT_ELU:
+    return z > 0 ? 1 : exp(z);
+  case ENG_ACT_SIGMOID: {
+    double sg = 1 / (1 + exp(-z));
+    return sg * (1 - sg);
+  }
+  case ENG_ACT_TANH:
+    return 1 - tanh(z) * tanh(z);
+  case ENG_ACT_SOFTPLUS:
+    return 1 / (1 + exp(-z));
+  case ENG_ACT_GELU:
+    return 0.5 * erfc(-z / sqrt(2.0)) + z * exp(-0.5 * z * z) / sqrt(2 * M_PI);
+  default:
+    return 1;
+  }
 }
 
 static int stop_now(void *cls)
@@ -115,13 +170,74 @@ int main(void)
   static const int steps_rows[][2] = {{1, 1}, {2, 5}, {7, 3}, {64, 16}, {300, 9}};
   const int nh = (int)(sizeof hidden / sizeof *hidden);
   enum { K = 6 };
+  /* The plain side's own rules against closed forms: for
+   * y = W3 f(W2 f(W1 x + b1) + b2) + b3, with g2 = W3[o] * f'(z2),
+   * d y_o / d x = W1^T ((W2^T g2) * f'(z1)). */
+  for (int h = 0; h < nh; h++) {
+    enum { H1 = 5, H2 = 4, NO = 3, N = 40 };
+    double W1[H1 * K], b1[H1], W2[H2 * H1], b2[H2], W3[NO * H2], b3[NO], X[N * K], G[N * K];
+    for (int e = 0; e < H1 * K; e++)
+      W1[e] = unif();
+    for (int e = 0; e < H2 * H1; e++)
+      W2[e] = unif();
+    for (int e = 0; e < NO * H2; e++)
+      W3[e] = unif();
+    for (int u = 0; u < H1; u++)
+      b1[u] = 0.3 * unif();
+    for (int u = 0; u < H2; u++)
+      b2[u] = 0.3 * unif();
+    for (int u = 0; u < NO; u++)
+      b3[u] = 0.3 * unif();
+    for (int e = 0; e < N * K; e++)
+      X[e] = 2 * unif();
+    enum eng_act f = hidden[h];
+    struct eng_layer ly[3] = {{.n_in = K, .n_out = H1, .W = W1, .b = b1, .act = f},
+                              {.n_in = H1, .n_out = H2, .W = W2, .b = b2, .act = f},
+                              {.n_in = H2, .n_out = NO, .W = W3, .b = b3, .act = ENG_ACT_IDENTITY}};
+    struct eng_net net = {.n_layers = 3, .layers = ly};
+    struct eng_model *m = prepare(&net, K);
+    int o = h % NO, ok = m && eng_gradient(m, X, N, o, G, NULL) == 0;
+    double worst = 0;
+    for (int r = 0; r < N && ok; r++) {
+      double z1[H1], a1[H1], g1[H1], g2[H2];
+      for (int u = 0; u < H1; u++) {
+        z1[u] = b1[u];
+        for (int i = 0; i < K; i++)
+          z1[u] += W1[u * K + i] * X[r * K + i];
+        a1[u] = act(f, z1[u]);
+      }
+      for (int v = 0; v < H2; v++) {
+        double z2 = b2[v];
+        for (int u = 0; u < H1; u++)
+          z2 += W2[v * H1 + u] * a1[u];
+        g2[v] = W3[o * H2 + v] * dact(f, z2);
+      }
+      for (int u = 0; u < H1; u++) {
+        g1[u] = 0;
+        for (int v = 0; v < H2; v++)
+          g1[u] += W2[v * H1 + u] * g2[v];
+        g1[u] *= dact(f, z1[u]);
+      }
+      for (int i = 0; i < K; i++) {
+        double want = 0;
+        for (int u = 0; u < H1; u++)
+          want += W1[u * K + i] * g1[u];
+        worst = fmax(worst, fabs(G[r * K + i] - want));
+      }
+    }
+    tap_ok(ok && worst < 1e-13,
+           "%s: eng_gradient of a 3-layer network = its chain rule with f, f' in closed form (%.1e)",
+           eng_act_name(f), worst);
+    eng_model_free(m);
+  }
   double worst_all = 0;
   int ok_all = 1, cases = 0;
   for (int h = 0; h < nh; h++) {
-    for (int depth = 2; depth <= 3; depth++) {
-      /* K -> 5 (-> 4) -> 3, hidden activation `hidden[h]`, output kind
-       * cycling through `outs` */
-      int dims[4] = {K, 5, depth == 3 ? 4 : 3, 3};
+    for (int depth = 1; depth <= 3; depth++) {
+      /* K -> 3 (one layer: the output kind alone); K -> 5 (-> 4) -> 3,
+       * hidden activation `hidden[h]`; the output kind cycles through
+       * `outs` */
+      int dims[4] = {K, depth == 1 ? 3 : 5, depth == 3 ? 4 : 3, 3};
       struct eng_layer ly[3];
       for (int l = 0; l < depth; l++) {
         int ni = dims[l], no = dims[l + 1];
@@ -170,9 +286,10 @@ int main(void)
           cases++;
         }
       tap_ok(ok && worst < 1e-12,
-             "%s hidden, %s output, %d layers, transformed inputs: integrated gradients = "
+             "%s hidden, %s output, %d layer%s, transformed inputs: integrated gradients = "
              "sum of the path gradients, every rule, 1 to 300 steps (%.1e)",
-             eng_act_name(hidden[h]), eng_act_name(ly[depth - 1].act), depth, worst);
+             depth > 1 ? eng_act_name(hidden[h]) : "no", eng_act_name(ly[depth - 1].act), depth,
+             depth > 1 ? "s" : "", worst);
       ok_all &= ok;
       worst_all = fmax(worst_all, worst);
       if (h == 4 && depth == 3) {
@@ -193,7 +310,7 @@ int main(void)
       }
     }
   }
-  tap_ok(ok_all && worst_all < 1e-12 && cases == 2 * nh * 24,
+  tap_ok(ok_all && worst_all < 1e-12 && cases == 3 * nh * 24,
          "%d (network, rule, steps) cases, worst %.1e", cases, worst_all);
   return tap_done();
 }
