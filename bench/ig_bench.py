@@ -72,7 +72,9 @@ def main():
     fixture = os.path.join(SRCDIR, "tests", "data", "small_mlp.json")
     tmp = tempfile.mkdtemp(prefix="aced-ig-bench.")
     res = {"cpu": cpu_name(), "kernel": "%s %s" % (platform.system(), platform.release()),
-           "cores": os.cpu_count(), "load_start": loadavg(), "smoke": args.smoke, "rounds": []}
+           "cores": os.cpu_count(), "load_start": loadavg(), "smoke": args.smoke, "rounds": [],
+           "commit": subprocess.run(["git", "-C", SRCDIR, "describe", "--always", "--dirty"], capture_output=True,
+                                    text=True).stdout.strip() or "not a git checkout"}
     try:
         for i in range(rounds):
             ej, dump, tj = (os.path.join(tmp, n) for n in ("engine.json", "model.bin", "torch.json"))
@@ -119,11 +121,11 @@ def main():
       "steps, baseline zeros, output 0; bench_engine's `eng_integrated_gradients` and bench/peer_torch.py's "
       "PyTorch autograd (float64, `torch.set_num_threads(1)`, the obvious batched computation: the gradient at "
       "every point of every path, 16 rows at a time), pinned to the same core and alternated, %d round%s. "
-      "CPU: %s, %s cores, kernel %s. **The machine is shared** with other engineers' builds and tests (load "
+      "Source %s; CPU: %s, %s cores, kernel %s. **The machine is shared** with other engineers' builds and tests (load "
       "average %s at the start, %s at the end): the CPU times are what an idle core would show as wall time; "
       "wall times beside them show how much the core was held by others."
       % (first["rows"], "smoke" if args.smoke else "MNIST-scale", "-".join(map(str, res["dims"])), first["steps"],
-         len(rs), "" if len(rs) == 1 else "s", res["cpu"], res["cores"], res["kernel"], res["load_start"],
+         len(rs), "" if len(rs) == 1 else "s", res["commit"], res["cpu"], res["cores"], res["kernel"], res["load_start"],
          res["load_end"]))
     w("")
     w("| round | aced CPU | aced wall | PyTorch CPU | PyTorch wall | PyTorch / aced (CPU) |")
