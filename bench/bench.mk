@@ -112,7 +112,8 @@ bench-postgres: aced$(EXEEXT)
 
 # Integrated gradients against PyTorch side by side (issue #15's 3x
 # target): bench_engine's IG part and peer_torch.py's, pinned to one core
-# and alternated (bench/ig_bench.py); its own section of BENCHMARKS.md.
+# and alternated for 5 rounds (bench/ig_bench.py); its own section of
+# BENCHMARKS.md.
 bench-igfast: bench/bench_engine$(EXEEXT)
 	@mkdir -p bench-results
 	$(BENCH_ENV) $(PYTHON3) $(srcdir)/bench/ig_bench.py \

@@ -63,7 +63,7 @@ def maxdiff(a, b):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--fragment")
     ap.add_argument("--json")
     args = ap.parse_args()
