@@ -151,7 +151,8 @@ def main():
       "row: the 784-wide products, most of a plain gradient's work, are done once per row, not 64 times. The "
       "other layers run as GEMMs over chunks of 256 (row, step) pairs, with their element-wise steps vectorized "
       "(`src/engine/gradient.c`, `src/engine/vmath.c`). PyTorch does what a user would write: autograd through "
-      "the whole network at every point.")
+      "the whole network at every point. The integrated-gradients figures near the top of this file come from the "
+      "last full `make bench` and stay as they were until it runs again.")
     frag = "\n".join(out) + "\n"
     if args.fragment:
         with open(args.fragment, "w") as f:
