@@ -165,4 +165,11 @@ rc=$?
 ok $rc "significance.py --smoke: the randomization test job runs, the same with one and two workers"
 [ $rc -eq 0 ] || show "$tmp/sig.log"
 
+ACED_BUILDDIR=$builddir $py "$srcdir/bench/ig_bench.py" --smoke --fragment "$tmp/ig.md" >"$tmp/ig.log" 2>&1 &&
+  grep -q 'Integrated gradients, side by side' "$tmp/ig.md" && $py "$srcdir/bench/section.py" "$tmp/ig_bm.md" igfast "$tmp/ig.md" &&
+  grep -q '<!-- end:igfast -->' "$tmp/ig_bm.md"
+rc=$?
+ok $rc "ig_bench.py --smoke: integrated gradients beside the PyTorch peer (when it runs), section.py writes the section"
+[ $rc -eq 0 ] || show "$tmp/ig.log"
+
 echo "1..$n"

@@ -21,10 +21,10 @@ libaced_engine_a_SOURCES += \
 
 check_PROGRAMS += tests/unit/test_engine_fixture tests/unit/test_engine_cases \
 	tests/unit/test_engine_regressor tests/unit/test_engine_sharp tests/unit/test_engine_gradient \
-	tests/unit/test_engine_learn tests/unit/test_engine_train tests/unit/test_engine_recurrent
+	tests/unit/test_engine_ig tests/unit/test_engine_learn tests/unit/test_engine_train tests/unit/test_engine_recurrent
 TESTS += tests/unit/test_engine_fixture tests/unit/test_engine_cases \
 	tests/unit/test_engine_regressor tests/unit/test_engine_sharp tests/unit/test_engine_gradient \
-	tests/unit/test_engine_learn tests/unit/test_engine_train tests/unit/test_engine_recurrent
+	tests/unit/test_engine_ig tests/unit/test_engine_learn tests/unit/test_engine_train tests/unit/test_engine_recurrent
 EXTRA_DIST += tests/data/sharp_classifier.json tools/gen_sharp_classifier.py \
 	src/engine/test_load.h
 # Explanations: references from PyTorch and the script that writes them.

@@ -183,6 +183,21 @@ void rnn_tape_backward(struct rnn_tape *tp, const double *gy, double *gx);
 /* In place over n values, vectorized (vmath.c: accuracy and why). */
 void eng_vsigmoid(double *restrict x, int n);
 void eng_vtanh(double *restrict x, int n);
+/* x = f(x + b) for rows x width values, b one row (vmath.c). */
+void eng_vsigmoid_rows(double *restrict x, const double *restrict b, int rows, int width);
+void eng_vtanh_rows(double *restrict x, const double *restrict b, int rows, int width);
+/* The element-wise steps of the gradient passes (vmath.c): gz = f'(z) g
+ * from the activations h; x += b per row; z = a + t d; y += a x. */
+void eng_vsigmoid_back(double *restrict gz, const double *restrict h, const double *restrict g,
+                       size_t n);
+void eng_vtanh_back(double *restrict gz, const double *restrict h, const double *restrict g,
+                    size_t n);
+void eng_vrelu_back(double *restrict gz, const double *restrict h, const double *restrict g,
+                    size_t n);
+void eng_vadd_rows(double *restrict x, const double *restrict b, int rows, int width);
+void eng_vline(double *restrict z, const double *restrict a, double t, const double *restrict d,
+               int n);
+void eng_vaxpy(double *restrict y, double a, const double *restrict x, int n);
 /* The cells of one layer at state offset off for the p->n value rows of a
  * pass without tangents: gates from p->gi + p->gh (p->gh is scratch
  * after), state updated in place (vmath.c). */
