@@ -23,6 +23,12 @@ RULES = {
                           "onnx/onnx.pb-c.h"}, {"sqlite3.h", "libpq-fe.h", "microhttpd.h"}),
     "src/svc": (BASE | {"aced/svc.h", "svc/internal.h", "aced/jobs.h", "aced/model.h",
                         "aced/store.h", "aced/engine.h"}, {"sqlite3.h", "libpq-fe.h", "microhttpd.h"}),
+    # handlers: the services through svc.h, the pool through jobs.h; a model's row and DELETE reach
+    # the store's interface (store.h), never a backend, the engine or the services' internals
+    "src/api": (BASE | {"api/api.h", "api/spec.h", "aced/svc.h", "aced/jobs.h", "aced/handlers.h",
+                        "aced/http.h", "aced/auth.h", "aced/model.h", "aced/store.h"},
+                {"sqlite3.h", "libpq-fe.h", "aced/engine.h", "svc/internal.h", "store/sqlite.h",
+                 "store/pg.h"}),
 }
 # headers whose own includes must follow the same rules
 HEADERS = {"aced/engine.h": "src/engine", "aced/store.h": "src/store", "aced/jobs.h": "src/jobs",
@@ -83,6 +89,13 @@ for name in sorted(f for f in os.listdir(os.path.join(SRCDIR, "src/svc")) if f.e
     text = open(os.path.join(SRCDIR, "src/svc", name), encoding="utf-8").read()
     ok(not re.search(r"\bMHD_|struct request\b|struct server\b|reply_json", text),
        "src/svc/%s uses nothing of the HTTP layer" % name)
+
+# the rules checked here are the ones README's layout section states
+readme = open(os.path.join(SRCDIR, "README.md"), encoding="utf-8").read()
+layout = readme[readme.find("## Layout"):]
+for rule in ("`engine` includes only `limits.h`", "`store` knows only `base`", "`jobs` knows only `base`",
+             "`svc` never includes the HTTP headers", "`api` talks to the services through"):
+    ok(rule in layout, "README's layout section states: %s" % rule)
 
 # no C file over 1,000 lines: the daemon's sources and headers, and the C of the tests, benchmarks,
 # fuzz targets and tools too (generated and third-party folders are not ours)
