@@ -85,6 +85,12 @@ ok(n > 30, "the rules saw %d source files" % n)
 pool = open(os.path.join(SRCDIR, "src/jobs/pool.c"), encoding="utf-8").read()
 ok(not re.search(r"svc_kind_|regressor|attribution|intervention", pool),
    "src/jobs/pool.c names no job kind")
+# adding a job kind is its file in src/svc, its SVC_KINDS row and the handler that submits it: nothing
+# the handlers share (api/common.c) nor the HTTP layer names a kind
+for rel in ["src/api/common.c", "src/api/api.h"] + sorted(
+        "src/http/" + f for f in os.listdir(os.path.join(SRCDIR, "src/http")) if f.endswith((".c", ".h"))):
+    text = open(os.path.join(SRCDIR, rel), encoding="utf-8").read()
+    ok(not re.search(r"svc_kind_\w", text), "%s names no job kind" % rel)
 for name in sorted(f for f in os.listdir(os.path.join(SRCDIR, "src/svc")) if f.endswith((".c", ".h"))):
     text = open(os.path.join(SRCDIR, "src/svc", name), encoding="utf-8").read()
     ok(not re.search(r"\bMHD_|struct request\b|struct server\b|reply_json", text),
