@@ -103,6 +103,27 @@ for rule in ("`engine` includes only `limits.h`", "`store` knows only `base`", "
              "`svc` never includes the HTTP headers", "`api` talks to the services through"):
     ok(rule in layout, "README's layout section states: %s" % rule)
 
+# a fresh clone tests itself: no test, benchmark, tool or source names the shared folder developers
+# keep beside the clone (.ci/run names it only to prove it is absent)
+outside = []
+for top in ("src", "include", "tests", "bench", "fuzz", "tools", "examples", "clients", "ui", ".ci"):
+    for dirpath, dirs, files in os.walk(os.path.join(SRCDIR, top)):
+        dirs[:] = [d for d in dirs if d not in ("node_modules", ".deps", ".libs", "__pycache__")]
+        for f in files:
+            p = os.path.join(dirpath, f)
+            rel = os.path.relpath(p, SRCDIR)
+            if rel in (".ci/run", "tests/e2e/test_layers.py") or \
+               not f.endswith((".c", ".h", ".py", ".sh", ".mk", ".js", ".lua", ".md", ".json", "")):
+                continue
+            try:
+                text = open(p, encoding="utf-8").read()
+            except (UnicodeDecodeError, OSError):
+                continue
+            if re.search(r"\.\./shared\b|/work/shared|ACED_SHARED|\bshared/fixtures", text):
+                outside.append(rel)
+ok(not outside, "nothing under src, tests, bench, tools, ... names the shared folder beside the clone: %s"
+   % (", ".join(outside) or "none"))
+
 # no C file over 1,000 lines: the daemon's sources and headers, and the C of the tests, benchmarks,
 # fuzz targets and tools too (generated and third-party folders are not ours)
 big = []
