@@ -26,7 +26,7 @@ BENCH_DIST_FILES = bench/run bench/section.py bench/hosts.json bench/smoke.sh be
 	bench/peer_torch.py bench/report.py bench/attr.lua bench/onnx_bench.py bench/postgres.py \
 	bench/ui_bench.py bench/graph_bench.py bench/graph_effect_cost.py bench/unscented.sh \
 	bench/significance.py \
-	bench/bench_recurrent.py bench/peer_recurrent.py
+	bench/bench_recurrent.py bench/peer_recurrent.py bench/bench_rexplain.py bench/peer_rexplain.py
 EXTRA_DIST += $(BENCH_DIST_FILES) BENCHMARKS.md
 
 TEST_EXTENSIONS += .sh
@@ -76,6 +76,15 @@ bench-recurrent: aced$(EXEEXT)
 	$(BENCH_ENV) $(PYTHON3) $(srcdir)/bench/bench_recurrent.py \
 	  --fragment bench-results/recurrent.md --json bench-results/recurrent.json
 	$(PYTHON3) $(srcdir)/bench/section.py $(srcdir)/BENCHMARKS.md recurrent bench-results/recurrent.md
+
+# Explanations of recurrent models (issue #15): against the PyTorch peer,
+# into their own section of BENCHMARKS.md.
+bench-rexplain: aced$(EXEEXT)
+	@mkdir -p bench-results
+	$(BENCH_ENV) $(PYTHON3) $(srcdir)/bench/bench_rexplain.py \
+	  --fragment bench-results/rexplain.md --json bench-results/rexplain.json
+	$(PYTHON3) $(srcdir)/bench/section.py $(srcdir)/BENCHMARKS.md rexplain bench-results/rexplain.md
+.PHONY: bench-rexplain
 
 clean-local: clean-bench
 clean-bench:

@@ -66,6 +66,7 @@ struct opts {
   const char *body_name;
   const char *fixture_path;
   int body_only;   /* --body without the benchmark */
+  int body_moments; /* --moments: the body carries mean and covariance */
   int info_only;
 };
 
@@ -362,7 +363,7 @@ static void usage(void)
           "usage: bench_engine [--smoke] [--json FILE] [--dump FILE] [--fixture FILE]\n"
           "                    [--arch 784,512,256,128,64,10] [--samples N] [--features N]\n"
           "                    [--alphas N] [--seed N] [--info]\n"
-          "       bench_engine --body FILE [--name NAME] [--arch ...] [--samples N]\n");
+          "       bench_engine --body FILE [--moments] [--name NAME] [--arch ...] [--samples N]\n");
   exit(2);
 }
 
@@ -399,6 +400,8 @@ int main(int argc, char **argv)
       o.dump_path = argval(argc, argv, &i);
     else if (strcmp(a, "--body") == 0)
       o.body_path = argval(argc, argv, &i), o.body_only = 1;
+    else if (strcmp(a, "--moments") == 0)
+      o.body_moments = 1;
     else if (strcmp(a, "--name") == 0)
       o.body_name = argval(argc, argv, &i);
     else if (strcmp(a, "--fixture") == 0)
@@ -451,7 +454,7 @@ int main(int argc, char **argv)
   memset(&b, 0, sizeof b);
   gen_net(&b, o.dims, o.n_dims, X, n, o.seed);
   if (o.body_only) {
-    int rc = write_body(o.body_path, o.body_name, &b, X, n);
+    int rc = write_body(o.body_path, o.body_name, &b, X, n, o.body_moments);
     free_net(&b);
     free(X);
     return rc == 0 ? 0 : 1;

@@ -284,9 +284,10 @@ int write_dump(const char *path, const struct bnet *b, const double *mean,
 
 /* A registration body (POST /v1/models) for this network and samples.
  * Weights at full precision; samples at 5 significant digits, which is
- * what image data carries and keeps 4096-input bodies under the body cap. */
+ * what image data carries and keeps 4096-input bodies under the body cap.
+ * With as_moments (--moments), the samples' mean and covariance instead. */
 int write_body(const char *path, const char *name, const struct bnet *b, const double *X,
-                      int n)
+               int n, int as_moments)
 {
   FILE *f = fopen(path, "w");
   if (f == NULL) {
@@ -317,6 +318,27 @@ int write_body(const char *path, const char *name, const struct bnet *b, const d
     for (int j = 0; j < L->n_out; j++)
       fprintf(f, "%s%.17g", j ? "," : "", L->b[j]);
     fprintf(f, "],\"activation\":\"%s\"}", eng_act_name(L->act));
+  }
+  if (as_moments) {
+    /* a model registered without samples: their mean and covariance */
+    double *mean = calloc((size_t)k, sizeof *mean), *cov = calloc((size_t)k * k, sizeof *cov);
+    if (mean == NULL || cov == NULL)
+      abort();
+    moments(X, n, k, mean, cov);
+    fprintf(f, "]},\"data\":{\"mean\":[");
+    for (int p = 0; p < k; p++)
+      fprintf(f, "%s%.17g", p ? "," : "", mean[p]);
+    fprintf(f, "],\"covariance\":[");
+    for (int p = 0; p < k; p++) {
+      fprintf(f, "%s[", p ? "," : "");
+      for (int q = 0; q < k; q++)
+        fprintf(f, "%s%.17g", q ? "," : "", cov[(size_t)p * k + q]);
+      fputc(']', f);
+    }
+    fprintf(f, "]}}\n");
+    free(mean);
+    free(cov);
+    return fclose(f) == 0 ? 0 : -1;
   }
   fprintf(f, "]},\"data\":{\"samples\":[");
   for (int i = 0; i < n; i++) {

@@ -48,6 +48,6 @@ int write_dump(const char *path, const struct bnet *b, const double *mean, const
                const int *cf, int ncf, const double *ca, int nca, int n_alpha_time,
                const int *tfeat, int ntf);
 int write_body(const char *path, const char *name, const struct bnet *b, const double *X,
-               int n);
+               int n, int as_moments);
 
 #endif

@@ -10,7 +10,7 @@ from acedtest import SRCDIR, done, ok
 
 # folder -> the headers (by their include path) its files may include.
 BASE = {"aced/clock.h", "aced/errors.h", "aced/log.h", "aced/metrics.h", "aced/config.h",
-        "aced/jsonw.h", "aced/notify.h", "aced/limits.h"}
+        "aced/jsonw.h", "aced/jsonr.h", "aced/notify.h", "aced/limits.h"}
 RULES = {
     # the engine: limits only (plus its own internal header); no HTTP, JSON or SQL
     "src/engine": ({"aced/limits.h", "aced/engine.h", "engine/internal.h"},

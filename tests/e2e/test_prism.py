@@ -206,6 +206,13 @@ check("explanations, several methods", "POST", "/v1/models/mlp/explanations", 20
             "inputs": [[0.1, 0.2, 0.3, 0.4]], "baseline": "zeros"})
 check("explanations, an unknown method", "POST", "/v1/models/mlp/explanations", 422,
       body={"method": "saliency", "output": 0, "inputs": [[0.1, 0.2, 0.3, 0.4]]}, valid=False)
+rnn_case = json.load(open(os.path.join(SRCDIR, "tests", "data", "rexplain_ref.json")))["cases"][4]
+check("register a recurrent model", "POST", "/v1/models", 201, body=rnn_case["model"], token=W)
+check("explanations of a recurrent model: sequences in, rows x T x features out", "POST",
+      "/v1/models/%s/explanations" % rnn_case["name"], 200,
+      body={"methods": ["gradient", "integrated_gradients", "ablation"], "output": rnn_case["output"],
+            "output_timestep": rnn_case["output_timestep"], "inputs": rnn_case["inputs"][:1],
+            "baseline": rnn_case["inputs"][1], "steps": 8})
 acc = check("regressor set (background job)", "POST", "/v1/models/mlp/regressors", 202, body={"num": 20})
 job = acc["job"]["id"] if acc and "job" in acc else "0" * 32
 deadline = time.time() + 120
