@@ -9,7 +9,7 @@
 # test, `make bench` builds them on demand.
 check_PROGRAMS += bench/bench_engine bench/mhd_fixed bench/bench_graph bench/bench_unscented
 
-bench_bench_engine_SOURCES = bench/bench_engine.c
+bench_bench_engine_SOURCES = bench/bench_engine.c bench/workload.c bench/workload.h
 bench_bench_engine_LDADD = libaced_engine.a $(JANSSON_LIBS) $(LAPACKE_LIBS) $(BLAS_LIBS) $(LBFGS_LIBS) \
 	-lm -lpthread
 

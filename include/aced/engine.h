@@ -1,6 +1,7 @@
 /*
  * engine.h -- the numerical engine: networks, interventional expectations
- * (Phase I), causal regressors (Phase II).  See ../shared/METHOD.md.
+ * (Phase I), causal regressors (Phase II) of Chattopadhyay et al., "Neural
+ * Network Attributions: A Causal Perspective" (ICML 2019).
  *
  * The engine knows nothing of HTTP, JSON or SQL: it takes plain arrays and
  * returns plain arrays, so it can be unit-tested and benchmarked alone.
