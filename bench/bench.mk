@@ -9,7 +9,7 @@
 # test, `make bench` builds them on demand.
 check_PROGRAMS += bench/bench_engine bench/mhd_fixed bench/bench_graph bench/bench_unscented
 
-bench_bench_engine_SOURCES = bench/bench_engine.c
+bench_bench_engine_SOURCES = bench/bench_engine.c bench/workload.c bench/workload.h
 bench_bench_engine_LDADD = libaced_engine.a $(JANSSON_LIBS) $(LAPACKE_LIBS) $(BLAS_LIBS) $(LBFGS_LIBS) \
 	-lm -lpthread
 
@@ -26,7 +26,8 @@ BENCH_DIST_FILES = bench/run bench/section.py bench/hosts.json bench/smoke.sh be
 	bench/peer_torch.py bench/report.py bench/attr.lua bench/onnx_bench.py bench/postgres.py \
 	bench/ui_bench.py bench/graph_bench.py bench/graph_effect_cost.py bench/unscented.sh \
 	bench/significance.py \
-	bench/bench_recurrent.py bench/peer_recurrent.py
+	bench/bench_recurrent.py bench/peer_recurrent.py bench/bench_rexplain.py bench/peer_rexplain.py \
+	bench/ig_bench.py
 EXTRA_DIST += $(BENCH_DIST_FILES) BENCHMARKS.md
 
 TEST_EXTENSIONS += .sh
@@ -77,6 +78,15 @@ bench-recurrent: aced$(EXEEXT)
 	  --fragment bench-results/recurrent.md --json bench-results/recurrent.json
 	$(PYTHON3) $(srcdir)/bench/section.py $(srcdir)/BENCHMARKS.md recurrent bench-results/recurrent.md
 
+# Explanations of recurrent models (issue #15): against the PyTorch peer,
+# into their own section of BENCHMARKS.md.
+bench-rexplain: aced$(EXEEXT)
+	@mkdir -p bench-results
+	$(BENCH_ENV) $(PYTHON3) $(srcdir)/bench/bench_rexplain.py \
+	  --fragment bench-results/rexplain.md --json bench-results/rexplain.json
+	$(PYTHON3) $(srcdir)/bench/section.py $(srcdir)/BENCHMARKS.md rexplain bench-results/rexplain.md
+.PHONY: bench-rexplain
+
 clean-local: clean-bench
 clean-bench:
 	rm -rf bench-results bench-ui.json bench-ui.md
@@ -109,3 +119,14 @@ bench-postgres: aced$(EXEEXT)
 
 .PHONY: bench bench-smoke bench-unscented clean-bench
 .PHONY: bench bench-smoke bench-recurrent clean-bench
+
+# Integrated gradients against PyTorch side by side (issue #15's 3x
+# target): bench_engine's IG part and peer_torch.py's, pinned to one core
+# and alternated for 5 rounds (bench/ig_bench.py); its own section of
+# BENCHMARKS.md.
+bench-igfast: bench/bench_engine$(EXEEXT)
+	@mkdir -p bench-results
+	$(BENCH_ENV) $(PYTHON3) $(srcdir)/bench/ig_bench.py \
+	  --fragment bench-results/igfast.md --json bench-results/igfast.json
+	$(PYTHON3) $(srcdir)/bench/section.py $(srcdir)/BENCHMARKS.md igfast bench-results/igfast.md
+.PHONY: bench-igfast

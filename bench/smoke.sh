@@ -78,6 +78,7 @@ for key, threads in (("cached", 2), ("cached_1thread", 1)):
     assert c["aced"]["rps"] > 0 and c["mhd"]["rps"] > 0 and c["aced"]["non_2xx"] == 0, c
 assert d["big"]["status"] in (200, 201) and d["big"]["first_query_status"] == 200, d["big"]
 assert d["mnist_job"]["state"] == "done", d["mnist_job"]
+assert d["mnist_moments_job"]["state"] == "done", d["mnist_moments_job"]
 assert d["k4096"]["status"] in (200, 201) and d["k4096"]["first_query_status"] == 200, d["k4096"]
 EOF
 rc=$?
@@ -110,6 +111,15 @@ $py "$srcdir/bench/bench_recurrent.py" --smoke --json "$tmp/recurrent.json" \
 rc=$?
 ok $rc "bench_recurrent.py --smoke: the regressors jobs complete (and agree with the torch peer when it runs), section.py writes the section"
 [ $rc -eq 0 ] || show "$tmp/recurrent.log"
+
+# explanations of recurrent models (issue #15): and, with torch, their peer
+$py "$srcdir/bench/bench_rexplain.py" --smoke --json "$tmp/rexplain.json" \
+  --fragment "$tmp/rexplain.md" >"$tmp/rexplain.log" 2>&1 &&
+  $py "$srcdir/bench/section.py" "$tmp/sections.md" rexplain "$tmp/rexplain.md" >>"$tmp/rexplain.log" 2>&1 &&
+  grep -q '<!-- section:rexplain -->' "$tmp/sections.md"
+rc=$?
+ok $rc "bench_rexplain.py --smoke: gradient, integrated gradients and ablation answer (and agree with the torch peer when it runs), section.py writes the section"
+[ $rc -eq 0 ] || show "$tmp/rexplain.log"
 
 torch_arg=""
 [ -f "$tmp/torch.json" ] && torch_arg="--torch $tmp/torch.json"
@@ -154,5 +164,12 @@ ACED_BUILDDIR=$builddir $py "$srcdir/bench/significance.py" --smoke >"$tmp/sig.l
 rc=$?
 ok $rc "significance.py --smoke: the randomization test job runs, the same with one and two workers"
 [ $rc -eq 0 ] || show "$tmp/sig.log"
+
+ACED_BUILDDIR=$builddir $py "$srcdir/bench/ig_bench.py" --smoke --fragment "$tmp/ig.md" >"$tmp/ig.log" 2>&1 &&
+  grep -q 'Integrated gradients, side by side' "$tmp/ig.md" && $py "$srcdir/bench/section.py" "$tmp/ig_bm.md" igfast "$tmp/ig.md" &&
+  grep -q '<!-- end:igfast -->' "$tmp/ig_bm.md"
+rc=$?
+ok $rc "ig_bench.py --smoke: integrated gradients beside the PyTorch peer (when it runs), section.py writes the section"
+[ $rc -eq 0 ] || show "$tmp/ig.log"
 
 echo "1..$n"

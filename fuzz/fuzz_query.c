@@ -10,6 +10,11 @@
  *     (estimator, num, max_order, epsilon; missing ones are NULL); else a
  *     query string "estimator=...&num=...&max_order=...&epsilon=...".
  * Whatever is accepted must be within the bounds the workers rely on.
+ *
+ * The same input also goes through the quick body reader (src/base/jsonr.c)
+ * and jansson side by side: the reader must give up (NULL) or build
+ * exactly jansson's tree (same types, integers kept apart from reals, same
+ * values), and never accept what jansson refuses.
  */
 #include "config.h"
 
@@ -17,6 +22,7 @@
 #include <math.h>
 
 #include "aced/config.h"
+#include "aced/jsonr.h"
 #include "aced/limits.h"
 #include "aced/svc.h"
 #include "fuzz.h"
@@ -80,8 +86,39 @@ static void from_strings(char *s, size_t n, int positional)
   check(rc, &q, &err);
 }
 
+/* json_equal, and the same types all the way down (json_equal already
+ * tells an integer from a real; this also checks object key counts). */
+static int same_tree(const json_t *a, const json_t *b)
+{
+  if (json_typeof(a) != json_typeof(b) || !json_equal((json_t *)a, (json_t *)b))
+    return 0;
+  if (json_is_real(a))
+    return signbit(json_real_value(a)) == signbit(json_real_value(b));
+  if (json_is_object(a)) {
+    const char *k;
+    json_t *v;
+    if (json_object_size(a) != json_object_size(b))
+      return 0;
+    json_object_foreach((json_t *)a, k, v) if (!same_tree(v, json_object_get(b, k))) return 0;
+  }
+  if (json_is_array(a))
+    for (size_t i = 0; i < json_array_size(a); i++)
+      if (!same_tree(json_array_get(a, i), json_array_get(b, i)))
+        return 0;
+  return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+  json_t *quick = jsonr_parse((const char *)data, size);
+  if (quick != NULL) {
+    json_t *ref = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
+    FUZZ_ASSERT(ref != NULL);
+    FUZZ_ASSERT(json_is_object(quick));
+    FUZZ_ASSERT(same_tree(quick, ref));
+    json_decref(ref);
+    json_decref(quick);
+  }
   if (fuzz_json_depth(data, size) <= ACED_JSON_DEPTH_MAX) {
     json_t *obj = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
     if (json_is_object(obj)) {

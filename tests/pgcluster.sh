@@ -1,8 +1,8 @@
 #!/bin/sh
 # tests/pgcluster.sh -- a throw-away PostgreSQL cluster for the tests,
 # from Debian's `postgresql` package: no system service, nothing outside
-# DIR.  Used by tests/unit/test_store.c, tests/e2e/pgcluster.py and
-# bench/postgres.
+# DIR.  Used by tests/unit/test_store.c and test_store_durability.c (pgtest.h),
+# tests/e2e/pgcluster.py and bench/postgres.
 #
 #   pgcluster.sh bindir              print the folder of initdb/pg_ctl, or
 #                                    exit 77 when PostgreSQL is not installed

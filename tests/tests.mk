@@ -38,6 +38,7 @@ E2E_TESTS = \
 	tests/e2e/test_register_torch.py \
 	tests/e2e/test_errorlog.py \
 	tests/e2e/test_explanations.py \
+	tests/e2e/test_rexplain.py \
 	tests/e2e/test_edges.py \
 	tests/e2e/test_openapi_get.py \
 	tests/e2e/test_numbers.py \

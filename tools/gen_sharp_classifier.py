@@ -7,10 +7,10 @@ softmax output, trained by full-batch gradient descent on the cross-entropy
 with no regularisation for many epochs, so that its decision boundaries are
 steep compared with the spread of the data.  This is the situation in which
 the paper's Eq. 4 (second-order Taylor) leaves [0, 1] while Monte Carlo
-stays inside it (METHOD.md, "Known properties").
+stays inside it (tests/unit/test_engine_sharp.c checks both).
 
 Written in the model registration format (same layout as
-shared/fixtures/small_mlp.json): name, features [{name, low, high}],
+tests/data/small_mlp.json): name, features [{name, low, high}],
 outputs, network {type, layers [{weights [out][in], bias, activation}]},
 data {samples, mean, covariance (divisor n - 1)}.
 

@@ -428,12 +428,8 @@ function attribute() {
       return [{ method: "causal (ACE)", features: r.features, attributions: r.attributions, meta: r.meta }];
     }));
   var others = methods.filter(function (m) { return m !== "ace"; });
-  if (others.length && isRecurrent(meta)) {
-    // the explanation methods take feedforward models only (422 otherwise)
-    out.appendChild(el("p", { "class": "note" }, "for a recurrent model only the causal (ACE) " +
-      "attributions are available; " + others.join(", ") + " left out"));
-    others = [];
-  }
+  // every method offered here takes recurrent models too (rows x T x features); connection
+  // weights, which do not, are not offered by the page
   if (others.length)
     jobs.push(query("POST", base + "explanations", { methods: others, output: output, inputs: rows }).then(function (r) {
       return r.explanations;

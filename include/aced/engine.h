@@ -1,6 +1,7 @@
 /*
  * engine.h -- the numerical engine: networks, interventional expectations
- * (Phase I), causal regressors (Phase II).  See ../shared/METHOD.md.
+ * (Phase I), causal regressors (Phase II) of Chattopadhyay et al., "Neural
+ * Network Attributions: A Causal Perspective" (ICML 2019).
  *
  * The engine knows nothing of HTTP, JSON or SQL: it takes plain arrays and
  * returns plain arrays, so it can be unit-tested and benchmarked alone.
@@ -103,6 +104,28 @@ const struct eng_rnn *eng_model_rnn(const struct eng_model *m);
  * compute (ACED_LAG_TAPE_MAX). */
 int eng_rnn_lag(const struct eng_model *m, const double **per_lag, double *tau,
                 double *threshold, int *n);
+
+/* Exact derivatives of output column `col` of the flattened function
+ * (0 <= col < eng_rnn_outputs(r)) by reverse mode (recurrent_grad.c), for
+ * n sequences x (n x T*input_size): G (n x T*input_size, or NULL) gets
+ * d y / d x_i^t, zero at steps after the output's; without feedback of
+ * the teacher-forced function, with feedback of F_t, the output when the
+ * steps after t are re-simulated from the head as the interventions do.
+ * Fy (n x T, or NULL) gets F_t(x) (without feedback f(x) at every t).
+ * 0, -1 (arguments, memory), -3 (one sequence's tape exceeds
+ * ACED_LAG_TAPE_MAX) or ENG_STOPPED. */
+int eng_rnn_gradient(const struct eng_rnn *r, const double *x, int n, int col, double *G,
+                     double *Fy);
+/* Integrated gradients of column col along b + t_j (x - b), weights w_j
+ * (eng_quadrature): attr (rows x T*input_size); same returns. */
+int eng_rnn_integrated_gradients(const struct eng_rnn *r, const double *x, int rows,
+                                 const double *base, const double *t, const double *w, int steps,
+                                 int col, double *attr);
+/* Ablation: attr[t * input_size + i] = F_t(x) - F_t(x with x_i^t = b_i^t)
+ * (teacher forced, or re-simulated after t with feedback), zero at steps
+ * after the output's; same returns. */
+int eng_rnn_ablation(const struct eng_rnn *r, const double *x, int rows, const double *base,
+                     int col, double *attr);
 
 /* ---- prepared model ---- */
 struct eng_model_input {

@@ -47,6 +47,12 @@
  * doubles (128 MiB, a T = 4096 LSTM of hidden 400) the lag is not
  * computed: the metadata has none and jobs cover every timestep. */
 #define ACED_LAG_TAPE_MAX (16L * 1024 * 1024)
+/* The explanations' reverse passes through a recurrent network tape this
+ * many doubles per batch of rows (2 Mi doubles, 16 MiB: a few hundred
+ * sequences of the benchmark's LSTM per GEMM, and two concurrent tasks
+ * stay far below the workers' budget); one sequence whose tape exceeds
+ * ACED_LAG_TAPE_MAX is refused. */
+#define ACED_GRAD_TAPE_DOUBLES (2L * 1024 * 1024)
 /* Total weights: 16M doubles = 128 MiB, well above the 1M-parameter models
  * we benchmark and below what would starve the other workers. */
 #define ACED_MAX_PARAMS (16L * 1024 * 1024)
@@ -72,6 +78,19 @@
 /* JSON nesting: a registration body is at most 5 levels deep
  * (root/network/layers/[i]/weights/[j]); anything deeper is hostile. */
 #define ACED_JSON_DEPTH_MAX 16
+
+/* The quick reader of query bodies (src/base/jsonr.c) hands a body to
+ * jansson instead when it is longer than ACED_JSONR_BYTES_MAX (a query a
+ * dashboard sends is under 4 KiB; past 64 KiB the parse is no longer the
+ * request's main cost, and a body the reader gives up on late would be
+ * read twice), nested deeper than ACED_JSONR_DEPTH_MAX (query bodies are
+ * 4 levels deep: sequences of rows of steps), or holds a number longer
+ * than ACED_JSONR_NUMBER_MAX characters (a double needs at most 24;
+ * longer ones are left to jansson's own conversion).  None of these is a
+ * limit a client sees: past them jansson parses as before. */
+#define ACED_JSONR_BYTES_MAX 65536
+#define ACED_JSONR_DEPTH_MAX 8
+#define ACED_JSONR_NUMBER_MAX 64
 
 /* ONNX import (src/model/onnx.c).  The file arrives as base64 inside the
  * body, so it is at most 3/4 of max_body_bytes; ACED_ONNX_BYTES_MAX is the

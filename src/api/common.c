@@ -83,7 +83,6 @@ int api_check_body(struct request *rq, const struct spec_field *spec, MHD_RESULT
 /* A request waiting for its job (rq->hstate while suspended). */
 struct waiting {
   struct request *rq;
-  const struct job_ops *ops;
 };
 
 static void waiting_free(void *p)
@@ -120,10 +119,9 @@ static void on_job(void *cls, struct job *j, int timed_out)
       request_complete(rq, 500, error_json(&err));
       return;
     }
-    unsigned status = 200;
-    if ((w->ops == &svc_kind_register || w->ops == &svc_kind_graph_put) &&
-        json_is_true(json_object_get(res, "created")))
-      status = 201;
+    /* a result that says it created something (a registration, PUT of a
+     * graph: a new model version) is a 201; the kind is not named here */
+    unsigned status = json_is_true(json_object_get(res, "created")) ? 201 : 200;
     api_set_elapsed(rq, res);
     request_complete(rq, status, res);
     return;
@@ -154,7 +152,6 @@ MHD_RESULT api_run_job(struct request *rq, struct job_request *req, int async)
   if (w == NULL)
     return reply_error(rq, ACED_E_UNAVAILABLE, "", "out of memory");
   w->rq = rq;
-  w->ops = req->ops;
   /* Suspended before submitting: the waiter may be called by a worker the
    * moment the job is in the pool, and it resumes the connection. */
   rq->hstate = w;

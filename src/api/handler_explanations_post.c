@@ -14,8 +14,10 @@ static const struct spec_field explanations_spec[] = {
     {"methods", SPEC_STRINGS, 0, 6},
     {"output", SPEC_REF, 1, 0},
     /* required by every method but connection_weights (the kind checks) */
-    {"inputs", SPEC_ROWS, 0, ACED_ATTR_ROWS_MAX},
-    {"baseline", SPEC_STRING_OR_NUMBERS, 0, 0},
+    {"inputs", SPEC_INPUTS, 0, ACED_ATTR_ROWS_MAX}, /* sequences: recurrent models */
+    {"baseline", SPEC_STRING_OR_INPUT, 0, 0},
+    {"output_timestep", SPEC_INTEGER, 0, 0}, /* recurrent models, output_at every */
+    {"all_timesteps", SPEC_BOOL, 0, 0},      /* recurrent models, ace */
     {"steps", SPEC_INTEGER, 0, 0},
     {"rule", SPEC_STRING, 0, 0},
     SPEC_ESTIMATE_FIELDS, /* ace */

@@ -31,6 +31,7 @@ enum spec_type {
   SPEC_BOOL,     /* true or false */
   SPEC_STRINGS,  /* 1 to max strings */
   SPEC_STRING_OR_NUMBERS, /* a string, or 1 to ACED_MAX_INPUTS finite numbers */
+  SPEC_STRING_OR_INPUT,   /* a string, or one row as SPEC_INPUTS takes them */
 };
 
 struct spec_field {
@@ -40,6 +41,10 @@ struct spec_field {
   size_t max; /* SPEC_NUMBERS, SPEC_ROWS: most entries */
 };
 #define SPEC_END {NULL, SPEC_STRING, 0, 0}
+/* Most rows a table may have (the longest today has about 20).  A table
+ * that outgrows it makes spec_check answer 500 for its last fields, which
+ * the e2e tests of those fields would show at once. */
+#define SPEC_FIELDS_MAX 48
 /* The parameters of an estimate (svc.h's struct query_params), optional
  * in every body that asks for one; their ranges are the services' to
  * check (query_params_parse). */

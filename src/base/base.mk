@@ -8,11 +8,16 @@ libaced_core_a_SOURCES += \
 	include/aced/metrics.h src/base/metrics.c \
 	include/aced/config.h src/base/config.c \
 	include/aced/jsonw.h src/base/jsonw.c \
+	include/aced/jsonr.h src/base/jsonr.c \
 	include/aced/notify.h src/base/notify.c
 
 # The hot-path JSON writer, checked against jansson.
 check_PROGRAMS += tests/unit/test_jsonw
 TESTS += tests/unit/test_jsonw
+
+# The quick body reader, checked against jansson.
+check_PROGRAMS += tests/unit/test_jsonr
+TESTS += tests/unit/test_jsonr
 
 # trusted_proxies ranges and URL prefixes.
 check_PROGRAMS += tests/unit/test_config

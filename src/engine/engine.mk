@@ -16,18 +16,21 @@ libaced_engine_a_SOURCES += \
 	src/engine/recurrent.c \
 	src/engine/recurrent_est.c \
 	src/engine/recurrent_lag.c \
+	src/engine/recurrent_grad.c \
 	src/engine/vmath.c
 
 check_PROGRAMS += tests/unit/test_engine_fixture tests/unit/test_engine_cases \
 	tests/unit/test_engine_regressor tests/unit/test_engine_sharp tests/unit/test_engine_gradient \
-	tests/unit/test_engine_learn tests/unit/test_engine_train tests/unit/test_engine_recurrent
+	tests/unit/test_engine_ig tests/unit/test_engine_learn tests/unit/test_engine_train tests/unit/test_engine_recurrent
 TESTS += tests/unit/test_engine_fixture tests/unit/test_engine_cases \
 	tests/unit/test_engine_regressor tests/unit/test_engine_sharp tests/unit/test_engine_gradient \
-	tests/unit/test_engine_learn tests/unit/test_engine_train tests/unit/test_engine_recurrent
+	tests/unit/test_engine_ig tests/unit/test_engine_learn tests/unit/test_engine_train tests/unit/test_engine_recurrent
 EXTRA_DIST += tests/data/sharp_classifier.json tools/gen_sharp_classifier.py \
 	src/engine/test_load.h
 # Explanations: references from PyTorch and the script that writes them.
 EXTRA_DIST += tests/data/explanations_ref.json tools/gen_explanations_ref.py
+# ... and for recurrent models (from the models of recurrent_ref.json).
+EXTRA_DIST += tests/data/rexplain_ref.json tools/gen_rexplain_ref.py
 # The trainer: PyTorch references and the script that writes them.
 EXTRA_DIST += tests/data/train_ref.json tools/gen_train_ref.py
 # Recurrent networks: references from PyTorch and the script that writes them.

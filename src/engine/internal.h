@@ -149,9 +149,55 @@ void eng_column_sd(const double *y, int n, int no, double *spread);
 #define ENG_LAG_SEQUENCES ACED_LAG_SEQUENCES
 int eng_rnn_lag_compute(struct eng_model *m);
 
+/* Reverse mode through a recurrent network (recurrent_grad.c says how):
+ * a tape of n <= cap rows over at most `steps` steps. */
+struct rnn_tape {
+  const struct eng_rnn *net;
+  int cap, n, steps, t0, t1, fb;
+  int nl, H, G, S, O, ni, w, hw, wide; /* S: a state row; w: max(input, hidden); hw: head units */
+  double *hp, *cp, *gi, *gh;        /* per (step, layer): n rows each */
+  double *hz, *ha;                  /* head per step: pre-activations, activations */
+  double *h;                        /* running state, n x S as in struct rnn_pass */
+  double *gs, *da, *gin, *hb, *gfb; /* backward workspace */
+};
+int rnn_tape_init(struct rnn_tape *tp, const struct eng_rnn *r, int cap, int steps);
+void rnn_tape_free(struct rnn_tape *tp);
+/* Doubles one row's tape of `steps` steps holds. */
+double rnn_tape_per_row(const struct eng_rnn *r, int steps);
+/* The running state (cap x S): copy out, set (NULL: 0). */
+void rnn_tape_state_get(const struct rnn_tape *tp, double *dst);
+void rnn_tape_state_set(struct rnn_tape *tp, const double *src);
+/* Steps t0..t1-1 of the tp->n rows of x (n x T*input_size) from the
+ * running state, taped; fb: the input of every step after t0 is the head's
+ * output at the step before (the head then runs at those steps);
+ * head_last: the head at step t1 - 1. */
+void rnn_tape_run(struct rnn_tape *tp, const double *x, int t0, int t1, int fb, int head_last);
+/* The head's output o at step t1 - 1 of row s. */
+double rnn_tape_output(const struct rnn_tape *tp, int s, int o);
+/* From gy (n x head outputs), the gradient at the head's output at step
+ * t1 - 1, back to the inputs: gx (n x T*input_size) gets d/dx at the steps
+ * whose inputs came from x (all of t0..t1-1, or t0 alone with fb); the
+ * other columns are left alone. */
+void rnn_tape_backward(struct rnn_tape *tp, const double *gy, double *gx);
+
 /* In place over n values, vectorized (vmath.c: accuracy and why). */
 void eng_vsigmoid(double *restrict x, int n);
 void eng_vtanh(double *restrict x, int n);
+/* x = f(x + b) for rows x width values, b one row (vmath.c). */
+void eng_vsigmoid_rows(double *restrict x, const double *restrict b, int rows, int width);
+void eng_vtanh_rows(double *restrict x, const double *restrict b, int rows, int width);
+/* The element-wise steps of the gradient passes (vmath.c): gz = f'(z) g
+ * from the activations h; x += b per row; z = a + t d; y += a x. */
+void eng_vsigmoid_back(double *restrict gz, const double *restrict h, const double *restrict g,
+                       size_t n);
+void eng_vtanh_back(double *restrict gz, const double *restrict h, const double *restrict g,
+                    size_t n);
+void eng_vrelu_back(double *restrict gz, const double *restrict h, const double *restrict g,
+                    size_t n);
+void eng_vadd_rows(double *restrict x, const double *restrict b, int rows, int width);
+void eng_vline(double *restrict z, const double *restrict a, double t, const double *restrict d,
+               int n);
+void eng_vaxpy(double *restrict y, double a, const double *restrict x, int n);
 /* The cells of one layer at state offset off for the p->n value rows of a
  * pass without tangents: gates from p->gi + p->gh (p->gh is scratch
  * after), state updated in place (vmath.c). */

@@ -1,6 +1,8 @@
 /*
- * vmath.c -- element-wise sigmoid and tanh over arrays, for the cells of
- * recurrent networks (recurrent.c), where they cost more than the GEMMs:
+ * vmath.c -- element-wise sigmoid and tanh over arrays, and the other
+ * element-wise steps of the gradient passes (gradient.c), vectorized.
+ * They started with the cells of recurrent networks (recurrent.c), where
+ * they cost more than the GEMMs:
  * an LSTM step of hidden size 64 does 320 of them per sequence against
  * 37 kflop of matrix products, and libm's scalar calls take 5 to 10 ns
  * each.
@@ -74,6 +76,73 @@ VMATH_CLONES void eng_vtanh(double *restrict x, int n)
 {
   for (int i = 0; i < n; i++)
     x[i] = 1.0 - 2.0 / (vexp(2.0 * x[i]) + 1.0);
+}
+
+/* x = f(x + b) row by row (rows x width, b width): a layer's bias and
+ * activation in one pass over its GEMM's output (gradient.c). */
+VMATH_CLONES void eng_vsigmoid_rows(double *restrict x, const double *restrict b, int rows,
+                                    int width)
+{
+  for (int r = 0; r < rows; r++, x += width)
+    for (int i = 0; i < width; i++)
+      x[i] = 1.0 / (1.0 + vexp(-(x[i] + b[i])));
+}
+
+VMATH_CLONES void eng_vtanh_rows(double *restrict x, const double *restrict b, int rows, int width)
+{
+  for (int r = 0; r < rows; r++, x += width)
+    for (int i = 0; i < width; i++)
+      x[i] = 1.0 - 2.0 / (vexp(2.0 * (x[i] + b[i])) + 1.0);
+}
+
+/* The element-wise steps of the gradient passes (gradient.c), here to be
+ * vectorized like the rest of this file: gradient.c is built at O2, where
+ * GCC 12 leaves such loops scalar. */
+
+/* gz = f'(z) g from the activations h: sigmoid h (1 - h), tanh 1 - h^2,
+ * relu [h > 0] (h = max(z, 0) > 0 exactly when z > 0). */
+VMATH_CLONES void eng_vsigmoid_back(double *restrict gz, const double *restrict h,
+                                    const double *restrict g, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    gz[i] = h[i] * (1.0 - h[i]) * g[i];
+}
+
+VMATH_CLONES void eng_vtanh_back(double *restrict gz, const double *restrict h,
+                                 const double *restrict g, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    gz[i] = (1.0 - h[i] * h[i]) * g[i];
+}
+
+VMATH_CLONES void eng_vrelu_back(double *restrict gz, const double *restrict h,
+                                 const double *restrict g, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    gz[i] = h[i] > 0.0 ? g[i] : 0.0;
+}
+
+/* x += b row by row (rows x width, b one row). */
+VMATH_CLONES void eng_vadd_rows(double *restrict x, const double *restrict b, int rows, int width)
+{
+  for (int r = 0; r < rows; r++, x += width)
+    for (int i = 0; i < width; i++)
+      x[i] += b[i];
+}
+
+/* z = a + t d: a point on the line through a with direction d. */
+VMATH_CLONES void eng_vline(double *restrict z, const double *restrict a, double t,
+                            const double *restrict d, int n)
+{
+  for (int i = 0; i < n; i++)
+    z[i] = a[i] + t * d[i];
+}
+
+/* y += a x */
+VMATH_CLONES void eng_vaxpy(double *restrict y, double a, const double *restrict x, int n)
+{
+  for (int i = 0; i < n; i++)
+    y[i] += a * x[i];
 }
 
 /* The cells of one layer for n value rows (no tangents): gates from

@@ -10,8 +10,10 @@ libaced_core_a_SOURCES += \
 	src/model/training.c \
 	src/model/recurrent.c
 
-check_PROGRAMS += tests/unit/test_model
-TESTS += tests/unit/test_model
+check_PROGRAMS += tests/unit/test_model tests/unit/test_model_ext
+TESTS += tests/unit/test_model tests/unit/test_model_ext
+tests_unit_test_model_SOURCES = tests/unit/test_model.c tests/unit/modeltest.h
+tests_unit_test_model_ext_SOURCES = tests/unit/test_model_ext.c tests/unit/modeltest.h
 EXTRA_DIST += tests/data/models/good_tiny_linear.json
 
 # ONNX import: onnx.c reads models through C bindings that protoc-c

@@ -20,6 +20,9 @@ endif
 AM_CPPFLAGS += $(PQ_CFLAGS)
 LDADD += $(PQ_LIBS)
 
-check_PROGRAMS += tests/unit/test_store
-TESTS += tests/unit/test_store
-tests_unit_test_store_SOURCES = tests/unit/test_store.c tests/unit/tap.h tests/unit/pgtest.h
+check_PROGRAMS += tests/unit/test_store tests/unit/test_store_durability
+TESTS += tests/unit/test_store tests/unit/test_store_durability
+tests_unit_test_store_SOURCES = tests/unit/test_store.c tests/unit/storetest.h tests/unit/tap.h \
+	tests/unit/pgtest.h
+tests_unit_test_store_durability_SOURCES = tests/unit/test_store_durability.c tests/unit/storetest.h \
+	tests/unit/tap.h tests/unit/pgtest.h

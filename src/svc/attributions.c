@@ -477,9 +477,21 @@ enum aced_err attributions_ace_rows(const struct svc *svc, const struct loaded *
                                     double *ace, json_t *warnings, const char **estimator,
                                     struct aced_error *err)
 {
-  int k = L->m->n_features, *feats = NULL, nf = 0;
+  int *feats = NULL, nf = 0;
   if (resolve_index_list(L, NULL, "features", 0, &feats, &nf, warnings, err) != ACED_OK)
     return err->code;
+  enum aced_err rc = attributions_ace_features(svc, L, o, q, x, rows, feats, nf, ace, warnings,
+                                               estimator, err);
+  free(feats);
+  return rc;
+}
+
+enum aced_err attributions_ace_features(const struct svc *svc, const struct loaded *L, int o,
+                                        const struct query_params *q, const double *x, int rows,
+                                        const int *feats, int nf, double *ace, json_t *warnings,
+                                        const char **estimator, struct aced_error *err)
+{
+  int k = L->m->n_features;
   memset(ace, 0, sizeof(double) * (size_t)rows * (size_t)k);
   *estimator = "none";
   enum aced_err rc = ACED_OK;
@@ -521,7 +533,11 @@ enum aced_err attributions_ace_rows(const struct svc *svc, const struct loaded *
       double v = eng_legendre_series(s->coef, s->order, s->low, s->high, a) - s->base;
       if (!isfinite(v)) {
         char field[64];
-        snprintf(field, sizeof field, "inputs[%d][%d]", r, feats[i]);
+        if (L->m->rnn)
+          snprintf(field, sizeof field, "inputs[%d][%d][%d]", r, feats[i] / L->m->step_features,
+                   feats[i] % L->m->step_features);
+        else
+          snprintf(field, sizeof field, "inputs[%d][%d]", r, feats[i]);
         rc = aced_error_set(err, ACED_E_NOT_FINITE, field,
                             "the regressor overflows at %g (far outside the domain [%g, %g])",
                             a, s->low, s->high);
@@ -530,7 +546,6 @@ enum aced_err attributions_ace_rows(const struct svc *svc, const struct loaded *
     }
     regcache_summary_unref(s);
   }
-  free(feats);
   return rc;
 }
 

@@ -18,7 +18,18 @@
  *                         the same estimator, num, max_order, epsilon)
  *
  * b is the baseline: the model's mean (default), zeros, each feature's
- * domain low, or a row given in the request.  One task per method, so
+ * domain low, or a row given in the request.
+ *
+ * Recurrent models take sequences (rows x T x input_size, flattened to
+ * the k = T * input_size inputs of engine.h) and answer rows x T x
+ * input_size, for the head's output at output_timestep (output_at every;
+ * else the last step).  The derivatives come from reverse mode through
+ * the cells and head (recurrent_grad.c); with feedback, the attribution
+ * of (t, i) is of the function the interventions use, the steps after t
+ * re-simulated from the head.  connection_weights are defined for
+ * feedforward layers only (422 naming the method); ace is the
+ * attributions route's, over its window of the time lag (all_timesteps
+ * for every step).  One task per method, so
  * several methods asked at once run on several workers; each polls the
  * job's stop check between chunks of rows.
  */
@@ -56,7 +67,8 @@ struct explanations_work {
   int n_methods;
   enum method methods[M__COUNT];
   json_t *blocks[M__COUNT];  /* per method, filled by its task */
-  int output;
+  int output;                /* flattened column: recurrent, at output_timestep */
+  int rnn, T, ni;            /* a recurrent model: k = T * ni */
   int rows, k;
   double *x;                 /* rows x k */
   double *base;              /* k */
@@ -67,6 +79,7 @@ struct explanations_work {
   const char *ace_estimator; /* ace: the estimator its regressors used */
   json_t *ace_warnings;      /* ace: notes and the regressors' warnings */
   struct aced_error ace_err; /* ace: why it failed */
+  int *ace_feats, ace_nf;    /* ace, recurrent: the window's (timestep, feature)s */
 };
 
 static void explanations_free(void *work)
@@ -79,6 +92,7 @@ static void explanations_free(void *work)
     json_decref(w->blocks[i]);
   free(w->x);
   free(w->base);
+  free(w->ace_feats);
   json_decref(w->ace_warnings);
   free(w);
 }
@@ -95,6 +109,38 @@ static enum aced_err method_parse(const json_t *v, const char *field, enum metho
   return aced_error_set(err, ACED_E_INVALID, field,
                         "method must be gradient, gradient_x_input, integrated_gradients, "
                         "ablation, connection_weights or ace");
+}
+
+/* One input row into dst (k values): a row of k numbers for a
+ * feedforward model, a sequence of T steps of ni numbers for a recurrent
+ * one (the spec checked they are finite numbers). */
+static enum aced_err read_row(const struct explanations_work *w, const json_t *row,
+                              const char *field, double *dst, struct aced_error *err)
+{
+  if (!w->rnn) {
+    if (json_is_array(json_array_get(row, 0)))
+      return aced_error_set(err, ACED_E_SHAPE, field,
+                            "the model is feedforward: a row of %d numbers, not a sequence",
+                            w->k);
+    if (json_array_size(row) != (size_t)w->k)
+      return aced_error_set(err, ACED_E_SHAPE, field, "%s has %zu values; the model has %d "
+                            "features", field, json_array_size(row), w->k);
+    for (int i = 0; i < w->k; i++)
+      dst[i] = json_number_value(json_array_get(row, (size_t)i));
+    return ACED_OK;
+  }
+  int good = json_array_size(row) == (size_t)w->T;
+  for (int t = 0; good && t < w->T; t++)
+    good = json_array_size(json_array_get(row, (size_t)t)) == (size_t)w->ni;
+  if (!good)
+    return aced_error_set(err, ACED_E_SHAPE, field,
+                          "expected a sequence of %d steps (sequence_length) of %d values "
+                          "(input_size)", w->T, w->ni);
+  for (int t = 0; t < w->T; t++)
+    for (int i = 0; i < w->ni; i++)
+      dst[t * w->ni + i] =
+          json_number_value(json_array_get(json_array_get(row, (size_t)t), (size_t)i));
+  return ACED_OK;
 }
 
 /* The request's methods, baseline, steps and rule (body types were checked
@@ -156,12 +202,8 @@ static enum aced_err parse_options(struct explanations_work *w, const json_t *p,
   const json_t *b = json_object_get(p, "baseline");
   w->baseline_name = json_is_string(b) ? json_string_value(b) : b ? "given" : "mean";
   if (json_is_array(b)) {
-    if (json_array_size(b) != (size_t)w->k)
-      return aced_error_set(err, ACED_E_SHAPE, "baseline",
-                            "baseline has %zu values; the model has %d features",
-                            json_array_size(b), w->k);
-    for (int i = 0; i < w->k; i++)
-      w->base[i] = json_number_value(json_array_get(b, (size_t)i));
+    if (read_row(w, b, "baseline", w->base, err) != ACED_OK)
+      return err->code;
   } else if (strcmp(w->baseline_name, "mean") == 0) {
     memcpy(w->base, m->mean, sizeof(double) * (size_t)w->k);
   } else if (strcmp(w->baseline_name, "zeros") == 0) {
@@ -171,8 +213,11 @@ static enum aced_err parse_options(struct explanations_work *w, const json_t *p,
       w->base[i] = m->features[i].low;
   } else {
     return aced_error_set(err, ACED_E_INVALID, "baseline",
-                          "baseline must be mean, zeros, domain_low or a row of %d numbers",
-                          w->k);
+                          w->rnn ? "baseline must be mean, zeros, domain_low or a sequence of %d "
+                                   "steps of %d numbers"
+                                 : "baseline must be mean, zeros, domain_low or a row of %d "
+                                   "numbers",
+                          w->rnn ? w->T : w->k, w->ni);
   }
   return ACED_OK;
 }
@@ -194,14 +239,30 @@ static void *explanations_plan(void *ctx, struct job *job, const struct job_requ
       resolve_index(w->L, json_object_get(p, "output"), "output", 1, &w->output, err) !=
           ACED_OK)
     goto fail;
-  if (w->L->m->rnn != NULL) {
-    aced_error_set(err, ACED_E_INVALID, "method", "explanations are for feedforward models; a "
-                   "recurrent model's attributions are POST .../attributions");
+  w->k = w->L->m->n_features;
+  if ((w->rnn = w->L->m->rnn != NULL)) {
+    w->T = w->L->m->seq_len;
+    w->ni = w->L->m->step_features;
+    if (resolve_output_step(w->L, p, &w->output, err) != ACED_OK)
+      goto fail;
+  } else if (json_object_get(p, "output_timestep") || json_object_get(p, "all_timesteps")) {
+    aced_error_set(err, ACED_E_INVALID,
+                   json_object_get(p, "output_timestep") ? "output_timestep" : "all_timesteps",
+                   "the model is not recurrent: it has no timesteps");
     goto fail;
   }
-  w->k = w->L->m->n_features;
   if (parse_options(w, p, err) != ACED_OK || query_params_parse(ctx, p, &w->q, err) != ACED_OK)
     goto fail;
+  for (int i = 0; w->rnn && i < w->n_methods; i++)
+    if (w->methods[i] == M_CONNECTION_WEIGHTS) {
+      char field[32];
+      snprintf(field, sizeof field, w->multi ? "methods[%d]" : "method", i);
+      aced_error_set(err, ACED_E_INVALID, field,
+                     "connection_weights are products of feedforward layers' weights along "
+                     "paths; a recurrent model's paths go through its state at every step, "
+                     "so it has none (ask gradient, integrated_gradients, ablation or ace)");
+      goto fail;
+    }
   if ((w->ace_warnings = json_array()) == NULL) {
     aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
     goto fail;
@@ -224,17 +285,34 @@ static void *explanations_plan(void *ctx, struct job *job, const struct job_requ
     goto fail;
   }
   for (int r = 0; r < w->rows; r++) {
-    const json_t *row = json_array_get(inputs, (size_t)r);
-    if (json_array_size(row) != (size_t)w->k) {
-      char field[32];
-      snprintf(field, sizeof field, "inputs[%d]", r);
-      aced_error_set(err, ACED_E_SHAPE, field, "inputs[%d] has %zu values; the model has %d "
-                     "features", r, json_array_size(row), w->k);
+    char field[32];
+    snprintf(field, sizeof field, "inputs[%d]", r);
+    if (read_row(w, json_array_get(inputs, (size_t)r), field, w->x + (size_t)r * w->k, err) !=
+        ACED_OK)
       goto fail;
-    }
-    for (int i = 0; i < w->k; i++)
-      w->x[(size_t)r * w->k + i] = json_number_value(json_array_get(row, (size_t)i));
   }
+  for (int i = 0; w->rnn && i < w->n_methods; i++)
+    if (w->methods[i] == M_ACE) {
+      /* the attributions route's window: the steps within the time lag */
+      int *f1 = NULL, n1 = 0, *steps = NULL, ns = 0;
+      if (resolve_index_list(w->L, NULL, "features", 0, &f1, &n1, w->ace_warnings, err) !=
+              ACED_OK ||
+          resolve_step_window(w->L, p, &steps, &ns, w->ace_warnings, err) != ACED_OK) {
+        free(f1);
+        goto fail;
+      }
+      w->ace_feats = malloc(sizeof(int) * (size_t)ns * (size_t)n1);
+      for (int t = 0; w->ace_feats && t < ns; t++)
+        for (int j = 0; j < n1; j++)
+          w->ace_feats[t * n1 + j] = steps[t] * w->ni + f1[j];
+      w->ace_nf = ns * n1;
+      free(f1);
+      free(steps);
+      if (w->ace_feats == NULL) {
+        aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
+        goto fail;
+      }
+    }
   *n_tasks = w->n_methods;
   *units_total = w->n_methods;
   return w;
@@ -243,12 +321,79 @@ fail:
   return NULL;
 }
 
+/* Integrated gradients into attr (rows x k) and the completeness gap
+ * sum(attr) - (f(x) - f(b)) per row into gap (f teacher forced for a
+ * recurrent model). */
+static int integrated(struct explanations_work *w, double *attr, double *gap)
+{
+  const struct eng_model *em = w->L->em;
+  const struct eng_rnn *r = eng_model_rnn(em);
+  int rows = w->rows, k = w->k, s = w->steps, no = eng_model_outputs(em), rc = -1;
+  size_t rk = (size_t)rows * k;
+  double *t = malloc(sizeof(double) * (size_t)s), *wt = malloc(sizeof(double) * (size_t)s);
+  double *fx = malloc(sizeof(double) * (size_t)(rows + 1) * no);
+  double *ends = malloc(sizeof(double) * (size_t)(rows + 1) * k);
+  if (t && wt && fx && ends && eng_quadrature(w->rule, s, t, wt) == 0)
+    rc = r ? eng_rnn_integrated_gradients(r, w->x, rows, w->base, t, wt, s, w->output, attr)
+           : eng_integrated_gradients(em, w->x, rows, w->base, t, wt, s, w->output, attr);
+  if (rc == 0) {
+    memcpy(ends, w->x, sizeof(double) * rk);
+    memcpy(ends + rk, w->base, sizeof(double) * (size_t)k);
+    rc = r ? eng_rnn_forward(r, ends, rows + 1, fx) : eng_forward(em, ends, rows + 1, fx);
+  }
+  for (int q = 0; q < rows && rc == 0; q++) {
+    double sum = 0.0;
+    for (int i = 0; i < k; i++)
+      sum += attr[(size_t)q * k + i];
+    gap[q] = sum - (fx[(size_t)q * no + w->output] - fx[(size_t)rows * no + w->output]);
+  }
+  free(t);
+  free(wt);
+  free(fx);
+  free(ends);
+  return rc;
+}
+
+/* compute() for a recurrent model (connection_weights were refused when
+ * planning): -5 when one sequence's tape is over the limit. */
+static int compute_rnn(struct explanations_work *w, enum method m, double *attr, double *gap)
+{
+  const struct eng_rnn *r = eng_model_rnn(w->L->em);
+  int rows = w->rows, k = w->k, rc = -1;
+  switch (m) {
+  case M_GRADIENT:
+  case M_GRADIENT_X_INPUT:
+    rc = eng_rnn_gradient(r, w->x, rows, w->output, attr, NULL);
+    if (rc == 0 && m == M_GRADIENT_X_INPUT)
+      for (size_t t = 0; t < (size_t)rows * k; t++)
+        attr[t] *= w->x[t];
+    break;
+  case M_INTEGRATED_GRADIENTS:
+    rc = integrated(w, attr, gap);
+    break;
+  case M_ABLATION:
+    rc = eng_rnn_ablation(r, w->x, rows, w->base, w->output, attr);
+    break;
+  case M_ACE:
+    return attributions_ace_features(w->svc, w->L, w->output, &w->q, w->x, rows, w->ace_feats,
+                                     w->ace_nf, attr, w->ace_warnings, &w->ace_estimator,
+                                     &w->ace_err) == ACED_OK
+               ? 0
+               : -4;
+  default:
+    return -1;
+  }
+  return rc == -3 ? -5 : rc;
+}
+
 /* attr (rows x k) for method m; gap (rows) for integrated gradients. */
 static int compute(struct explanations_work *w, enum method m, double *attr, double *gap)
 {
   int rows = w->rows, k = w->k, no = w->L->m->n_outputs, rc = 0;
   size_t rk = (size_t)rows * k;
   const struct eng_model *em = w->L->em;
+  if (w->rnn)
+    return compute_rnn(w, m, attr, gap);
   switch (m) {
   case M_GRADIENT:
   case M_GRADIENT_X_INPUT:
@@ -257,32 +402,8 @@ static int compute(struct explanations_work *w, enum method m, double *attr, dou
       for (size_t t = 0; t < rk; t++)
         attr[t] *= w->x[t];
     return rc;
-  case M_INTEGRATED_GRADIENTS: {
-    int s = w->steps;
-    double *t = malloc(sizeof(double) * (size_t)s), *wt = malloc(sizeof(double) * (size_t)s);
-    double *fx = malloc(sizeof(double) * (size_t)(rows + 1) * no);
-    double *ends = malloc(sizeof(double) * (size_t)(rows + 1) * k);
-    rc = -1;
-    if (t && wt && fx && ends && eng_quadrature(w->rule, s, t, wt) == 0)
-      rc = eng_integrated_gradients(em, w->x, rows, w->base, t, wt, s, w->output, attr);
-    /* completeness: f(x) - f(b) against the sum of the attributions */
-    if (rc == 0) {
-      memcpy(ends, w->x, sizeof(double) * rk);
-      memcpy(ends + rk, w->base, sizeof(double) * (size_t)k);
-      rc = eng_forward(em, ends, rows + 1, fx);
-    }
-    for (int r = 0; r < rows && rc == 0; r++) {
-      double sum = 0.0;
-      for (int i = 0; i < k; i++)
-        sum += attr[(size_t)r * k + i];
-      gap[r] = sum - (fx[(size_t)r * no + w->output] - fx[(size_t)rows * no + w->output]);
-    }
-    free(t);
-    free(wt);
-    free(fx);
-    free(ends);
-    return rc;
-  }
+  case M_INTEGRATED_GRADIENTS:
+    return integrated(w, attr, gap);
   case M_ABLATION: {
     /* per row: x and its k ablated copies in one forward batch */
     double *batch = malloc(sizeof(double) * (size_t)(k + 1) * k);
@@ -321,11 +442,20 @@ static int compute(struct explanations_work *w, enum method m, double *attr, dou
   }
 }
 
-static json_t *rows_json(const double *a, int rows, int k)
+/* rows x k, or for a recurrent model rows x T x input_size. */
+static json_t *rows_json(const struct explanations_work *w, const double *a, int rows, int k)
 {
   json_t *out = json_array();
-  for (int r = 0; r < rows; r++)
-    json_array_append_new(out, dbl_array(a + (size_t)r * k, k, 1));
+  for (int r = 0; r < rows; r++) {
+    if (!w->rnn) {
+      json_array_append_new(out, dbl_array(a + (size_t)r * k, k, 1));
+      continue;
+    }
+    json_t *seq = json_array();
+    for (int t = 0; t < w->T; t++)
+      json_array_append_new(seq, dbl_array(a + (size_t)r * k + (size_t)t * w->ni, w->ni, 1));
+    json_array_append_new(out, seq);
+  }
   return out;
 }
 
@@ -347,8 +477,12 @@ static long explanations_task(void *work, int i, struct aced_error *err)
   svc_stop_end();
   for (size_t t = 0; rc == 0 && t < (size_t)rows * k; t++)
     if (!isfinite(attr[t])) {
-      char field[64];
-      snprintf(field, sizeof field, "inputs[%zu][%zu]", t / (size_t)k, t % (size_t)k);
+      char field[96];
+      if (w->rnn)
+        snprintf(field, sizeof field, "inputs[%zu][%zu][%zu]", t / (size_t)k,
+                 t % (size_t)k / (size_t)w->ni, t % (size_t)w->ni);
+      else
+        snprintf(field, sizeof field, "inputs[%zu][%zu]", t / (size_t)k, t % (size_t)k);
       aced_error_set(err, ACED_E_NOT_FINITE, field, "the %s attribution overflows",
                      method_names[m]);
       rc = -3;
@@ -361,6 +495,10 @@ static long explanations_task(void *work, int i, struct aced_error *err)
                      "job stopped (cancelled, timed out or shutting down)");
     else if (rc == -4)
       *err = w->ace_err;
+    else if (rc == -5)
+      aced_error_set(err, ACED_E_LIMIT, "inputs",
+                     "one sequence's reverse pass would keep more than %ld doubles "
+                     "(ACED_LAG_TAPE_MAX)", (long)ACED_LAG_TAPE_MAX);
     else if (rc != -3)
       aced_error_set(err, ACED_E_INTERNAL, "", "the engine could not compute %s",
                      method_names[m]);
@@ -368,13 +506,31 @@ static long explanations_task(void *work, int i, struct aced_error *err)
   }
   const struct aced_model *md = w->L->m;
   json_t *feats = json_array();
-  for (int f = 0; f < k; f++)
+  for (int f = 0; f < (w->rnn ? w->ni : k); f++)
     json_array_append_new(feats, json_string(md->features[f].name));
-  json_t *block = json_pack("{s:s,s:s,s:o,s:o}", "method", method_names[m], "output",
-                            md->outputs[w->output], "features", feats, "attributions",
-                            rows_json(attr, rows, k));
+  json_t *block = json_pack(
+      "{s:s,s:s,s:o,s:o}", "method", method_names[m], "output",
+      md->outputs[w->rnn ? w->output % md->step_outputs : w->output], "features", feats,
+      "attributions", rows_json(w, attr, rows, k));
+  if (block != NULL && w->rnn)
+    json_object_set_new(block, "output_timestep",
+                        json_integer(md->rnn->every ? w->output / md->step_outputs : w->T - 1));
+  if (block != NULL && w->rnn && md->rnn->feedback && m != M_ACE)
+    json_object_set_new(
+        block, "warnings",
+        json_pack("[s]", m == M_INTEGRATED_GRADIENTS
+                             ? "feedback: the attribution of each timestep is of the output "
+                               "with the steps after it re-simulated from the head (as the "
+                               "interventions run it), a function of its own per timestep; "
+                               "completeness_gap is against the teacher-forced f(x) - f(b) "
+                               "and need not vanish"
+                             : "feedback: the attribution of each timestep is of the output "
+                               "with the steps after it re-simulated from the head, as the "
+                               "interventions run it"));
   if (block != NULL && (m == M_INTEGRATED_GRADIENTS || m == M_ABLATION)) {
-    json_object_set_new(block, "baseline", dbl_array(w->base, k, 1));
+    json_t *b1 = rows_json(w, w->base, 1, k); /* [the row or the sequence] */
+    json_object_set(block, "baseline", json_array_get(b1, 0));
+    json_decref(b1);
     json_object_set_new(block, "baseline_kind", json_string(w->baseline_name));
   }
   if (block != NULL && m == M_CONNECTION_WEIGHTS)

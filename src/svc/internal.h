@@ -143,6 +143,12 @@ enum aced_err attributions_ace_rows(const struct svc *svc, const struct loaded *
                                     const struct query_params *q, const double *x, int rows,
                                     double *ace, json_t *warnings, const char **estimator,
                                     struct aced_error *err);
+/* The same for the features feats[0..nf-1] only (flattened indices of a
+ * recurrent model's (timestep, feature)); the others' columns are 0. */
+enum aced_err attributions_ace_features(const struct svc *svc, const struct loaded *L, int o,
+                                        const struct query_params *q, const double *x, int rows,
+                                        const int *feats, int nf, double *ace, json_t *warnings,
+                                        const char **estimator, struct aced_error *err);
 
 /* ---- names and indices in request bodies (resolve.c) ---- */
 /* An output (outputs = 1) or feature given as a name or an index; the

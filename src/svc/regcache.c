@@ -263,15 +263,22 @@ void regcache_clear(void)
 }
 
 /* The summary of regressor (o, f) read from the cache and then kept in
- * memory; NULL if it is not cached.  A new reference. */
+ * memory; NULL if it is not cached.  A new reference.  With keep, the
+ * entry read is handed back too (a new reference, or NULL), so that a
+ * caller who needs the whole entry does not read it twice. */
 static struct reg_summary *summary_load(const struct svc *svc, const struct loaded *L, int o,
-                                        int f, const struct query_params *q)
+                                        int f, const struct query_params *q, json_t **keep)
 {
   json_t *full = regcache_get(svc, L, o, f, q);
+  if (keep != NULL)
+    *keep = NULL;
   if (full == NULL)
     return NULL;
   struct reg_summary *s = regcache_summary_of(full);
-  json_decref(full);
+  if (keep != NULL && s != NULL)
+    *keep = full;
+  else
+    json_decref(full);
   if (s != NULL) {
     struct hot_key key;
     hot_key_make(L, o, f, q, &key);
@@ -294,7 +301,7 @@ int regcache_summaries(const struct svc *svc, const struct loaded *L, int o, con
   int missing = 0;
   for (int i = 0; i < n; i++)
     if (regs[i] == NULL && (missing == 0 || !stop_at_miss) &&
-        (regs[i] = summary_load(svc, L, o, feats[i], q)) == NULL)
+        (regs[i] = summary_load(svc, L, o, feats[i], q, NULL)) == NULL)
       missing++;
   return missing;
 }
@@ -331,18 +338,19 @@ static struct reg_reply *reply_split(const char *text, size_t len)
   return r;
 }
 
-/* The kept text made from the store's entry, attached to s unless the
+/* The kept text made from the store's entry (full, borrowed, when the
+ * caller has just read it; else read here), attached to s unless the
  * budget is spent or another thread was first; the one to use (s's when
  * attached), or a private one the caller frees when *owned. */
 static struct reg_reply *reply_make(const struct svc *svc, const struct loaded *L, int o, int f,
-                                    const struct query_params *q, struct reg_summary *s,
-                                    int *owned)
+                                    const struct query_params *q, const json_t *full,
+                                    struct reg_summary *s, int *owned)
 {
-  json_t *full = regcache_get(svc, L, o, f, q);
-  if (full == NULL)
+  json_t *read = NULL;
+  if (full == NULL && (full = read = regcache_get(svc, L, o, f, q)) == NULL)
     return NULL;
-  json_t *reply = regressor_reply(full, "hit");
-  json_decref(full);
+  json_t *reply = regressor_reply((json_t *)full, "hit");
+  json_decref(read);
   if (reply != NULL)
     effect_meta(json_object_get(reply, "meta"), L, q);
   char *text = reply ? json_dumps(reply, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
@@ -375,17 +383,19 @@ char *regcache_reply_text(const struct svc *svc, const struct loaded *L, int o, 
                           const struct query_params *q, int64_t start_us, size_t *len)
 {
   struct reg_summary *s = NULL;
+  json_t *full = NULL; /* the entry, when this call read it for the summary */
   hot_get_many(L, o, &f, 1, q, &s);
-  if (s == NULL)
-    s = summary_load(svc, L, o, f, q); /* NULL: not cached at all, or memory ran out */
+  if (s == NULL) /* NULL: not cached at all, or memory ran out */
+    s = summary_load(svc, L, o, f, q, &full);
   struct reg_reply *r = s ? atomic_load(&s->reply) : NULL;
   int owned = 0;
   /* the summary's key has the effect resolved; the text also says whether
    * it was asked for (meta.effect_reason): another request's is not ours */
   if (r != NULL && r->effect != (int)q->effect)
-    r = reply_make(svc, L, o, f, q, NULL, &owned);
+    r = reply_make(svc, L, o, f, q, full, NULL, &owned);
   else if (r == NULL)
-    r = reply_make(svc, L, o, f, q, s, &owned);
+    r = reply_make(svc, L, o, f, q, full, s, &owned);
+  json_decref(full);
   char *out = NULL;
   if (r != NULL) {
     struct jw w;

@@ -4,7 +4,9 @@ written, and the config file syntax takes trailing comments ("max_body_bytes = 6
 
 A snippet is a fenced block of a Markdown file, or an .EX/.EE block of the man page, in which some
 line sets a key the daemon knows (`key = value`, keys from `aced --help`); the whole block must
-then parse. etc/aced.conf is checked as shipped and with every documented default uncommented.
+then parse.  So must every snippet inside a sentence: a `key = value` code span of a Markdown file, a
+quoted "key = value" on a .B/.BR/.RB line of the man page.  etc/aced.conf is checked as shipped and
+with every documented default uncommented.
 """
 
 import glob
@@ -14,7 +16,7 @@ import subprocess
 import tempfile
 import time
 
-from acedtest import ACED, SRCDIR, done, free_port, ok
+from acedtest import ACED, SRCDIR, diag, done, free_port, ok
 
 help_text = subprocess.run([ACED, "--help"], capture_output=True, check=True).stdout.decode()
 KEYS = set(re.findall(r"^\s+--(\w+)\s", help_text, re.M))
@@ -82,6 +84,28 @@ ok(any(w.startswith("SECURITY.md") for w in names) and any(w.startswith("doc/ace
    "config snippets found in SECURITY.md and doc/aced.8 (%s)" % ", ".join(names))
 for what, block in found:
     check(block, "the aced.conf snippet at " + what)
+
+# Snippets inside a sentence: `key = value` code spans of the Markdown files, and quoted
+# "key = value" of the man page's .B/.BR/.RB lines.  Each must parse on its own line, except a value
+# with '...' in it, which the text marks as an elision (a libpq URI's options).
+INLINE_MD = re.compile(r"`((?:%s)\s*=[^`\n]*)`" % "|".join(sorted(KEYS)))
+INLINE_MAN = re.compile(r'"((?:%s)\s*=[^"\n]*)"' % "|".join(sorted(KEYS)))
+inline = []
+for path in docs:
+    for n, text_line in enumerate(open(path, encoding="utf-8"), 1):
+        for m in INLINE_MD.finditer(text_line):
+            inline.append(("%s:%d" % (os.path.relpath(path, SRCDIR), n), m.group(1)))
+for n, text_line in enumerate(open(os.path.join(SRCDIR, "doc", "aced.8"), encoding="utf-8"), 1):
+    if re.match(r"\.(B|BR|RB|IR|BI)\b", text_line):
+        for m in INLINE_MAN.finditer(text_line):
+            inline.append(("doc/aced.8:%d" % n, roff_unescape(m.group(1))))
+ok(any(w.startswith("README.md") for w, _ in inline) and any(w.startswith("doc/aced.8") for w, _ in inline),
+   "inline config snippets found in README.md and doc/aced.8 (%d)" % len(inline))
+for what, snippet in inline:
+    if "..." in snippet:
+        diag("%s: %r elides part of its value: not checked" % (what, snippet))
+        continue
+    check(snippet + "\n", "the inline snippet %r at %s" % (snippet, what))
 
 conf_path = os.path.join(SRCDIR, "etc", "aced.conf")
 conf = open(conf_path, encoding="utf-8").read()

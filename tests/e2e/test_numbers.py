@@ -49,6 +49,11 @@ while time.time() < deadline:
         break
     time.sleep(0.05)
 check("GET /v1/jobs/{id} (done, with result)", jr, 2)
+check("POST explanations (two methods side by side)",
+      d.post("/v1/models/mlp/explanations", {"methods": ["gradient", "integrated_gradients"], "output": 0,
+                                             "inputs": [[0.1, 0.2, 0.3, 0.4]]}))
+r = check("POST graph (the learner's 202 with the job)", d.post("/v1/models/mlp/graph", {"method": "dagma"}), 2)
+check("GET /v1/jobs/{id} of the graph learner, done", d.wait_job(r.json["job"]["id"]), 2)
 # A synchronous query answered after 202: its job's result carries its own elapsed_ms.
 d2 = Daemon(args=["--sync-wait-ms=0"]).start()
 r = d2.post("/v1/models", fixture_body("m2"))

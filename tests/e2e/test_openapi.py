@@ -188,6 +188,19 @@ def main():
     check(len(ops) == len(documented) and not missing,
           "every operation (%d) documents 400, 414 and 431" % len(ops), missing)
 
+    # A job's "kind" is one of the job kinds of the kind table (SVC_KINDS in include/aced/svc.h),
+    # all of them: a kind added to the table without the spec's enum fails here.
+    svc_h = open(os.path.join(root, "include", "aced", "svc.h")).read()
+    table = re.search(r"#define SVC_KINDS\(X\)(.*?)\n\n", svc_h, re.S)
+    kinds = re.findall(r"\bX\((\w+)\)", table.group(1)) if table else []
+    job = re.search(r"\n    Job:\n(.*?)(?=\n    \S)", yaml_text, re.S)
+    kind_enum = re.search(r"\n        kind:\n(?:          .*\n)*?          enum: \[([^\]]*)\]", job.group(1) + "\n") \
+        if job else None
+    documented_kinds = [k.strip() for k in kind_enum.group(1).split(",")] if kind_enum else []
+    check(len(kinds) >= 10 and sorted(kinds) == sorted(documented_kinds),
+          "the Job schema's kind enum is exactly the %d kinds of SVC_KINDS" % len(kinds),
+          ["SVC_KINDS: %s" % ", ".join(kinds), "spec: %s" % ", ".join(documented_kinds)])
+
     print("1..%d" % len(results))
     return 0 if all(results) else 1
 

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import time
 
-from acedtest import ACED, Daemon, diag, done, fixture_body, ok, skip
+from acedtest import ACED, SRCDIR, Daemon, diag, done, fixture_body, ok, skip
 
 
 def check_config(*flags):
@@ -154,9 +154,18 @@ ok(d.post("/v1/models", fixture_body("m")).status == 201, "model registered")
 r = d.post("/v1/models/m/regressors", {"outputs": ["y0"], "features": ["x0"], "num": 20})
 job = r.json["job"]["id"]
 d.wait_job(job)
-gets = ["/healthz", "/readyz", "/metrics", "/v1/models", "/v1/models/m",
-        "/v1/models/m/regressors/y0/x0?num=20", "/v1/jobs/" + job,
+ok(d.request("PUT", "/v1/models/m/graph", {"edges": [["x0", "x1"]]}).status == 201, "a graph given to m")
+gets = ["/healthz", "/readyz", "/metrics", "/openapi.yaml", "/v1/models", "/v1/models/m",
+        "/v1/models/m/regressors/y0/x0?num=20", "/v1/jobs/" + job, "/v1/models/m/graph",
+        "/ui", "/ui/", "/ui/app.js",
         "/v1/models/nosuch", "/v1/jobs/0123456789abcdef0123456789abcdef"]
+# every GET route of the route table is in that list (a GET route added later without HEAD here fails)
+get_routes = re.findall(r'\{"GET",\s*"([^"]+)"', open(os.path.join(SRCDIR, "src", "http", "routes.c")).read())
+missed = [t for t in get_routes
+          if not any(re.match("^" + re.sub(r"\\\{[a-z_]+\\\}", "[^/]+", re.escape(t)) + "$", p.split("?")[0])
+                     for p in gets)]
+ok(len(get_routes) >= 10 and not missed, "HEAD is tried on every one of the %d GET routes of routes.c (missed: %s)"
+   % (len(get_routes), ", ".join(missed) or "none"))
 for path in gets:
     g = d.get(path)
     h = d.request("HEAD", path)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """End to end: what pipeline engineers met registering real models (issue 10) -- constant features
 (a one-point domain, accepted, reported, skipped by all-feature jobs with a note, a 422 naming the
-feature when asked for), attributions for several outputs at once ("outputs"), and names with '/'
-addressed as %2F in a path segment."""
+feature when asked for), attributions and regressor jobs for several outputs at once ("outputs"), and
+names with '/' addressed as %2F in a path segment."""
 
 import copy
 
@@ -106,6 +106,20 @@ for bad, status, field in (({"output": "y0", "outputs": ["y1"]}, 422, "outputs")
     b = dict(bad, inputs=inputs)
     r = d.post("/v1/models/multi/attributions", b)
     ok(r.status == status and r.error_field() == field, "attributions %s: %d naming %s" % (bad, status, field), r)
+
+# A regressors job with several outputs fits each of them, in the order asked, and each is then a
+# cache hit of the regressor GET.
+r = d.post("/v1/models/multi/regressors", {"outputs": ["y1", "y2"], "features": ["x2"], "estimator": "taylor",
+                                           "num": 40})
+jr = d.wait_job(r.json["job"]["id"]) if r.status == 202 else r
+res = jr.json.get("result", {}) if jr.status == 200 else {}
+ok(r.status == 202 and jr.json.get("state") == "done" and res.get("outputs") == ["y1", "y2"] and
+   res.get("features") == ["x2"] and res.get("regressors") == 2 and res.get("computed") == 2,
+   "a regressors job with \"outputs\": [\"y1\", \"y2\"] fits both", jr)
+hits = [d.get("/v1/models/multi/regressors/%s/x2?estimator=taylor&num=40" % o) for o in ("y1", "y2")]
+ok(all(h.status == 200 and h.json["meta"]["cache"] == "hit" for h in hits) and
+   hits[0].json["curve"] != hits[1].json["curve"],
+   "each output's regressor is then served from the cache, and they differ", [h.json.get("meta") for h in hits])
 
 # ---- names with '/' (scikit-learn's wine: od280/od315_of_diluted_wines), addressed as %2F ----
 body = fixture_body("wine")

@@ -125,9 +125,9 @@ ok(err(r) == (422, "invalid_value", "timestep"), "timestep on a feedforward mode
 r = d.post("/v1/models/mlp/attributions", {"output": 0, "inputs": [[[0.1, 0.2, 0.3, 0.4]] * 4]})
 ok(err(r) == (422, "shape_mismatch", "inputs[0]"), "sequences as inputs of a feedforward model: 422", r)
 r = d.post("/v1/models/mlp/explanations", {"method": "gradient", "output": 0, "inputs": [[[0.1, 0.2, 0.3, 0.4]] * 4]})
-ok(err(r) == (400, "bad_type", "inputs[0][0]"), "explanations take rows of numbers only: 400", r)
+ok(err(r) == (422, "shape_mismatch", "inputs[0]"), "explanations of a feedforward model take rows, not sequences: 422", r)
 r = d.post("/v1/models/%s/explanations" % last, {"method": "gradient", "output": 0, "inputs": [[0.1] * 10]})
-ok(r.status == 422 and err(r)[2] == "method", "explanations of a recurrent model: 422", r)
+ok(err(r) == (422, "shape_mismatch", "inputs[0]"), "explanations of a recurrent model take sequences: 422 naming the row", r)
 
 # ---- regressors: GET per timestep, cached ----
 path = "/v1/models/%s/regressors/y0/x1?num=12&estimator=montecarlo" % last

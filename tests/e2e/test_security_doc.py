@@ -20,9 +20,17 @@ ok(len(sec) == 2, "SECURITY.md has a 'Reporting a vulnerability' section")
 policy = sec[1] if len(sec) == 2 else ""
 policy = policy.split("\n## ", 1)[0]
 ok("**%s**" % contact in policy, "it names the bug-report address of configure.ac (%s)" % contact)
-if contact.endswith(".invalid") or "example" in contact:
-    ok(re.search(r"placeholder", policy) and re.search(r"Maintainers", policy),
-       "a placeholder address is marked as one, for the maintainers")
+ok(re.search(r"Security \u2192 Report a vulnerability", policy) and re.search(r"private", policy),
+   "it names a private channel that needs no address: the repository's private vulnerability reporting")
+where = policy.split("**What to send.**", 1)[0]
+ok(where.find("Report a vulnerability") < where.find("**%s**" % contact),
+   "the private reporting form comes first, the address second")
+if re.search(r"\.(invalid|example|test|localhost)$", contact) or "example" in contact:
+    # a reserved domain never delivers: the text must say so and send reporters to the form
+    ok(re.search(r"placeholder", policy) and re.search(r"Maintainers", policy) and
+       re.search(r"never delivers", policy) and re.search(r"reporting above is the\s+channel", policy),
+       "a placeholder address (%s) is marked as one, and the form is named the channel until it is replaced"
+       % contact)
 for what, pat in (("acknowledgement", r"within (\d+) days?\s*\|\s*an acknowledgement"),
                   ("first assessment", r"within (\d+) days?\s*\|\s*a first assessment"),
                   ("fixed release", r"within\s+(\d+)\s+days\s+for\s+critical"),

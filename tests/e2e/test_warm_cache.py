@@ -152,6 +152,16 @@ ok(base is not None and s3 is not None and s3 - s2 == base,
    "and they ran no SQLite statement (%s between the scrapes around them, %s between two bare scrapes)"
    % (None if s3 is None or s2 is None else s3 - s2, base))
 
+# The first GET of a regressor the job fitted but no query has touched yet (y1 of x0: one Phase I
+# grid fits every output) reads its entry once, for both the summary kept in memory and the kept
+# reply text: one statement beyond a bare scrape's.
+s4 = statements()
+g = d.get("/v1/models/wide/regressors/y1/x0?num=20&estimator=taylor")
+s5 = statements()
+ok(g.status == 200 and g.json["meta"]["cache"] == "hit" and base is not None and s5 - s4 == base + 1,
+   "a first warm GET reads the store once (%s statements beyond a bare scrape's)"
+   % (None if base is None or s5 is None or s4 is None else s5 - s4 - base))
+
 
 def allocated():
     os.kill(d.proc.pid, signal.SIGUSR2)

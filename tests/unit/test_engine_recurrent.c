@@ -91,6 +91,57 @@ static void rnn_unload(struct eng_rnn *r)
   free(r->head.layers);
 }
 
+/* Reverse mode (recurrent_grad.c) against tests/data/rexplain_ref.json's
+ * PyTorch references for the same model: the gradient of its output and
+ * the ablation against the zeros baseline, with the models' own inputs. */
+static void run_reverse(const struct eng_rnn *r, const char *name, json_t *ref)
+{
+  json_t *c = NULL, *it;
+  size_t k;
+  json_array_foreach(json_object_get(ref, "cases"), k, it)
+    if (strcmp(json_string_value(json_object_get(it, "name")), name) == 0)
+      c = it;
+  if (!tap_ok(c != NULL, "%s: in rexplain_ref.json", name))
+    return;
+  const int T = r->T, ni = r->input_size, K = T * ni;
+  const int O = r->every ? eng_rnn_outputs(r) / T : eng_rnn_outputs(r);
+  json_t *in = json_object_get(c, "inputs"), *ts = json_object_get(c, "output_timestep");
+  int n = (int)json_array_size(in), o = O - 1, col = json_is_integer(ts)
+                                                      ? (int)json_integer_value(ts) * O + o
+                                                      : o;
+  double *x = malloc(sizeof(double) * (size_t)n * K), *g = malloc(sizeof(double) * (size_t)n * K);
+  double *a = malloc(sizeof(double) * (size_t)n * K), *zero = calloc((size_t)K, sizeof *zero);
+  for (int q = 0; q < n * K; q++)
+    x[q] = json_number_value(json_array_get(
+        json_array_get(json_array_get(in, (size_t)(q / K)), (size_t)(q % K / ni)), (size_t)(q % ni)));
+  json_t *abl = NULL;
+  json_array_foreach(json_object_get(c, "requests"), k, it)
+    if (json_is_string(json_object_get(it, "baseline")) &&
+        strcmp(json_string_value(json_object_get(it, "baseline")), "zeros") == 0)
+      abl = json_object_get(it, "ablation");
+  int rc = eng_rnn_gradient(r, x, n, col, g, NULL) | eng_rnn_ablation(r, x, n, zero, col, a);
+  double wg = 0.0, wa = 0.0;
+  for (int q = 0; q < n * K; q++) {
+    json_t *row = json_array_get(json_object_get(c, "gradient"), (size_t)(q / K));
+    double dg = fabs(g[q] - json_number_value(json_array_get(
+                                json_array_get(row, (size_t)(q % K / ni)), (size_t)(q % ni))));
+    row = json_array_get(abl, (size_t)(q / K));
+    double da = fabs(a[q] - json_number_value(json_array_get(
+                                json_array_get(row, (size_t)(q % K / ni)), (size_t)(q % ni))));
+    wg = dg > wg ? dg : wg;
+    wa = da > wa ? da : wa;
+  }
+  tap_ok(rc == 0 && wg <= TOL && wa <= TOL,
+         "%s: reverse-mode gradient and ablation vs torch autograd (max diff %.3g, %.3g)", name, wg,
+         wa);
+  free(x);
+  free(g);
+  free(a);
+  free(zero);
+}
+
+static json_t *rexplain_ref;
+
 static void run_case(json_t *c)
 {
   json_t *model = json_object_get(c, "model");
@@ -127,6 +178,7 @@ static void run_case(json_t *c)
                       json_number_value(json_array_get(json_array_get(fw, (size_t)s), (size_t)o)));
       worst = d > worst ? d : worst;
     }
+  run_reverse(&r, name, rexplain_ref);
   tap_ok(worst <= TOL, "%s: forward of %d sequences x %d outputs vs torch (max diff %.3g)", name, n,
          no, worst);
 
@@ -212,10 +264,13 @@ int main(void)
   json_t *root = json_load_file(path, 0, &jerr);
   if (!tap_ok(root != NULL, "load %s", path))
     return tap_done();
+  snprintf(path, sizeof path, "%s/tests/data/rexplain_ref.json", src ? src : ".");
+  rexplain_ref = json_load_file(path, 0, &jerr);
   size_t i;
   json_t *c;
   json_array_foreach(json_object_get(root, "cases"), i, c)
     run_case(c);
   json_decref(root);
+  json_decref(rexplain_ref);
   return tap_done();
 }

@@ -25,6 +25,117 @@ static double simpson_mean(const struct eng_regressor *r, int n)
   return s * h / 3.0 / (r->high - r->low);
 }
 
+
+/* Solve the k x k system a y = b (a copied, partial pivoting), and return
+ * ln|det a|: a check of the fit that shares no code with it (no LAPACK,
+ * no eigenbasis). */
+static double gauss_solve(const double *a_in, int k, double *b, int nrhs)
+{
+  double a[144];
+  for (int i = 0; i < k * k; i++)
+    a[i] = a_in[i];
+  double logdet = 0.0;
+  for (int c = 0; c < k; c++) {
+    int piv = c;
+    for (int r = c + 1; r < k; r++)
+      if (fabs(a[r * k + c]) > fabs(a[piv * k + c]))
+        piv = r;
+    for (int j = 0; j < k; j++) {
+      double tmp = a[c * k + j];
+      a[c * k + j] = a[piv * k + j];
+      a[piv * k + j] = tmp;
+    }
+    for (int j = 0; j < nrhs; j++) {
+      double tmp = b[c * nrhs + j];
+      b[c * nrhs + j] = b[piv * nrhs + j];
+      b[piv * nrhs + j] = tmp;
+    }
+    logdet += log(fabs(a[c * k + c]));
+    for (int r = c + 1; r < k; r++) {
+      double f = a[r * k + c] / a[c * k + c];
+      for (int j = c; j < k; j++)
+        a[r * k + j] -= f * a[c * k + j];
+      for (int j = 0; j < nrhs; j++)
+        b[r * nrhs + j] -= f * b[c * nrhs + j];
+    }
+  }
+  for (int r = k - 1; r >= 0; r--)
+    for (int j = 0; j < nrhs; j++) {
+      double v = b[r * nrhs + j];
+      for (int c = r + 1; c < k; c++)
+        v -= a[r * k + c] * b[c * nrhs + j];
+      b[r * nrhs + j] = v / a[r * k + r];
+    }
+  return logdet;
+}
+
+/* The evidence fit's answer checked against its definition (PRML 3.5) at
+ * the alpha and beta it returns: m = beta A^-1 Phi^T t and cov = A^-1 with
+ * A = alpha I + beta Phi^T Phi, the log evidence of PRML 3.86 at the chosen
+ * order, and the fixed point alpha = gamma / m'm, beta = (n - gamma) / |r|^2
+ * with gamma = P - alpha tr(A^-1) (PRML 3.91, 3.95). */
+static void check_definition(const double *x, const double *t, int n, double low, double high,
+                             const char *what)
+{
+  struct eng_regressor r;
+  if (!tap_ok(eng_regressor_fit(x, t, n, low, high, 10, &r) == 0, "%s: fits", what))
+    return;
+  int P = r.order + 1;
+  double phi[400 * 11], G[121], rhs[11 * 12], unit[11];
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < P; j++) {
+      for (int k = 0; k < P; k++)
+        unit[k] = k == j;
+      phi[i * P + j] = eng_legendre_series(unit, j, low, high, x[i]);
+    }
+  /* right-hand sides: beta Phi^T t, then the identity (for A^-1) */
+  for (int i = 0; i < P; i++) {
+    double h = 0.0;
+    for (int s = 0; s < n; s++)
+      h += phi[s * P + i] * t[s];
+    rhs[i * (P + 1)] = r.beta * h;
+    for (int j = 0; j < P; j++) {
+      double g = 0.0;
+      for (int s = 0; s < n; s++)
+        g += phi[s * P + i] * phi[s * P + j];
+      G[i * P + j] = r.beta * g + (i == j ? r.alpha : 0.0);
+      rhs[i * (P + 1) + 1 + j] = i == j;
+    }
+  }
+  double logdet = gauss_solve(G, P, rhs, P + 1);
+  double dm = 0.0, dc = 0.0, mm = 0.0, err = 0.0, tr = 0.0, cmax = 0.0;
+  for (int i = 0; i < P; i++) {
+    dm = fmax(dm, fabs(rhs[i * (P + 1)] - r.coef[i]));
+    mm += r.coef[i] * r.coef[i];
+    tr += rhs[i * (P + 1) + 1 + i];
+    for (int j = 0; j < P; j++) {
+      dc = fmax(dc, fabs(rhs[i * (P + 1) + 1 + j] - r.cov[i * P + j]));
+      cmax = fmax(cmax, fabs(r.cov[i * P + j]));
+    }
+  }
+  double scale = 0.0;
+  for (int s = 0; s < n; s++) {
+    double y = 0.0;
+    for (int j = 0; j < P; j++)
+      y += phi[s * P + j] * r.coef[j];
+    err += (t[s] - y) * (t[s] - y);
+    scale = fmax(scale, fabs(t[s]));
+  }
+  tap_ok(dm <= 1e-9 * scale, "%s: m = beta A^-1 Phi't (off by %.2g of the scale %.3g)", what, dm,
+         scale);
+  tap_ok(dc <= 1e-9 * cmax, "%s: cov = A^-1 (off by %.2g of %.3g)", what, dc, cmax);
+  double logev = 0.5 * P * log(r.alpha) + 0.5 * n * log(r.beta) - 0.5 * r.beta * err -
+                 0.5 * r.alpha * mm - 0.5 * logdet - 0.5 * n * log(2 * 3.14159265358979323846);
+  tap_ok(fabs(logev - r.log_evidence[r.order]) <= 1e-8 * fmax(1.0, fabs(logev)),
+         "%s: log evidence at order %d is PRML 3.86 (%.12g vs %.12g)", what, r.order,
+         r.log_evidence[r.order], logev);
+  double gamma = P - r.alpha * tr;
+  tap_ok(fabs(r.alpha - gamma / mm) <= 1e-8 * r.alpha &&
+             fabs(r.beta - (n - gamma) / err) <= 1e-8 * r.beta,
+         "%s: alpha, beta at the fixed point (alpha %.6g vs %.6g, beta %.6g vs %.6g)", what,
+         r.alpha, gamma / mm, r.beta, (n - gamma) / err);
+}
+
 int main(void)
 {
   enum { N = 100 };
@@ -135,5 +246,23 @@ int main(void)
   tap_ok(eng_regressor_fit(x, t, N, 1.0, 1.0, 5, &r) == -1, "empty domain rejected");
   tap_ok(eng_regressor_fit(x, t, N, -2.0, 3.0, ENG_ORDER_CAP + 1, &r) == -1,
          "order above the cap rejected");
+  /* noisy curves: the fit settles inside the bounds, so the fixed point
+   * and the definitions can be checked exactly */
+  {
+    double xs[400], ts[400];
+    unsigned long long u = 88172645463325252ULL;
+    for (int c = 0; c < 3; c++) {
+      int n = c == 0 ? 100 : c == 1 ? 37 : 400;
+      eng_grid(-1.5, 2.5, n, xs);
+      for (int i = 0; i < n; i++) {
+        u ^= u << 13, u ^= u >> 7, u ^= u << 17;
+        double eps = ((double)(u >> 11) / 9007199254740992.0 - 0.5) * (c == 2 ? 0.2 : 0.02);
+        ts[i] = (c == 1 ? 40.0 : 1.0) / (1.0 + exp(-3.0 * xs[i])) + sin(2.0 * xs[i]) + eps;
+      }
+      char what[48];
+      snprintf(what, sizeof what, "noisy curve %d (n = %d)", c, n);
+      check_definition(xs, ts, n, -1.5, 2.5, what);
+    }
+  }
   return tap_done();
 }

@@ -2,6 +2,9 @@
  * test_model.c -- model_parse and friends: the fixture registers, moments,
  * canonical JSON and digest, one test per error class (code and field
  * path), limits without huge allocations, metadata and index lookups.
+ * What registrations carry beyond the feedforward network (the input
+ * transform, the graph among the inputs, recurrent networks) is tested in
+ * test_model_ext.c; the helpers both use are in modeltest.h.
  *
  * Reads $ACED_SRCDIR/tests/data/small_mlp.json (default: the current
  * folder's tests/data); without it the test fails rather than skips, so a
@@ -24,83 +27,8 @@
 
 #include "aced/model.h"
 #include "tap.h"
+#include "modeltest.h"
 
-static json_t *fixture; /* as on disk, with "reference" */
-
-/* The fixture as a registration body: "reference" removed, a name added. */
-static json_t *body(void)
-{
-  json_t *b = json_deep_copy(fixture);
-  json_object_del(b, "reference");
-  json_object_set_new(b, "name", json_string("small_mlp"));
-  return b;
-}
-
-/* Walk a path of object keys and array indices ("network", "layers", "1"). */
-static json_t *at(json_t *v, const char *path)
-{
-  char tok[64];
-  const char *p = path;
-  size_t n;
-
-  while (*p && v != NULL) {
-    n = strcspn(p, ".");
-    snprintf(tok, sizeof tok, "%.*s", (int)n, p);
-    v = json_is_array(v) ? json_array_get(v, (size_t)atoi(tok)) : json_object_get(v, tok);
-    p += n + (p[n] == '.');
-  }
-  if (v == NULL) {
-    tap_diag("test bug: no %s", path);
-    abort();
-  }
-  return v;
-}
-
-/* A 2-feature, 1-output linear model with the given moments. */
-static json_t *tiny_body(double c00, double c01, double c10, double c11)
-{
-  return json_pack("{s:s, s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}], s:[s],"
-                   " s:{s:s, s:[{s:[[i, i]], s:[i], s:s}]},"
-                   " s:{s:[f, f], s:[[f, f], [f, f]]}}",
-                   "name", "tiny", "features", "name", "a", "low", 0, "high", 1, "name", "b",
-                   "low", 0, "high", 1, "outputs", "y", "network", "type",
-                   "feedforward", "layers", "weights", 1, 1, "bias", 0, "activation",
-                   "identity", "data", "mean", 0.0, 0.0, "covariance", c00, c01, c10,
-                   c11);
-}
-
-/* Parse b (stealing it) and check the exact error code and field path. */
-static void expect_err(json_t *b, int require_name, enum aced_err code,
-                       const char *field, const char *what)
-{
-  struct aced_model *m = (struct aced_model *)1;
-  struct aced_error err;
-  enum aced_err rc;
-
-  memset(&err, 0, sizeof err);
-  rc = model_parse(b, require_name, &m, &err);
-  if (!tap_ok(rc == code && err.code == code && strcmp(err.field, field) == 0 &&
-                  m == NULL,
-              "%s -> %s at '%s'", what, aced_err_code(code), field))
-    tap_diag("got %s at '%s': %s (out %s NULL)", aced_err_code(rc), err.field,
-             err.message, m ? "not" : "is");
-  else
-    tap_diag("  message: %s", err.message);
-  model_free(m == (struct aced_model *)1 ? NULL : m);
-  json_decref(b);
-}
-
-/* Parse b (stealing it); NULL with a diagnostic when it does not parse. */
-static struct aced_model *parse_ok(json_t *b, int require_name)
-{
-  struct aced_model *m = NULL;
-  struct aced_error err;
-  if (model_parse(b, require_name, &m, &err) != ACED_OK)
-    tap_diag("parse failed: %s at '%s': %s", aced_err_code(err.code), err.field,
-             err.message);
-  json_decref(b);
-  return m;
-}
 
 static void sha256_hex(const char *s, char out[7 + 64 + 1])
 {
@@ -820,88 +748,6 @@ static void test_metadata_and_lookups(void)
 
 /* Every tests/data/models/good_*.json registers.  The list is fixed here
  * rather than globbed so that a missing file is a failure. */
-/* The input transform (issue 10): canonical form, digest, folding. */
-static void test_transform(void)
-{
-  json_t *b = body(), *tf;
-  struct aced_model *m0, *m1, *m2;
-
-  m0 = parse_ok(json_deep_copy(b), 1);
-  tf = json_pack("{s:[f,f,f,f], s:[f,f,f,f]}", "scale", 2.0, 0.5, -4.0, 1.0, "shift", 1.0,
-                 -3.0, 0.25, 0.0);
-  json_object_set_new(b, "input_transform", tf);
-  m1 = parse_ok(json_deep_copy(b), 1);
-  tap_ok(m0 && m1 && m1->has_transform && !m0->has_transform &&
-             strcmp(m0->digest, m1->digest) != 0,
-         "a transform is parsed and changes the digest");
-  if (m0 && m1) {
-    char *c0 = model_canonical_json(m0), *c1 = model_canonical_json(m1);
-    json_t *j = json_loads(c1, 0, NULL);
-    char *dumped = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17))
-                     : NULL;
-    tap_ok(dumped && strcmp(dumped, c1) == 0,
-           "canonical text with a transform is exactly what jansson writes for it");
-    tap_ok(strstr(c0, "input_transform") == NULL &&
-               strstr(c1, "\"input_transform\":{\"scale\":[2.0,0.5,-4.0,1.0],"
-                          "\"shift\":[1.0,-3.0,0.25,0.0]}") != NULL,
-           "no transform: canonical text as before; a transform: kept as given");
-    m2 = j ? parse_ok(json_incref(j), 0) : NULL;
-    tap_ok(m2 && strcmp(m2->digest, m1->digest) == 0,
-           "canonical text with a transform re-parses to the same digest");
-    model_free(m2);
-    json_decref(j);
-    free(dumped);
-    free(c0);
-    free(c1);
-
-    /* folding: W' = W diag(1/scale), b' = b - W (shift/scale), other
-     * layers shared */
-    struct eng_net net;
-    struct eng_layer *ls = NULL;
-    double werr = 0.0, berr = 0.0;
-    tap_ok(model_engine_net(m0, &net, &ls) == 0 && ls == NULL && net.layers == m0->net.layers,
-           "without a transform the engine gets the network as registered");
-    tap_ok(model_engine_net(m1, &net, &ls) == 0 && ls != NULL &&
-               net.layers[1].W == m1->net.layers[1].W,
-           "with one, layer 0 is a folded copy and the rest is shared");
-    if (ls != NULL) {
-      const struct eng_layer *L0 = &m1->net.layers[0];
-      for (int u = 0; u < L0->n_out; u++) {
-        double bb = L0->b[u];
-        for (int j2 = 0; j2 < L0->n_in; j2++) {
-          double w = L0->W[u * L0->n_in + j2];
-          werr = fmax(werr, fabs(ls[0].W[u * L0->n_in + j2] - w / m1->tf_scale[j2]));
-          bb -= w * m1->tf_shift[j2] / m1->tf_scale[j2];
-        }
-        berr = fmax(berr, fabs(ls[0].b[u] - bb));
-      }
-      tap_ok(werr == 0.0 && berr <= 1e-14, "folded layer 0 is W/scale, b - W shift/scale "
-                                           "(max diffs %.1e, %.1e)",
-             werr, berr);
-      model_engine_net_free(ls);
-    }
-  }
-  model_free(m0);
-  model_free(m1);
-
-  /* errors name the field */
-  json_object_set_new(b, "input_transform", json_pack("{s:[i,i,i,i]}", "scale", 1, 1, 0, 1));
-  expect_err(json_deep_copy(b), 1, ACED_E_INVALID, "input_transform.scale[2]", "zero scale");
-  json_object_set_new(b, "input_transform", json_pack("{s:[i,i]}", "shift", 1, 1));
-  expect_err(json_deep_copy(b), 1, ACED_E_SHAPE, "input_transform.shift", "short shift");
-  json_object_set_new(b, "input_transform", json_pack("{s:[f,f,f,f]}", "scale", 1.0, 1.0, 1.0,
-                                                      1e-310));
-  expect_err(json_deep_copy(b), 1, ACED_E_NOT_FINITE, "input_transform.scale[3]",
-             "scale whose inverse overflows");
-  json_object_set_new(b, "input_transform", json_object());
-  expect_err(json_deep_copy(b), 1, ACED_E_MISSING_FIELD, "input_transform.scale",
-             "empty transform");
-  json_object_set_new(b, "input_transform", json_pack("{s:[i,i,i,i]}", "offset", 1, 1, 1, 1));
-  expect_err(json_deep_copy(b), 1, ACED_E_UNKNOWN_FIELD, "input_transform.offset",
-             "unknown transform field");
-  json_decref(b);
-}
-
 static void test_example_bodies(void)
 {
   static const char *files[] = {"good_tiny_linear.json"};
@@ -924,105 +770,10 @@ static void test_example_bodies(void)
   }
 }
 
-/* The graph among the inputs (issue 14): in the canonical text exactly as
- * jansson writes it, sorted edges, round trip, learned fields kept. */
-static void test_graph(void)
-{
-  json_t *b = body();
-  const char *f0 = json_string_value(json_object_get(at(b, "features.0"), "name"));
-  const char *f1 = json_string_value(json_object_get(at(b, "features.1"), "name"));
-  const char *f2 = json_string_value(json_object_get(at(b, "features.2"), "name"));
-  json_object_set_new(b, "graph", json_pack("{s:[[ss][ss]]}", "edges", f1, f2, f0, f2));
-  struct aced_model *m = parse_ok(b, 1);
-  if (tap_ok(m != NULL && m->graph && m->graph->n_edges == 2, "a body with a graph registers")) {
-    tap_ok(m->graph->edges[0][0] == 0 && m->graph->edges[1][0] == 1, "edges are kept sorted");
-    char *canon = model_canonical_json(m);
-    json_t *re = json_loads(canon, 0, NULL);
-    char *dumped = json_dumps(re, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
-    tap_ok(dumped && strcmp(dumped, canon) == 0, "the canonical text with a graph is jansson's");
-    struct aced_model *m2 = parse_ok(json_incref(re), 0);
-    tap_ok(m2 && strcmp(m2->digest, m->digest) == 0, "and round-trips to the same digest");
-    /* a learned graph keeps the learner's report */
-    int e[1][2] = {{2, 0}};
-    struct aced_error err;
-    if (m2 && model_graph_set(m2, (const int (*)[2])e, 1, 1,
-                              json_pack("{s:s,s:f}", "method", "dagma", "score", 0.25),
-                              &err) == ACED_OK && model_compute_digest(m2) == 0) {
-      char *c3 = model_canonical_json(m2);
-      json_t *r3 = json_loads(c3, 0, NULL);
-      struct aced_model *m3 = parse_ok(json_incref(r3), 0); /* parse_ok takes a reference */
-      tap_ok(m3 && m3->graph && m3->graph->learned && strcmp(m3->digest, m2->digest) == 0 &&
-                 strcmp(m2->digest, m->digest) != 0,
-             "a learned graph is stored with its report and changes the digest");
-      tap_ok(r3 && json_object_get(json_object_get(r3, "graph"), "method") &&
-                 json_object_get(json_object_get(r3, "graph"), "source"),
-             "its canonical form carries method and source");
-      model_free(m3);
-      json_decref(r3);
-      free(c3);
-    }
-    int cyc[2][2] = {{0, 1}, {1, 0}};
-    tap_ok(m2 && model_graph_set(m2, (const int (*)[2])cyc, 2, 0, NULL, &err) == ACED_E_CYCLIC_GRAPH,
-           "model_graph_set refuses a cycle");
-    model_free(m2);
-    json_decref(re);
-    free(dumped);
-    free(canon);
-  }
-  model_free(m);
-}
-
-/* Recurrent registrations (tests/data/recurrent_ref.json): the canonical
- * text is what jansson writes for it, re-parses to the same digest, and
- * the features, outputs and data are flattened over time. */
-static void test_recurrent(const char *src)
-{
-  char path[1024];
-  snprintf(path, sizeof path, "%s/tests/data/recurrent_ref.json", src ? src : ".");
-  json_t *root = json_load_file(path, 0, NULL), *c;
-  size_t i;
-  if (!tap_ok(root != NULL, "load %s", path))
-    return;
-  json_array_foreach(json_object_get(root, "cases"), i, c) {
-    json_t *b = json_object_get(c, "model");
-    struct aced_model *m = NULL, *m2 = NULL;
-    struct aced_error e;
-    const char *name = json_string_value(json_object_get(b, "name"));
-    if (!tap_ok(model_parse(b, 1, &m, &e) == ACED_OK, "%s parses (%s)", name, e.message))
-      continue;
-    int T = (int)json_integer_value(json_object_get(b, "sequence_length"));
-    int ni = (int)json_array_size(json_object_get(b, "features"));
-    tap_ok(m->rnn != NULL && m->seq_len == T && m->step_features == ni &&
-               m->n_features == T * ni && m->n_samples == (int)json_array_size(json_object_get(
-                                                               json_object_get(b, "data"), "sequences")),
-           "%s: %d steps x %d features flattened", name, T, ni);
-    char *canon = model_canonical_json(m);
-    json_t *j = json_loads(canon, 0, NULL);
-    char *dumped = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
-    tap_ok(dumped && strcmp(dumped, canon) == 0, "%s: canonical text is what jansson writes", name);
-    tap_ok(model_parse(j, 0, &m2, &e) == ACED_OK && strcmp(m2->digest, m->digest) == 0,
-           "%s: canonical text re-parses to the same digest", name);
-    model_free(m2);
-    free(dumped);
-    free(canon);
-    json_decref(j);
-    model_free(m);
-  }
-  json_decref(root);
-}
-
 int main(void)
 {
-  const char *src = getenv("ACED_SRCDIR");
-  char path[1024];
-  json_error_t jerr;
-
-  snprintf(path, sizeof path, "%s/tests/data/small_mlp.json", src ? src : ".");
-  fixture = json_load_file(path, 0, &jerr);
-  if (!tap_ok(fixture != NULL, "load %s", path)) {
-    tap_diag("%s", jerr.text);
+  if (!load_fixture())
     return tap_done();
-  }
   test_example_bodies();
   test_fixture();
   test_moments();
@@ -1033,9 +784,6 @@ int main(void)
   test_value_errors();
   test_limits();
   test_metadata_and_lookups();
-  test_transform();
-  test_graph();
-  test_recurrent(src);
   json_decref(fixture);
   return tap_done();
 }

@@ -1,0 +1,31 @@
+/*
+ * jsonr.h -- a quick reader for the plain JSON of query bodies.
+ *
+ * A cached attribution spends more of its CPU in jansson's parse of the
+ * 80-byte request body than in anything else aced does for it: jansson's
+ * lexer reads through a callback per byte, buffers every token and
+ * converts numbers through a locale-aware copy.  Query bodies are small
+ * and plain (ASCII names, numbers, nesting of three or four levels), so
+ * this reader takes that subset straight from the buffer and builds the
+ * same jansson tree json_loadb(JSON_REJECT_DUPLICATES) builds.
+ *
+ * It never refuses anything itself: on any input outside its subset
+ * (escapes, bytes outside printable ASCII in strings, duplicate keys,
+ * deep nesting, a top level that is not an object, numbers jansson would
+ * refuse, anything malformed) it returns NULL and the caller parses with
+ * jansson, which gives the error message or the tree.  So its answers are
+ * either jansson's tree or nothing; tests/unit/test_jsonr.c and the query
+ * fuzz target compare the two with json_equal and by type.
+ */
+#ifndef ACED_JSONR_H
+#define ACED_JSONR_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+/* The body's tree (a new reference, always an object), or NULL when the
+ * caller must parse it with jansson. */
+json_t *jsonr_parse(const char *buf, size_t len);
+
+#endif

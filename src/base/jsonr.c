@@ -1,0 +1,250 @@
+/*
+ * jsonr.c -- a quick reader for the plain JSON of query bodies (see
+ * jsonr.h for what it takes and why it hands everything else to jansson).
+ *
+ * The rules below follow jansson 2.14's lexer where it accepts: whitespace
+ * is space, tab, newline and carriage return; a number without '.', 'e'
+ * or 'E' is an integer (strtoll, refused on overflow), any other a real
+ * (strtod, refused when it overflows to infinity, kept when it underflows);
+ * a leading zero may not be followed by a digit; a fraction and an
+ * exponent need at least one digit.  Where this reader is unsure it does
+ * not guess: it returns NULL.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aced/jsonr.h"
+#include "aced/limits.h"
+
+struct reader {
+  const char *p, *end;
+};
+
+static void skip_ws(struct reader *r)
+{
+  while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
+    r->p++;
+}
+
+static int is_digit(char c)
+{
+  return c >= '0' && c <= '9';
+}
+
+/* A string's bytes between the quotes: ASCII without control characters
+ * (jansson refuses those) and without escapes.
+ * On success *s and *n give them and r->p is past the closing quote. */
+static int read_plain_string(struct reader *r, const char **s, size_t *n)
+{
+  const char *q = ++r->p; /* past the opening quote */
+  while (q < r->end && *q != '"') {
+    unsigned char c = (unsigned char)*q;
+    if (c < 0x20 || c >= 0x80 || c == '\\')
+      return -1;
+    q++;
+  }
+  if (q >= r->end)
+    return -1;
+  *s = r->p;
+  *n = (size_t)(q - r->p);
+  r->p = q + 1;
+  return 0;
+}
+
+static json_t *read_number(struct reader *r)
+{
+  const char *start = r->p, *q = r->p;
+  int real = 0;
+  if (q < r->end && *q == '-')
+    q++;
+  if (q >= r->end || !is_digit(*q))
+    return NULL;
+  if (*q == '0') {
+    q++;
+    if (q < r->end && is_digit(*q))
+      return NULL;
+  } else {
+    while (q < r->end && is_digit(*q))
+      q++;
+  }
+  if (q < r->end && *q == '.') {
+    real = 1;
+    q++;
+    if (q >= r->end || !is_digit(*q))
+      return NULL;
+    while (q < r->end && is_digit(*q))
+      q++;
+  }
+  if (q < r->end && (*q == 'e' || *q == 'E')) {
+    real = 1;
+    q++;
+    if (q < r->end && (*q == '+' || *q == '-'))
+      q++;
+    if (q >= r->end || !is_digit(*q))
+      return NULL;
+    while (q < r->end && is_digit(*q))
+      q++;
+  }
+  /* strtod and strtoll need a terminated copy: the buffer is not ours to
+   * write and need not end in a NUL */
+  char tok[ACED_JSONR_NUMBER_MAX + 1];
+  size_t n = (size_t)(q - start);
+  if (n > ACED_JSONR_NUMBER_MAX)
+    return NULL;
+  memcpy(tok, start, n);
+  tok[n] = '\0';
+  char *e;
+  errno = 0;
+  json_t *v;
+  if (real) {
+    double d = strtod(tok, &e);
+    if (e != tok + n || (isinf(d) && errno == ERANGE))
+      return NULL;
+    v = json_real(d);
+  } else {
+    long long i = strtoll(tok, &e, 10);
+    if (e != tok + n || errno == ERANGE)
+      return NULL;
+    v = json_integer((json_int_t)i);
+  }
+  r->p = q;
+  return v;
+}
+
+static json_t *read_value(struct reader *r, int depth);
+
+static json_t *read_array(struct reader *r, int depth)
+{
+  json_t *a = json_array();
+  if (a == NULL)
+    return NULL;
+  r->p++; /* '[' */
+  skip_ws(r);
+  if (r->p < r->end && *r->p == ']') {
+    r->p++;
+    return a;
+  }
+  for (;;) {
+    json_t *v = read_value(r, depth);
+    if (v == NULL || json_array_append_new(a, v) != 0)
+      goto fail;
+    skip_ws(r);
+    if (r->p >= r->end)
+      goto fail;
+    if (*r->p == ']') {
+      r->p++;
+      return a;
+    }
+    if (*r->p != ',')
+      goto fail;
+    r->p++;
+    skip_ws(r);
+  }
+fail:
+  json_decref(a);
+  return NULL;
+}
+
+static json_t *read_object(struct reader *r, int depth)
+{
+  json_t *o = json_object();
+  if (o == NULL)
+    return NULL;
+  r->p++; /* '{' */
+  skip_ws(r);
+  if (r->p < r->end && *r->p == '}') {
+    r->p++;
+    return o;
+  }
+  for (;;) {
+    const char *key;
+    size_t klen;
+    if (r->p >= r->end || *r->p != '"' || read_plain_string(r, &key, &klen) != 0)
+      goto fail;
+    /* jansson refuses a repeated key under JSON_REJECT_DUPLICATES; let
+     * it say so */
+    if (json_object_getn(o, key, klen) != NULL)
+      goto fail;
+    skip_ws(r);
+    if (r->p >= r->end || *r->p != ':')
+      goto fail;
+    r->p++;
+    skip_ws(r);
+    json_t *v = read_value(r, depth);
+    if (v == NULL || json_object_setn_new_nocheck(o, key, klen, v) != 0)
+      goto fail;
+    skip_ws(r);
+    if (r->p >= r->end)
+      goto fail;
+    if (*r->p == '}') {
+      r->p++;
+      return o;
+    }
+    if (*r->p != ',')
+      goto fail;
+    r->p++;
+    skip_ws(r);
+  }
+fail:
+  json_decref(o);
+  return NULL;
+}
+
+static int literal(struct reader *r, const char *word, size_t n)
+{
+  if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n) != 0)
+    return 0;
+  r->p += n;
+  return 1;
+}
+
+/* A value at r->p (whitespace before it already skipped). */
+static json_t *read_value(struct reader *r, int depth)
+{
+  if (r->p >= r->end)
+    return NULL;
+  switch (*r->p) {
+  case '{':
+    return depth < ACED_JSONR_DEPTH_MAX ? read_object(r, depth + 1) : NULL;
+  case '[':
+    return depth < ACED_JSONR_DEPTH_MAX ? read_array(r, depth + 1) : NULL;
+  case '"': {
+    const char *s;
+    size_t n;
+    if (read_plain_string(r, &s, &n) != 0)
+      return NULL;
+    return json_stringn_nocheck(s, n);
+  }
+  case 't':
+    return literal(r, "true", 4) ? json_true() : NULL;
+  case 'f':
+    return literal(r, "false", 5) ? json_false() : NULL;
+  case 'n':
+    return literal(r, "null", 4) ? json_null() : NULL;
+  default:
+    return read_number(r);
+  }
+}
+
+json_t *jsonr_parse(const char *buf, size_t len)
+{
+  if (len > ACED_JSONR_BYTES_MAX)
+    return NULL;
+  struct reader r = {buf, buf + len};
+  skip_ws(&r);
+  if (r.p >= r.end || *r.p != '{')
+    return NULL;
+  json_t *v = read_value(&r, 0);
+  if (v == NULL)
+    return NULL;
+  skip_ws(&r);
+  if (r.p != r.end) {
+    json_decref(v);
+    return NULL;
+  }
+  return v;
+}
