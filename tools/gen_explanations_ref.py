@@ -2,8 +2,9 @@
 """Generate tests/data/explanations_ref.json: reference explanations computed independently in
 PyTorch float64 for tests/e2e/test_explanations.py.
 
-For the three test models (tests/data/small_mlp.json: tanh, softplus, identity;
-tests/data/sharp_classifier.json: tanh, softmax; tests/data/log_softmax_mlp.json: tanh, softplus,
+For the four test models (tests/data/small_mlp.json: tanh, softplus, identity;
+tests/data/sharp_classifier.json: tanh, softmax; tests/data/relu_sigmoid_mlp.json (written here):
+relu, sigmoid; tests/data/log_softmax_mlp.json: tanh, softplus,
 log_softmax), a few input rows in each feature's domain, the
 first and last outputs, and every method of POST /v1/models/{name}/explanations:
   - gradient, gradient_x_input: torch.autograd on the network written out here layer by layer;
@@ -140,12 +141,38 @@ def cases_for(name, path):
     return {"model": name, "file": os.path.basename(path), "cases": out}
 
 
+def make_relu_sigmoid(path):
+    """tests/data/relu_sigmoid_mlp.json: a 5-8-6-2 network with relu hidden layers and a sigmoid
+    output (the two activations the other test models lack), seeded, with the mean and covariance
+    of 500 draws as its data; written here so the model and its references come from one script."""
+    rng = np.random.default_rng(1505)
+    dims = [5, 8, 6, 2]
+    layers = []
+    for i in range(3):
+        layers.append({"weights": [[float(v) for v in r] for r in rng.normal(0, 0.8, (dims[i + 1], dims[i]))],
+                       "bias": [float(v) for v in rng.normal(0, 0.3, dims[i + 1])],
+                       "activation": "relu" if i < 2 else "sigmoid"})
+    X = rng.uniform(-1, 1, (500, 5)) @ np.diag([1.0, 0.5, 2.0, 1.5, 0.8])
+    model = {"description": "relu hidden layers, sigmoid outputs (tools/gen_explanations_ref.py)",
+             "features": [{"name": "r%d" % i, "low": float(-abs(X[:, i]).max()), "high": float(abs(X[:, i]).max())}
+                          for i in range(5)],
+             "outputs": ["s0", "s1"],
+             "network": {"type": "feedforward", "layers": layers},
+             "data": {"mean": [float(v) for v in X.mean(axis=0)],
+                      "covariance": [[float(v) for v in r] for r in np.cov(X.T)]}}
+    with open(path, "w") as fh:
+        json.dump(model, fh, indent=1)
+        fh.write("\n")
+
+
 def main():
     dest = sys.argv[1] if len(sys.argv) > 1 else os.path.join(DATA, "explanations_ref.json")
+    make_relu_sigmoid(os.path.join(DATA, "relu_sigmoid_mlp.json"))
     ref = {"generator": "tools/gen_explanations_ref.py", "torch": torch.__version__,
            "models": [cases_for("mlp", os.path.join(DATA, "small_mlp.json")),
                       cases_for("sharp", os.path.join(DATA, "sharp_classifier.json")),
-                      cases_for("logsm", os.path.join(DATA, "log_softmax_mlp.json"))]}
+                      cases_for("logsm", os.path.join(DATA, "log_softmax_mlp.json")),
+                      cases_for("relusig", os.path.join(DATA, "relu_sigmoid_mlp.json"))]}
     with open(dest, "w") as fh:
         json.dump(ref, fh, indent=1)
         fh.write("\n")

@@ -28,7 +28,8 @@ TESTS += tests/unit/test_engine_fixture tests/unit/test_engine_cases \
 EXTRA_DIST += tests/data/sharp_classifier.json tools/gen_sharp_classifier.py \
 	src/engine/test_load.h
 # Explanations: references from PyTorch and the script that writes them.
-EXTRA_DIST += tests/data/explanations_ref.json tools/gen_explanations_ref.py
+EXTRA_DIST += tests/data/explanations_ref.json tools/gen_explanations_ref.py \
+	tests/data/relu_sigmoid_mlp.json
 # ... and for recurrent models (from the models of recurrent_ref.json).
 EXTRA_DIST += tests/data/rexplain_ref.json tools/gen_rexplain_ref.py
 # The trainer: PyTorch references and the script that writes them.

@@ -28,6 +28,10 @@ logsm.pop("reference", None)
 logsm["name"] = "logsm"
 r = d.post("/v1/models", logsm)
 ok(r.status == 201, "logsm (log_softmax output) registers", r)
+relusig = fixture("relu_sigmoid_mlp.json")
+relusig["name"] = "relusig"
+r = d.post("/v1/models", relusig)
+ok(r.status == 201, "relusig (relu hidden layers, sigmoid outputs) registers", r)
 
 
 def close(a, b):
