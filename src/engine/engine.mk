@@ -16,6 +16,7 @@ libaced_engine_a_SOURCES += \
 	src/engine/recurrent.c \
 	src/engine/recurrent_est.c \
 	src/engine/recurrent_lag.c \
+	src/engine/recurrent_mc.c \
 	src/engine/vmath.c
 
 check_PROGRAMS += tests/unit/test_engine_fixture tests/unit/test_engine_cases \
