@@ -8,6 +8,7 @@
 # The programs are check programs: `make check` builds them for the smoke
 # test, `make bench` builds them on demand.
 check_PROGRAMS += bench/bench_engine bench/mhd_fixed bench/bench_graph bench/bench_unscented
+check_PROGRAMS += bench/bench_rnn_step
 
 bench_bench_engine_SOURCES = bench/bench_engine.c bench/workload.c bench/workload.h
 bench_bench_engine_LDADD = libaced_engine.a $(JANSSON_LIBS) $(LAPACKE_LIBS) $(BLAS_LIBS) $(LBFGS_LIBS) \
@@ -18,6 +19,9 @@ bench_bench_graph_LDADD = libaced_engine.a $(LAPACKE_LIBS) $(BLAS_LIBS) $(LBFGS_
 
 bench_bench_unscented_SOURCES = bench/bench_unscented.c
 bench_bench_unscented_LDADD = $(bench_bench_engine_LDADD)
+
+bench_bench_rnn_step_SOURCES = bench/bench_rnn_step.c
+bench_bench_rnn_step_LDADD = $(bench_bench_engine_LDADD)
 
 bench_mhd_fixed_SOURCES = bench/mhd_fixed.c
 bench_mhd_fixed_LDADD = $(MHD_LIBS)

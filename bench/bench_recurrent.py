@@ -93,6 +93,7 @@ def main():
     nfeat = a.features if 0 < a.features <= I else I
     feats = ["s%d" % i for i in range(nfeat)]
     m = model(I, H, T, n)
+    load0 = os.getloadavg()[0]
     tmp = tempfile.mkdtemp(prefix="aced-bench-rec-")
     d = Daemon(args=["--workers=2"]).start()
     c0 = cpu_s(d.proc.pid)
@@ -125,6 +126,9 @@ def main():
            "timesteps": [steps[0], steps[-1]], "pairs": len(res["features"]), "features": nfeat, "register_s": t_reg, "register_cpu_s": c_reg,
            "aced_mc": {"cpu_s": cpu_mc, "wall_s": wall_mc, "per_unit_us": 1e6 * cpu_mc / units},
            "aced_taylor": {"cpu_s": cpu_t, "wall_s": wall_t, "pairs": len(res_t["features"]), "per_unit_us": 1e6 * cpu_t / units_t}}
+    out["aced_mc"]["sequence_steps"] = n * num * sum(T - t for t in res["timesteps"])
+    out["aced_mc"]["per_sequence_step_us"] = 1e6 * cpu_mc / out["aced_mc"]["sequence_steps"]
+    out["step"] = step_figures(a.smoke)
     have_torch = subprocess.run([TORCH_PY, "-c", "import torch"], capture_output=True).returncode == 0
     if have_torch:
         mp, pp, op = (os.path.join(tmp, x) for x in ("model.json", "pairs.json", "peer.json"))
@@ -135,15 +139,30 @@ def main():
         diff = max(abs(x - y) for g, w in zip(got, peer["expectations"]) for x, y in zip(g, w))
         pu = len(pairs) * num
         out["peer"] = {"cpu_s": peer["cpu_s"], "wall_s": peer["wall_s"], "pairs": len(pairs),
+                       "per_sequence_step_us": 1e6 * peer["cpu_s"] / (pu * n * T),
                        "per_unit_us": 1e6 * peer["cpu_s"] / pu, "max_diff": diff, "torch": peer["torch"]}
         out["speedup"] = out["peer"]["per_unit_us"] / out["aced_mc"]["per_unit_us"]
         if diff > 1e-9:
             raise RuntimeError("aced and the PyTorch peer disagree by %g" % diff)
+    out["loadavg"] = [load0, os.getloadavg()[0]]
     print(json.dumps(out, indent=1))
     if a.json:
         json.dump(out, open(a.json, "w"), indent=1)
     if a.fragment:
         write_fragment(a.fragment, out)
+
+
+def step_figures(smoke):
+    """bench/bench_rnn_step on one thread: CPU per sequence-step of the general and fused passes
+    and the GEMM floor of a step, from the same run (None if the program is not built)."""
+    exe = os.path.join(os.environ.get("ACED_BUILDDIR", os.path.join(HERE, "..")), "bench", "bench_rnn_step")
+    if not os.path.exists(exe):
+        return None
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    r = subprocess.run([exe] + (["--smoke"] if smoke else []), capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise RuntimeError("bench_rnn_step failed:\n" + r.stdout + r.stderr)
+    return r.stdout.strip().splitlines()
 
 
 def write_fragment(path, o):
@@ -173,7 +192,8 @@ def write_fragment(path, o):
         "",
         "| | CPU s | wall s | CPU per (feature, timestep, alpha) |",
         "|---|---|---|---|",
-        "| aced montecarlo (prefix states reused, GEMMs over 256 sequences) | %.2f | %.2f | %.2f ms |"
+        "| aced montecarlo (fused LSTM pass, src/engine/recurrent_mc.c: prefix states reused, one GEMM per step "
+        "over 256 sequences, the intervened step a rank-one update) | %.2f | %.2f | %.2f ms |"
         % (o["aced_mc"]["cpu_s"], o["aced_mc"]["wall_s"], o["aced_mc"]["per_unit_us"] / 1e3),
         "| aced taylor (Eq. 4, exact Hessian trace on the unrolled network), feature s0's %d pairs | %.2f | %.2f | %.2f ms |"
         % (o["aced_taylor"]["pairs"], o["aced_taylor"]["cpu_s"], o["aced_taylor"]["wall_s"], o["aced_taylor"]["per_unit_us"] / 1e3),
@@ -186,6 +206,17 @@ def write_fragment(path, o):
                   % (o["speedup"], "met" if o["speedup"] >= 10 else "not met", p["max_diff"])]
     else:
         lines += ["", "PyTorch was not available: no peer figures."]
+    lines += ["", "Per sequence-step (one sequence through one LSTM step), CPU: aced's montecarlo job %.3f us "
+              "(%d sequence-steps: steps t..%d per alpha)%s."
+              % (o["aced_mc"]["per_sequence_step_us"], o["aced_mc"]["sequence_steps"], o["T"] - 1,
+                 "; the PyTorch peer %.3f us (all %d steps per alpha)" % (p["per_sequence_step_us"], o["T"]) if p else "")]
+    if o.get("step"):
+        lines += ["", "`bench/bench_rnn_step` in the same run (no daemon; the general pass is the code "
+                  "before the fused one, still used for the other cells, several layers, feedback or outputs at every step):", ""]
+        lines += ["    " + x for x in o["step"]]
+    if o.get("loadavg"):
+        lines += ["", "Load average (1 min) of the machine at the start and end of the run: %.1f, %.1f (2 cores)."
+                  % tuple(o["loadavg"])]
     lines += ["", "Registration and preparation (parse, covariance factor over the %d flattened inputs, output "
               "spread, time lag over 256 sequences): %.2f s wall, %.2f s CPU." % (o["I"] * o["T"], o["register_s"], o["register_cpu_s"])]
     with open(path, "w") as f:

@@ -9,11 +9,18 @@ one thread), then the head, then the mean.
 PAIRS.json: {"pairs": [[feature, timestep], ...], "alphas": [...]}.  OUT.json: CPU seconds
 (resource.getrusage) and wall seconds of the loops alone, and the expectations, per pair."""
 import json
+import os
 import resource
 import sys
 import time
 
-import torch
+# One thread everywhere, also inside the BLAS torch links (OpenBLAS on Debian, whose own threads
+# torch.set_num_threads does not govern: without this the peer's CPU time exceeded its wall time),
+# set before it loads, as bench/peer_torch.py does.
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import torch  # noqa: E402
 
 torch.set_default_dtype(torch.float64)
 torch.set_num_threads(1)

@@ -103,6 +103,13 @@ else
   skip "graph_bench.py --smoke" "numpy not available for $torch_py (or bench_graph not built)"
 fi
 
+# recurrent networks (issue #12): CPU per sequence-step of the fused LSTM pass
+# against the general one, which must agree
+OPENBLAS_NUM_THREADS=1 "$builddir/bench/bench_rnn_step" --smoke >"$tmp/rnn_step.log" 2>&1
+rc=$?
+ok $rc "bench_rnn_step --smoke runs, the fused and general Monte Carlo passes agree to 1e-13"
+[ $rc -eq 0 ] || show "$tmp/rnn_step.log"
+
 # recurrent networks (issue #12): the LSTM job and, with torch, its peer
 $py "$srcdir/bench/bench_recurrent.py" --smoke --json "$tmp/recurrent.json" \
   --fragment "$tmp/recurrent.md" >"$tmp/recurrent.log" 2>&1 &&

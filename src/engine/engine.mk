@@ -17,14 +17,17 @@ libaced_engine_a_SOURCES += \
 	src/engine/recurrent_est.c \
 	src/engine/recurrent_lag.c \
 	src/engine/recurrent_grad.c \
+	src/engine/recurrent_mc.c \
 	src/engine/vmath.c
 
 check_PROGRAMS += tests/unit/test_engine_fixture tests/unit/test_engine_cases \
 	tests/unit/test_engine_regressor tests/unit/test_engine_sharp tests/unit/test_engine_gradient \
-	tests/unit/test_engine_ig tests/unit/test_engine_learn tests/unit/test_engine_train tests/unit/test_engine_recurrent
+	tests/unit/test_engine_ig tests/unit/test_engine_learn tests/unit/test_engine_train tests/unit/test_engine_recurrent \
+	tests/unit/test_engine_rnn_fused
 TESTS += tests/unit/test_engine_fixture tests/unit/test_engine_cases \
 	tests/unit/test_engine_regressor tests/unit/test_engine_sharp tests/unit/test_engine_gradient \
-	tests/unit/test_engine_ig tests/unit/test_engine_learn tests/unit/test_engine_train tests/unit/test_engine_recurrent
+	tests/unit/test_engine_ig tests/unit/test_engine_learn tests/unit/test_engine_train tests/unit/test_engine_recurrent \
+	tests/unit/test_engine_rnn_fused
 EXTRA_DIST += tests/data/sharp_classifier.json tools/gen_sharp_classifier.py \
 	src/engine/test_load.h
 # Explanations: references from PyTorch and the script that writes them.

@@ -202,6 +202,20 @@ void eng_vaxpy(double *restrict y, double a, const double *restrict x, int n);
  * pass without tangents: gates from p->gi + p->gh (p->gh is scratch
  * after), state updated in place (vmath.c). */
 void eng_cells_plain(struct rnn_pass *p, int off);
+/* LSTM cells of n rows in one pass: pre-activations z (n x 4H, ld ldz)
+ * plus bias b, state rows hc = [h | c] (ld ldhc) in place (vmath.c). */
+void eng_lstm_cells(int n, int H, const double *restrict z, int ldz, const double *restrict b,
+                    double *restrict hc, int ldhc);
+/* The head on hidden rows h (p->n x H, ld ldh): p->yv (n x O). */
+void rnn_head_rows(struct rnn_pass *p, const double *h, int ldh);
+/* Monte Carlo by the fused pass of recurrent_mc.c when it applies (one
+ * LSTM layer, no feedback, output at the last step): 0 done, ENG_STOPPED,
+ * -1 no memory, 1 does not apply (the caller runs the general pass). */
+int rnn_montecarlo_fast(const struct eng_model *m, int feature, const double *alpha,
+                        int n_alpha, double *E, double *se);
+/* The general pass (recurrent_est.c), for every network. */
+int rnn_montecarlo_general(const struct eng_model *m, int feature, const double *alpha,
+                           int n_alpha, double *E, double *se);
 
 /* The covariance factor m->L (k x r) from cov (prepare.c). */
 int eng_make_factor(struct eng_model *m, const double *cov, double share, char *errbuf,

@@ -455,13 +455,13 @@ static void head_act(enum eng_act act, double *z, int n, double *t, int r, int w
 }
 
 /* The head on the top hidden state: p->yv (n x O), p->yt (2r x O). */
-static void head(struct rnn_pass *p)
+static void head_on(struct rnn_pass *p, const double *cv, int ldv)
 {
   const struct eng_net *hd = &p->net->head;
   const int lstm = p->net->cell == ENG_CELL_LSTM;
   const int top = (p->net->n_layers - 1) * p->H * (lstm ? 2 : 1);
-  const double *cv = p->v + top, *ct = p->t + top;
-  int ldv = p->S, w = p->H;
+  const double *ct = p->t + top;
+  int w = p->H;
   size_t half_v = (size_t)p->n * p->wmax, half_t = (size_t)2 * p->r * p->wmax;
   for (int l = 0; l < hd->n_layers; l++) {
     const struct eng_layer *ly = &hd->layers[l];
@@ -476,6 +476,17 @@ static void head(struct rnn_pass *p)
     ct = zt;
     ldv = w = ly->n_out;
   }
+}
+
+static void head(struct rnn_pass *p)
+{
+  const int lstm = p->net->cell == ENG_CELL_LSTM;
+  head_on(p, p->v + (p->net->n_layers - 1) * p->H * (lstm ? 2 : 1), p->S);
+}
+
+void rnn_head_rows(struct rnn_pass *p, const double *h, int ldh)
+{
+  head_on(p, h, ldh);
 }
 
 /* ------------------------------------------------------------------ */

@@ -19,6 +19,15 @@
 int eng_rnn_montecarlo(const struct eng_model *m, int feature, const double *alpha,
                        int n_alpha, double *E, double *se)
 {
+  int rc = rnn_montecarlo_fast(m, feature, alpha, n_alpha, E, se);
+  return rc != 1 ? rc : rnn_montecarlo_general(m, feature, alpha, n_alpha, E, se);
+}
+
+/* Every network: the passes of recurrent.c (rnn_montecarlo_fast, in
+ * recurrent_mc.c, is the fused case of one LSTM layer). */
+int rnn_montecarlo_general(const struct eng_model *m, int feature, const double *alpha,
+                           int n_alpha, double *E, double *se)
+{
   const struct eng_rnn *net = m->rnn;
   const int ni = net->input_size, K = m->k, no = m->n_out, ns = m->n_samples;
   const int t = feature / ni, i = feature % ni;
