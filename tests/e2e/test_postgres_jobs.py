@@ -122,14 +122,15 @@ ok(not diff, "all %d regressors are cached and equal to the undisturbed run's, t
 
 # ---- a clean stop gives the job up at once -------------------------------------------------------------
 C = replica(uri)
-# (a grid five times the others': on a quiet machine B must still be in the middle of it when it
-# stops, or there is nothing to give up)
-r = B.post("/v1/models/slow/regressors", dict(JOB, num=5002))
+# (the longest grid, ten times the others': B must still be in the middle of it when it stops, or
+# there is nothing to give up; C, idle, helps with its tasks from the start, so the stop comes as
+# soon as the job is seen running, not after a fixed wait)
+r = B.post("/v1/models/slow/regressors", dict(JOB, num=10000))
 job = r.json["job"]["id"]
 wait_state(C, job, ["running"], 10)
-time.sleep(1.0)
 before = C.get("/v1/jobs/" + job)
 diag("B's job before the stop: %s %s" % (before.json.get("state"), before.json.get("progress")))
+ok(before.json.get("state") == "running", "B's job is running when B is stopped", before.json)
 t0 = time.time()
 ok(B.stop() == 0, "B stops cleanly (SIGTERM) in the middle of a job")
 rc = wait_state(C, job, ["done", "failed"], 120)
