@@ -181,8 +181,9 @@ def write_fragment(path, o):
         "LSTM, input %d, hidden %d, T = %d, %d stored sequences, sigmoid head; every regressor of its output "
         "over every (feature, timestep) within the time lag (tau = %d, mean %.2f: steps %d..%d, %d pairs), "
         "num = %d, through the job API (POST .../regressors, 2 workers)%s. CPU time of the daemon (utime + stime) "
-        "divided by the (feature, timestep, alpha) triples. Host: %s, Linux %s, %d cores, shared with five other "
-        "helpers' builds and tests during this run, so wall times are noisy; CPU times less so."
+        "divided by the (feature, timestep, alpha) triples. Host: %s, Linux %s, %d cores; the load average at the "
+        "start and end of the run is given below: when it is high, other work shared the cores and wall times "
+        "are noisy, CPU times less so."
         % (o["I"], o["H"], o["T"], o["n"], o["lag"]["tau"], o["lag"]["tau_mean"], o["timesteps"][0], o["timesteps"][1],
            o["pairs"], o["num"],
            "" if o["features"] == o["I"] else " over the first %d of the %d features (`--features %d`: the "
