@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "aced/jsonr.h"
@@ -53,6 +54,54 @@ static int read_plain_string(struct reader *r, const char **s, size_t *n)
   *n = (size_t)(q - r->p);
   r->p = q + 1;
   return 0;
+}
+
+/* A decimal number [-]digits[.digits][e[+-]digits], already checked by
+ * read_number, as a double without strtod when that is exact by
+ * construction (Clinger's fast path): its digits, read as an integer m,
+ * fit in 53 bits and its power of ten 10^k has |k| <= 22, so m and 10^|k|
+ * are both exact doubles and one IEEE multiplication or division rounds
+ * their product or quotient correctly, as strtod does.  Dashboards send
+ * numbers like 0.25 and 1.5e-3, which all take it.  Returns 0 when the
+ * number is outside it (the caller uses strtod). */
+static int fast_decimal(const char *p, const char *end, double *out)
+{
+  static const double pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  const uint64_t two53 = (uint64_t)1 << 53;
+  int neg = *p == '-';
+  p += neg;
+  uint64_t m = 0;
+  int k = 0;
+  for (; p < end && is_digit(*p); p++) {
+    if (m >= two53 / 10)
+      return 0;
+    m = m * 10 + (uint64_t)(*p - '0');
+  }
+  if (p < end && *p == '.')
+    for (p++; p < end && is_digit(*p); p++, k--) {
+      if (m >= two53 / 10)
+        return 0;
+      m = m * 10 + (uint64_t)(*p - '0');
+    }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    p++;
+    int eneg = *p == '-', x = 0;
+    p += *p == '-' || *p == '+';
+    for (; p < end && is_digit(*p); p++) {
+      if (x > 1000)
+        return 0;
+      x = x * 10 + (*p - '0');
+    }
+    k += eneg ? -x : x;
+  }
+  if (k < -22 || k > 22)
+    return 0;
+  double d = (double)m;
+  d = k < 0 ? d / pow10[-k] : d * pow10[k];
+  *out = neg ? -d : d;
+  return 1;
 }
 
 static json_t *read_number(struct reader *r)
@@ -101,9 +150,12 @@ static json_t *read_number(struct reader *r)
   errno = 0;
   json_t *v;
   if (real) {
-    double d = strtod(tok, &e);
-    if (e != tok + n || (isinf(d) && errno == ERANGE))
-      return NULL;
+    double d;
+    if (!fast_decimal(start, q, &d)) {
+      d = strtod(tok, &e);
+      if (e != tok + n || (isinf(d) && errno == ERANGE))
+        return NULL;
+    }
     v = json_real(d);
   } else {
     long long i = strtoll(tok, &e, 10);
@@ -247,4 +299,15 @@ json_t *jsonr_parse(const char *buf, size_t len)
     return NULL;
   }
   return v;
+}
+
+json_t *jsonr_get(const json_t *obj, const char *key)
+{
+  if (json_object_size(obj) > 8)
+    return json_object_get(obj, key);
+  for (void *it = json_object_iter((json_t *)obj); it != NULL;
+       it = json_object_iter_next((json_t *)obj, it))
+    if (strcmp(json_object_iter_key(it), key) == 0)
+      return json_object_iter_value(it);
+  return NULL;
 }

@@ -130,24 +130,41 @@ int http_route_find(const char *method, const char *url, char *argbuf,
     cut[ACED_URL_MAX] = '\0';
     url = cut;
   }
+  /* Two passes: the routes of this method first, in table order (the
+   * first whose path matches wins, as it would in one pass); only when
+   * none does, every route again, for 405's Allow.  The hot path then
+   * compares a method, not a path, against most of the table. */
+  const char *tail = strrchr(url, '/'); /* the last segment, '/' included */
+  size_t tail_len = tail ? strlen(tail) : 0;
+  for (int i = 0; i < aced_n_routes; i++) {
+    size_t off[REQUEST_MAX_ARGS], len[REQUEST_MAX_ARGS];
+    if (strcmp(aced_routes[i].method, method) != 0)
+      continue;
+    /* a pattern ending in a literal segment needs the URL to end in it:
+     * one comparison turns most candidates down */
+    const char *pt = strrchr(aced_routes[i].pattern, '/');
+    if (pt != NULL && pt[1] != '{' && tail != NULL &&
+        (strlen(pt) != tail_len || memcmp(pt, tail, tail_len) != 0))
+      continue;
+    if (!match(aced_routes[i].pattern, url, off, len))
+      continue;
+    /* each argument, NUL-terminated, into argbuf: they and their
+     * terminators fit in the URL's length, as each follows a '/' */
+    size_t pos = 0;
+    for (int k = 0; k < REQUEST_MAX_ARGS; k++) {
+      if (len[k] == 0) {
+        args[k] = NULL;
+        continue;
+      }
+      args[k] = argbuf + pos;
+      pos += http_segment_decode(argbuf + pos, url + off[k], len[k]) + 1;
+    }
+    return i;
+  }
   for (int i = 0; i < aced_n_routes; i++) {
     size_t off[REQUEST_MAX_ARGS], len[REQUEST_MAX_ARGS];
     if (!match(aced_routes[i].pattern, url, off, len))
       continue;
-    if (strcmp(aced_routes[i].method, method) == 0) {
-      /* each argument, NUL-terminated, into argbuf: they and their
-       * terminators fit in the URL's length, as each follows a '/' */
-      size_t pos = 0;
-      for (int k = 0; k < REQUEST_MAX_ARGS; k++) {
-        if (len[k] == 0) {
-          args[k] = NULL;
-          continue;
-        }
-        args[k] = argbuf + pos;
-        pos += http_segment_decode(argbuf + pos, url + off[k], len[k]) + 1;
-      }
-      return i;
-    }
     path_seen = 1;
     if (strstr(allow, aced_routes[i].method) == NULL) {
       size_t n = strlen(allow);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "aced/clock.h"
+#include "aced/jsonr.h"
 #include "aced/jsonw.h"
 #include "svc/internal.h"
 
@@ -229,7 +230,7 @@ static enum aced_err recurrent_resolve(const struct loaded *L, const json_t *b, 
                                        struct aced_error *err)
 {
   const int T = L->m->seq_len, ni = L->m->step_features;
-  const json_t *inputs = json_object_get(b, "inputs");
+  const json_t *inputs = jsonr_get(b, "inputs");
   enum aced_err rc;
   for (size_t r = 0; r < json_array_size(inputs); r++) {
     const json_t *row = json_array_get(inputs, r);
@@ -249,7 +250,7 @@ static enum aced_err recurrent_resolve(const struct loaded *L, const json_t *b, 
     if ((rc = resolve_output_step(L, b, &outs[k], err)) != ACED_OK)
       return rc;
   int *f1, n1, *steps, ns;
-  if ((rc = resolve_index_list(L, json_object_get(b, "features"), "features", 0, &f1, &n1, notes,
+  if ((rc = resolve_index_list(L, jsonr_get(b, "features"), "features", 0, &f1, &n1, notes,
                                err)) != ACED_OK)
     return rc;
   if ((rc = resolve_step_window(L, b, &steps, &ns, notes, err)) != ACED_OK) {
@@ -276,7 +277,7 @@ static enum aced_err attributions_resolve(const struct svc *svc, const struct lo
                                           int *nf, json_t *notes, struct query_params *q,
                                           struct aced_error *err)
 {
-  const json_t *one = json_object_get(b, "output"), *many = json_object_get(b, "outputs");
+  const json_t *one = jsonr_get(b, "output"), *many = jsonr_get(b, "outputs");
   *outs = NULL;
   *feats = NULL;
   if (one != NULL && many != NULL)
@@ -295,7 +296,7 @@ static enum aced_err attributions_resolve(const struct svc *svc, const struct lo
     goto fail;
   if (query_params_parse(svc, b, q, err) != ACED_OK || effect_check(L, q, err) != ACED_OK)
     goto fail;
-  json_t *inputs = json_object_get(b, "inputs");
+  json_t *inputs = jsonr_get(b, "inputs");
   if (L->m->rnn != NULL) {
     if (recurrent_resolve(L, b, *outs, *no, feats, nf, notes, err) != ACED_OK)
       goto fail;
@@ -315,7 +316,7 @@ static enum aced_err attributions_resolve(const struct svc *svc, const struct lo
                      json_array_size(json_array_get(inputs, i)), L->m->n_features);
       goto fail;
     }
-  if (resolve_index_list(L, json_object_get(b, "features"), "features", 0, feats, nf, notes,
+  if (resolve_index_list(L, jsonr_get(b, "features"), "features", 0, feats, nf, notes,
                          err) != ACED_OK)
     goto fail;
   return ACED_OK;
@@ -334,8 +335,8 @@ static char *attributions_reply(const struct loaded *L, const json_t *body, cons
                                 const struct query_params *q, size_t *len,
                                 struct aced_error *err)
 {
-  const json_t *inputs = json_object_get(body, "inputs");
-  if (json_object_get(body, "outputs") == NULL)
+  const json_t *inputs = jsonr_get(body, "inputs");
+  if (jsonr_get(body, "outputs") == NULL)
     return attributions_text(L, outs[0], feats, nf, regs, inputs, notes, cache, start_us, q,
                              len, err);
   struct jw w;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "aced/clock.h"
+#include "aced/jsonr.h"
 #include "aced/jsonw.h"
 #include "aced/limits.h"
 #include "aced/log.h"
@@ -91,7 +92,7 @@ enum aced_err query_params_parse(const struct svc *svc, const json_t *obj,
 {
   params_defaults(svc, q);
   json_t *v;
-  if ((v = json_object_get(obj, "estimator")) != NULL) {
+  if ((v = jsonr_get(obj, "estimator")) != NULL) {
     if (!json_is_string(v))
       return aced_error_set(err, ACED_E_BAD_TYPE, "estimator", "estimator must be a string");
     if (estimator_parse(json_string_value(v), &q->estimator) != 0)
@@ -99,24 +100,24 @@ enum aced_err query_params_parse(const struct svc *svc, const json_t *obj,
                             "estimator must be auto, taylor, finite_difference, montecarlo or "
                           "unscented");
   }
-  if ((v = json_object_get(obj, "num")) != NULL) {
+  if ((v = jsonr_get(obj, "num")) != NULL) {
     if (!json_is_integer(v))
       return aced_error_set(err, ACED_E_BAD_TYPE, "num", "num must be an integer");
     json_int_t n = json_integer_value(v);
     q->num = n > ACED_GRID_MAX ? ACED_GRID_MAX + 1 : n < 0 ? -1 : (int)n;
   }
-  if ((v = json_object_get(obj, "max_order")) != NULL) {
+  if ((v = jsonr_get(obj, "max_order")) != NULL) {
     if (!json_is_integer(v))
       return aced_error_set(err, ACED_E_BAD_TYPE, "max_order", "max_order must be an integer");
     json_int_t n = json_integer_value(v);
     q->max_order = n > 1000 ? 1000 : n < 0 ? -1 : (int)n;
   }
-  if ((v = json_object_get(obj, "epsilon")) != NULL) {
+  if ((v = jsonr_get(obj, "epsilon")) != NULL) {
     if (!json_is_number(v))
       return aced_error_set(err, ACED_E_BAD_TYPE, "epsilon", "epsilon must be a number");
     q->epsilon = json_number_value(v);
   }
-  if ((v = json_object_get(obj, "effect")) != NULL &&
+  if ((v = jsonr_get(obj, "effect")) != NULL &&
       (!json_is_string(v) || effect_parse(json_string_value(v), &q->effect) != 0))
     return aced_error_set(err, json_is_string(v) ? ACED_E_INVALID : ACED_E_BAD_TYPE, "effect",
                           "effect must be total, direct or indirect");

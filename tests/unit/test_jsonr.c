@@ -340,9 +340,73 @@ static void random_bodies(void)
          "mutations give both outcomes (%ld taken, %ld left)", mutated[SAME], mutated[GAVE_UP]);
 }
 
+/* Reals the reader converts without strtod (up to 53 bits of digits,
+ * powers of ten up to 10^22) and just past those bounds, where it must
+ * hand over to strtod: bit for bit strtod's value either way. */
+static void fast_path_numbers(void)
+{
+  long bad = 0, n = 0;
+  for (int i = 0; i < 300000; i++) {
+    char num[64], body[80];
+    int nd = 1 + (int)(next() % 18), point = (int)(next() % (nd + 1));
+    size_t k = 0;
+    if (next() % 2)
+      num[k++] = '-';
+    for (int d = 0; d < nd; d++) {
+      if (d == point && d > 0)
+        num[k++] = '.';
+      /* near 2^53 = 9007199254740992 now and then */
+      num[k++] = (char)('0' + (i % 7 == 0 && nd == 16 ? "9007199254740992"[d] - '0' + (d == 15 ? (int)(next() % 3) - 1 : 0) : (int)(next() % 10)));
+      if (d == 0 && num[k - 1] == '0' && nd > 1 && point != 1)
+        num[k - 1] = '1'; /* no leading zeros */
+    }
+    if (point == nd || point == 0)
+      k += (size_t)snprintf(num + k, sizeof num - k, ".5");
+    if (next() % 2)
+      k += (size_t)snprintf(num + k, sizeof num - k, "e%d", (int)(next() % 51) - 25);
+    num[k] = '\0';
+    int bl = snprintf(body, sizeof body, "{\"a\":%s}", num);
+    json_t *t = jsonr_parse(body, (size_t)bl);
+    double want = strtod(num, NULL), got = t ? json_real_value(json_object_get(t, "a")) : NAN;
+    n++;
+    if (t == NULL || !json_is_real(json_object_get(t, "a")) || memcmp(&want, &got, sizeof want) != 0) {
+      if (bad++ < 5)
+        tap_diag("%s: strtod %.17g, reader %.17g", num, want, got);
+    }
+    json_decref(t);
+  }
+  tap_ok(bad == 0, "%ld random decimals near the fast path's bounds read as strtod reads them (%ld differ)", n, bad);
+}
+
+/* jsonr_get finds what json_object_get finds, by scan or by hash. */
+static void lookups(void)
+{
+  int bad = 0;
+  for (int size = 0; size <= 12; size++) {
+    json_t *o = json_object();
+    char key[16];
+    for (int i = 0; i < size; i++) {
+      snprintf(key, sizeof key, "k%d", i);
+      json_object_set_new(o, key, json_integer(i));
+    }
+    for (int i = 0; i < size + 2; i++) {
+      snprintf(key, sizeof key, "k%d", i);
+      bad += jsonr_get(o, key) != json_object_get(o, key);
+    }
+    bad += jsonr_get(o, "") != NULL || jsonr_get(o, "k") != NULL;
+    json_decref(o);
+  }
+  json_t *a = json_array();
+  bad += jsonr_get(a, "k0") != NULL || jsonr_get(NULL, "k0") != NULL;
+  json_decref(a);
+  tap_ok(bad == 0, "jsonr_get agrees with json_object_get on objects of 0 to 12 keys (%d differ)", bad);
+}
+
 int main(void)
 {
   edge_cases();
+  lookups();
+  fast_path_numbers();
   random_bodies();
   return tap_done();
 }
