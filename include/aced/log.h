@@ -27,7 +27,12 @@ void log_msg(enum log_level l, const char *component, const char *fmt, ...)
  * by a timer, sees to that).  bytes 0: one write per line.  Every other
  * record first writes what is buffered, so lines keep their order. */
 void log_access_config(size_t bytes, int flush_ms);
-void log_access(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* One access line from its parts, written without printf (the default
+ * info level logs every request, so its cost is paid on each):
+ * "<client> <method> <url> <status> <ms with one decimal>ms who=<who>",
+ * control characters blanked as in every record. */
+void log_access(const char *client, const char *method, const char *url, unsigned status,
+                long long us, const char *who);
 /* Write what is buffered (shutdown, reload); the timer's check. */
 void log_flush(void);
 void log_flush_stale(void);

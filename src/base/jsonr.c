@@ -306,8 +306,10 @@ json_t *jsonr_get(const json_t *obj, const char *key)
   if (json_object_size(obj) > 8)
     return json_object_get(obj, key);
   for (void *it = json_object_iter((json_t *)obj); it != NULL;
-       it = json_object_iter_next((json_t *)obj, it))
-    if (strcmp(json_object_iter_key(it), key) == 0)
+       it = json_object_iter_next((json_t *)obj, it)) {
+    const char *k = json_object_iter_key(it);
+    if (k[0] == key[0] && strcmp(k, key) == 0)
       return json_object_iter_value(it);
+  }
   return NULL;
 }

@@ -149,6 +149,23 @@ void jw_str(struct jw *w, const char *s)
 {
   static const char hex[] = "0123456789ABCDEF";
   size_t n = strlen(s);
+  /* Names, estimators, notes: nearly always nothing to escape.  The check
+   * has no early exit, so the compiler vectorizes it; then one copy. */
+  unsigned esc = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    esc |= (unsigned)(c < 0x20) | (unsigned)(c == '"') | (unsigned)(c == '\\');
+  }
+  if (!esc) {
+    if (reserve(w, n + 2) != 0)
+      return;
+    char *o = w->buf + w->len;
+    o[0] = '"';
+    memcpy(o + 1, s, n);
+    o[n + 1] = '"';
+    w->len += n + 2;
+    return;
+  }
   /* worst case: every byte becomes \u00XX */
   if (reserve(w, 6 * n + 2) != 0)
     return;
@@ -199,9 +216,12 @@ static int fmt17(char *buf, double v)
   double a = fabs(v);
   if (!(a >= 1e-6 && a < 9007199254740992.0))
     return 0;
-  int e2;
-  double fr = frexp(a, &e2); /* a = fr 2^e2, fr in [0.5, 1) */
-  uint64_t m = (uint64_t)ldexp(fr, 53);
+  /* a = m 2^(be - 1075) with m the 53-bit significand (a is normal here):
+   * frexp's a = fr 2^e2, fr in [0.5, 1), has e2 = be - 1022 */
+  uint64_t bits;
+  memcpy(&bits, &a, sizeof bits);
+  int be = (int)(bits >> 52) & 0x7ff, e2 = be - 1022;
+  uint64_t m = (bits & ((1ULL << 52) - 1)) | (1ULL << 52);
   int s = 53 - e2; /* a = m / 2^s */
   if (s < 1 || s > 73)
     return 0; /* 2^52 <= a < 2^53 has no fraction bits (s = 0): printf's */
@@ -226,7 +246,7 @@ static int fmt17(char *buf, double v)
                                    1000000000000000000ULL,
                                    10000000000000000000ULL};
   /* decimal exponent: an estimate from the binary one, corrected below */
-  int x = (int)floor((e2 - 1) * 0.30102999566398120);
+  int x = ((e2 - 1) * 78913) >> 18; /* floor((e2 - 1) log10 2), or one off */
   uint64_t q = 0;
   int ok = 0;
   for (int tries = 0; tries < 4 && !ok; tries++) {
@@ -250,11 +270,18 @@ static int fmt17(char *buf, double v)
   }
   if (!ok)
     return 0;
+  static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                              "25262728293031323334353637383940414243444546474849"
+                              "50515253545556575859606162636465666768697071727374"
+                              "75767778798081828384858687888990919293949596979899";
   char d[17];
-  for (int i = 16; i >= 0; i--) {
-    d[i] = (char)('0' + q % 10);
-    q /= 10;
+  for (int i = 15; i >= 1; i -= 2) { /* two digits a division */
+    unsigned r = (unsigned)(q % 100);
+    q /= 100;
+    d[i] = pairs[2 * r];
+    d[i + 1] = pairs[2 * r + 1];
   }
+  d[0] = (char)('0' + q);
   int nd = 17; /* significant digits left once trailing zeros go */
   while (nd > 1 && d[nd - 1] == '0')
     nd--;

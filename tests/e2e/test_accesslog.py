@@ -40,6 +40,10 @@ urls = [re.search(r"GET (/v1/models/m\d+)", l).group(1) for l in lines if "/v1/m
 # the HTTP thread that served it: across threads that is not request order
 ok(sorted(urls) == ["/v1/models/m%04d" % i for i in range(N)],
    "every one of %d requests has exactly one access line after a stop (%d)" % (N, len(urls)))
+# the line's exact shape (written without printf): peer address, method,
+# target, status, milliseconds to one decimal, token label
+exact = [l for l in lines if "/v1/models/m" in l and not re.fullmatch(r"<6>info http: 127\.0\.0\.1 GET /v1/models/m\d{4} 404 \d+\.\dms who=-", l)]
+ok(lines and not exact, "every access line reads '<6>info http: 127.0.0.1 GET <url> 404 <ms>.<tenth>ms who=-'", exact[:3])
 stop = [i for i, l in enumerate(log.splitlines()) if "shutting down" in l]
 last = max(i for i, l in enumerate(log.splitlines()) if l.startswith("<6>info http:"))
 ok(stop and last < stop[0], "the buffered lines are written before the next other record (shutting down)")
@@ -77,11 +81,16 @@ else:
     skip("buffering saves a write per request", "/proc/PID/io is not readable here")
 
 d = Daemon(args=["--access_log_flush_ms=300"]).start()
+# a percent-encoded newline and tab in the target cannot forge a line
+d.get("/v1/models/evil%0A%3C6%3Einfo%20http:%20forged%09x")
 d.get("/v1/models/flushme")
 deadline, seen = time.time() + 5, False
 while time.time() < deadline and not seen:
     seen = "/v1/models/flushme" in d.read_log()
     time.sleep(0.05)
 ok(seen, "a buffered line reaches the log within its flush time (+ the 250 ms timer)")
+evil = [l for l in d.read_log().splitlines() if "evil" in l or "forged" in l]
+ok(len(evil) == 1 and evil[0].startswith("<6>info http: 127.0.0.1 GET /v1/models/evil") and "\t" not in evil[0],
+   "a control character in the target is blanked: one line, not two", evil)
 ok(d.stop() == 0, "clean shutdown")
 done()
