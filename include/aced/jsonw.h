@@ -16,6 +16,7 @@
 #define ACED_JSONW_H
 
 #include <stddef.h>
+#include <string.h>
 
 struct jw {
   char *buf;
@@ -35,8 +36,22 @@ void jw_init_sink(struct jw *w, size_t chunk,
                   void (*sink)(void *cls, const char *text, size_t n), void *cls);
 /* Hand what is buffered to the sink; 0, or -1 if memory ran out. */
 int jw_flush(struct jw *w);
-void jw_raw(struct jw *w, const char *s, size_t n);
-void jw_lit(struct jw *w, const char *s); /* jw_raw of a C string */
+/* jw_raw's growing (or flushing, or failed) case. */
+void jw_raw_grow(struct jw *w, const char *s, size_t n);
+/* n bytes as they are.  Inline: a reply is some hundred of these, most a
+ * few bytes into a buffer with room, where a call costs more than the
+ * copy. */
+static inline void jw_raw(struct jw *w, const char *s, size_t n)
+{
+  if (w->len + n < w->cap) { /* room for the text and the final NUL */
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+  } else {
+    jw_raw_grow(w, s, n);
+  }
+}
+/* jw_raw of a C string (a literal's length is known when it compiles) */
+static inline void jw_lit(struct jw *w, const char *s) { jw_raw(w, s, strlen(s)); }
 void jw_str(struct jw *w, const char *s); /* a quoted, escaped JSON string */
 void jw_real(struct jw *w, double v);
 void jw_int(struct jw *w, long long v);

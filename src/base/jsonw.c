@@ -128,7 +128,7 @@ char *jw_fix_ms(char *text, size_t *len)
   return jw_finish(&w, len);
 }
 
-void jw_raw(struct jw *w, const char *s, size_t n)
+void jw_raw_grow(struct jw *w, const char *s, size_t n)
 {
   if (reserve(w, n) != 0)
     return;
@@ -136,9 +136,28 @@ void jw_raw(struct jw *w, const char *s, size_t n)
   w->len += n;
 }
 
-void jw_lit(struct jw *w, const char *s)
+/* Whether s[0..n) holds a byte jw_str must escape ('"', '\\', below
+ * 0x20), eight bytes at a time: (x - k) & ~x & 0x80.. is nonzero exactly
+ * when some byte of x is below k (k <= 0x80), and a byte equal to c is a
+ * zero byte of x ^ c.  False positives cannot happen; nor can misses. */
+static int needs_escape(const char *s, size_t n)
 {
-  jw_raw(w, s, strlen(s));
+  const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, q, b;
+    memcpy(&x, s + i, 8);
+    q = x ^ (ones * '"');
+    b = x ^ (ones * '\\');
+    if ((((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs)
+      return 1;
+  }
+  for (; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c == '"' || c == '\\')
+      return 1;
+  }
+  return 0;
 }
 
 /* jansson's escaping (dump.c, without JSON_ENSURE_ASCII or
@@ -149,14 +168,9 @@ void jw_str(struct jw *w, const char *s)
 {
   static const char hex[] = "0123456789ABCDEF";
   size_t n = strlen(s);
-  /* Names, estimators, notes: nearly always nothing to escape.  The check
-   * has no early exit, so the compiler vectorizes it; then one copy. */
-  unsigned esc = 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    esc |= (unsigned)(c < 0x20) | (unsigned)(c == '"') | (unsigned)(c == '\\');
-  }
-  if (!esc) {
+  /* Names, estimators, notes: nearly always nothing to escape, and then
+   * one copy. */
+  if (!needs_escape(s, n)) {
     if (reserve(w, n + 2) != 0)
       return;
     char *o = w->buf + w->len;
