@@ -563,6 +563,32 @@ double eng_legendre_series(const double *coef, int order, double low, double hig
   return y;
 }
 
+void eng_legendre_series4(const double *const coef[4], const int order[4], const double low[4],
+                          const double high[4], const double x[4], double out[4])
+{
+  double t[4], p0[4], p1[4], y[4];
+  int top = 0;
+  for (int l = 0; l < 4; l++) {
+    t[l] = to_t(low[l], high[l], x[l]);
+    p0[l] = 1.0;
+    p1[l] = t[l];
+    y[l] = 0.0 + coef[l][0] * 1.0; /* as the loop's first step: -0.0 becomes 0.0 */
+    if (order[l] >= 1)
+      y[l] += coef[l][1] * t[l];
+    top = order[l] > top ? order[l] : top;
+  }
+  for (int n = 1; n < top; n++)
+    for (int l = 0; l < 4; l++) {
+      double p2 = ((2.0 * n + 1.0) * t[l] * p1[l] - n * p0[l]) / (n + 1.0);
+      p0[l] = p1[l];
+      p1[l] = p2;
+      if (n < order[l])
+        y[l] += coef[l][n + 1] * p2;
+    }
+  for (int l = 0; l < 4; l++)
+    out[l] = y[l];
+}
+
 double eng_regressor_mean(const struct eng_regressor *r, double x)
 {
   return eng_legendre_series(r->coef, r->order, r->low, r->high, x);
