@@ -50,6 +50,7 @@ E2E_TESTS = \
 	tests/e2e/test_docpaths.py \
 	tests/e2e/test_accesslog.py \
 	tests/e2e/test_warm_cache.py \
+	tests/e2e/test_quick.py \
 	tests/e2e/test_onnx.py \
 	tests/e2e/test_register_onnx.py \
 	tests/e2e/test_postgres.py \

@@ -30,6 +30,7 @@ struct aced_config {
   long access_log_buffer;    /* bytes of access-log lines per write; 0: a write per line */
   long access_log_flush_ms;  /* longest an access-log line waits in the buffer */
   long model_cache;          /* prepared models kept in memory */
+  long quick_queries;        /* 1: repeated cached attributions from the body's bytes */
   char cors_origins[1024];   /* origins allowed cross-origin ("" none, "*" any) */
   char ui_dir[1024];         /* the web view's files; "" the built-in place */
   char ui_chart_library[1024]; /* d3.min.js, served as ui/d3.min.js */

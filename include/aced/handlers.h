@@ -22,6 +22,7 @@ MHD_RESULT handler_interventions_post(struct request *rq);
 MHD_RESULT handler_regressor_get(struct request *rq);
 MHD_RESULT handler_regressors_post(struct request *rq);
 MHD_RESULT handler_attributions_post(struct request *rq);
+int handler_attributions_quick(struct request *rq, MHD_RESULT *ret);
 MHD_RESULT handler_explanations_post(struct request *rq);
 MHD_RESULT handler_graph_get(struct request *rq);
 MHD_RESULT handler_graph_put(struct request *rq);

@@ -44,6 +44,11 @@ struct server {
 };
 
 typedef MHD_RESULT (*handler_fn)(struct request *rq);
+/* A route's quick path: may answer from the raw body (request_raw_body)
+ * before it is parsed.  Returns 1 with *ret set when it answered, 0 when
+ * the request is to take the usual way (parse, check, handler); it must
+ * then have queued nothing, so that errors come out as they always do. */
+typedef int (*quick_fn)(struct request *rq, MHD_RESULT *ret);
 
 /* What a route takes as its request body.  The dispatcher checks the
  * Content-Type, caps the size, accumulates the chunks and (for JSON)
@@ -61,6 +66,7 @@ struct route {
   enum route_body body;  /* what body the route takes */
   long body_max;         /* its cap in bytes; 0: max_body_bytes.  The
                             configured max_body_bytes caps every route. */
+  quick_fn quick;        /* BODY_JSON routes: tried first, or NULL */
 };
 
 /* The one route table (src/routes.c). */
@@ -114,6 +120,10 @@ const char *request_client(struct request *rq);
 /* The prefix of every URL aced writes in its reply ("" or "/aced"): the
  * X-Forwarded-Prefix of a trusted proxy, else the base_path setting. */
 const char *request_base_path(struct request *rq);
+
+/* The body as sent (BODY_JSON routes; kept until the request ends), and
+ * its length; NULL when there is none. */
+const char *request_raw_body(const struct request *rq, size_t *len);
 
 /* Query parameter or NULL. */
 const char *request_query(struct request *rq, const char *name);

@@ -28,6 +28,12 @@
  * caller must parse it with jansson. */
 json_t *jsonr_parse(const char *buf, size_t len);
 
+/* The JSON number that starts at p (and ends by `end`) as a double, as
+ * json_number_value gives it for the value jansson would parse there.
+ * Returns where the number ends, or NULL when there is no well-formed
+ * number there or jansson would refuse it (out of range). */
+const char *jsonr_number(const char *p, const char *end, double *v);
+
 /* json_object_get(obj, key) for the hot path: a query body has a handful
  * of keys, and comparing them in order costs less than jansson's hash of
  * the key (about 450 instructions a lookup, eleven lookups a cached

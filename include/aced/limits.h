@@ -128,6 +128,13 @@
 #define ACED_ORDER_MAX_DEFAULT 20
 #define ACED_VALUES_MAX 10000       /* values per interventions request */
 #define ACED_ATTR_ROWS_MAX 1000     /* input rows per attributions request */
+/* Cached attributions answered from the body's bytes (src/svc/quick.c):
+ * each HTTP thread remembers this many recent queries (a dashboard's
+ * panels), each of at most this many features and a body of at most this
+ * many bytes besides its rows; larger ones take the usual path. */
+#define ACED_QUICK_SLOTS 16
+#define ACED_QUICK_FEATURES_MAX 256
+#define ACED_QUICK_KEY_MAX 4096
 #define ACED_CURVE_POINTS 101       /* points in a regressor's plotted curve */
 /* Integrated gradients: Gauss-Legendre with 64 nodes is exact for
  * polynomials of degree 127 along the path, far past what a network's

@@ -114,8 +114,20 @@ char *svc_cached_regressor(const struct svc *svc, const char *digest, const char
                            const char *feature, int timestep, int output_timestep,
                            const struct query_params *q, int64_t start_us, size_t *len,
                            struct aced_error *err);
+/* raw (raw_len bytes, may be NULL) is the body as sent: a reply it gets
+ * is remembered for svc_quick_attributions. */
 char *svc_cached_attributions(const struct svc *svc, const char *digest, const json_t *body,
-                              int64_t start_us, size_t *len, struct aced_error *err);
+                              const char *raw, size_t raw_len, int64_t start_us, size_t *len,
+                              struct aced_error *err);
+/* The same reply straight from the body's bytes, without parsing it into
+ * a tree, when this HTTP thread answered the same query (its body but for
+ * the rows of "inputs") from the cache before and nothing it depends on
+ * has changed since: the model, the configured defaults, the regressors.
+ * NULL whenever that does not hold, or the rows are anything but plain
+ * numbers of the right count: then the caller takes the usual path, which
+ * gives the same reply or the error (src/svc/quick.c). */
+char *svc_quick_attributions(const struct svc *svc, const char *digest, const char *body,
+                             size_t len, int64_t start_us, size_t *out_len);
 /* Metadata of a loaded model under `name` and `version`, or NULL if the
  * content is not loaded. */
 json_t *svc_cached_metadata(const struct svc *svc, const char *digest, const char *name,

@@ -6,7 +6,10 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include "aced/limits.h"
+#include "aced/model.h"
 #include "api/api.h"
 
 static const struct spec_field attributions_spec[] = {
@@ -29,8 +32,10 @@ MHD_RESULT handler_attributions_post(struct request *rq)
     return ret;
   struct aced_error err;
   size_t len = 0;
-  char *text = svc_cached_attributions(rq->srv->svc, row.digest, rq->body, rq->start_us, &len,
-                                       &err);
+  size_t raw_len;
+  const char *raw = request_raw_body(rq, &raw_len);
+  char *text = svc_cached_attributions(rq->srv->svc, row.digest, rq->body, raw, raw_len,
+                                       rq->start_us, &len, &err);
   if (text != NULL || err.code != ACED_OK) {
     store_model_row_clear(&row);
     return text ? reply_json_text(rq, 200, text, len) : reply_aced_error(rq, &err);
@@ -39,4 +44,27 @@ MHD_RESULT handler_attributions_post(struct request *rq)
   api_job_for_row(&req, &svc_kind_attributions, &row, rq->body);
   req.single_flight = 1;
   return api_run_job(rq, &req, 0);
+}
+
+/* The quick path (route table): the same query as one this thread
+ * answered from the cache before, with other rows, is answered from the
+ * body's bytes (svc_quick_attributions); anything else, including every
+ * error, takes the handler above. */
+int handler_attributions_quick(struct request *rq, MHD_RESULT *ret)
+{
+  struct store_model_row row;
+  struct aced_error err;
+  size_t raw_len, len = 0;
+  const char *raw = request_raw_body(rq, &raw_len);
+  if (raw == NULL || !model_name_valid(rq->arg[0]))
+    return 0;
+  memset(&row, 0, sizeof row);
+  if (rq->srv->store->ops->model_get(rq->srv->store, rq->arg[0], 0, 0, &row, &err) != ACED_OK)
+    return 0;
+  char *text = svc_quick_attributions(rq->srv->svc, row.digest, raw, raw_len, rq->start_us, &len);
+  store_model_row_clear(&row);
+  if (text == NULL)
+    return 0;
+  *ret = reply_json_text(rq, 200, text, len);
+  return 1;
 }

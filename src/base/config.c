@@ -74,6 +74,9 @@ static const struct key keys[] = {
      sizeof(((struct aced_config *)0)->log_level), 0, 0, "info",
      "error, warn, info or debug", "error warn info debug"},
     L(model_cache, 1, 100000, STR(ACED_MODEL_CACHE_DEFAULT), "prepared models kept in memory"),
+    L(quick_queries, 0, 1, "1",
+      "1: a cached attributions query repeated with other rows is answered from the "
+      "body's bytes (the same reply); 0: every body is parsed in full"),
     L(access_log_buffer, 0, ACED_ACCESS_LOG_BUFFER_MAX, STR(ACED_ACCESS_LOG_BUFFER_DEFAULT),
       "bytes of access-log lines written at once (0: one write per line)"),
     L(access_log_flush_ms, 1, 60000, STR(ACED_ACCESS_LOG_FLUSH_MS_DEFAULT),

@@ -104,67 +104,87 @@ static int fast_decimal(const char *p, const char *end, double *out)
   return 1;
 }
 
-static json_t *read_number(struct reader *r)
+/* The JSON number at [p, end): its value as jansson would hold it (an
+ * integer, or a real), or 0 when it is malformed, out of range, or longer
+ * than ACED_JSONR_NUMBER_MAX bytes; *stop is where it ends. */
+static int scan_number(const char *p, const char *end, const char **stop, int *real,
+                       long long *iv, double *dv)
 {
-  const char *start = r->p, *q = r->p;
-  int real = 0;
-  if (q < r->end && *q == '-')
+  const char *start = p, *q = p;
+  *real = 0;
+  if (q < end && *q == '-')
     q++;
-  if (q >= r->end || !is_digit(*q))
-    return NULL;
+  if (q >= end || !is_digit(*q))
+    return 0;
   if (*q == '0') {
     q++;
-    if (q < r->end && is_digit(*q))
-      return NULL;
+    if (q < end && is_digit(*q))
+      return 0;
   } else {
-    while (q < r->end && is_digit(*q))
+    while (q < end && is_digit(*q))
       q++;
   }
-  if (q < r->end && *q == '.') {
-    real = 1;
+  if (q < end && *q == '.') {
+    *real = 1;
     q++;
-    if (q >= r->end || !is_digit(*q))
-      return NULL;
-    while (q < r->end && is_digit(*q))
+    if (q >= end || !is_digit(*q))
+      return 0;
+    while (q < end && is_digit(*q))
       q++;
   }
-  if (q < r->end && (*q == 'e' || *q == 'E')) {
-    real = 1;
+  if (q < end && (*q == 'e' || *q == 'E')) {
+    *real = 1;
     q++;
-    if (q < r->end && (*q == '+' || *q == '-'))
+    if (q < end && (*q == '+' || *q == '-'))
       q++;
-    if (q >= r->end || !is_digit(*q))
-      return NULL;
-    while (q < r->end && is_digit(*q))
+    if (q >= end || !is_digit(*q))
+      return 0;
+    while (q < end && is_digit(*q))
       q++;
   }
+  *stop = q;
+  if (*real && fast_decimal(start, q, dv))
+    return 1;
   /* strtod and strtoll need a terminated copy: the buffer is not ours to
    * write and need not end in a NUL */
   char tok[ACED_JSONR_NUMBER_MAX + 1];
   size_t n = (size_t)(q - start);
   if (n > ACED_JSONR_NUMBER_MAX)
-    return NULL;
+    return 0;
   memcpy(tok, start, n);
   tok[n] = '\0';
   char *e;
   errno = 0;
-  json_t *v;
-  if (real) {
-    double d;
-    if (!fast_decimal(start, q, &d)) {
-      d = strtod(tok, &e);
-      if (e != tok + n || (isinf(d) && errno == ERANGE))
-        return NULL;
-    }
-    v = json_real(d);
-  } else {
-    long long i = strtoll(tok, &e, 10);
-    if (e != tok + n || errno == ERANGE)
-      return NULL;
-    v = json_integer((json_int_t)i);
+  if (*real) {
+    *dv = strtod(tok, &e);
+    return e == tok + n && !(isinf(*dv) && errno == ERANGE);
   }
-  r->p = q;
-  return v;
+  *iv = strtoll(tok, &e, 10);
+  return e == tok + n && errno != ERANGE;
+}
+
+static json_t *read_number(struct reader *r)
+{
+  const char *stop;
+  int real;
+  long long iv;
+  double dv;
+  if (!scan_number(r->p, r->end, &stop, &real, &iv, &dv))
+    return NULL;
+  r->p = stop;
+  return real ? json_real(dv) : json_integer((json_int_t)iv);
+}
+
+const char *jsonr_number(const char *p, const char *end, double *v)
+{
+  const char *stop;
+  int real;
+  long long iv;
+  if (!scan_number(p, end, &stop, &real, &iv, v))
+    return NULL;
+  if (!real)
+    *v = (double)(json_int_t)iv;
+  return stop;
 }
 
 static json_t *read_value(struct reader *r, int depth);

@@ -37,6 +37,7 @@ struct shard {
   atomic_ulong hist[MAX_ROUTES + 1][N_BUCKETS + 1];
   atomic_ulong hist_sum_us[MAX_ROUTES + 1];
   atomic_ulong cache_hits, cache_misses;
+  atomic_ulong quick_answers;
   atomic_ulong store_statements;
 } __attribute__((aligned(64)));
 static struct shard shards[SHARDS];
@@ -94,6 +95,11 @@ void metrics_cache(int hit)
   struct shard *sh = shard();
   atomic_fetch_add_explicit(hit ? &sh->cache_hits : &sh->cache_misses, 1,
                             memory_order_relaxed);
+}
+
+void metrics_quick_answer(void)
+{
+  atomic_fetch_add_explicit(&shard()->quick_answers, 1, memory_order_relaxed);
 }
 
 void metrics_store_statement(void)
@@ -294,6 +300,10 @@ char *metrics_render(const struct metrics_gauges *g)
           "aced_cache_requests_total{result=\"hit\"} %lu\n"
           "aced_cache_requests_total{result=\"miss\"} %lu\n",
       TOTAL(cache_hits), TOTAL(cache_misses));
+  put(&b, "# HELP aced_quick_answers_total Cached attributions answered from the body's bytes "
+          "(a query repeated with other rows, quick_queries).\n"
+          "# TYPE aced_quick_answers_total counter\naced_quick_answers_total %lu\n",
+      TOTAL(quick_answers));
   put(&b, "# HELP aced_store_statements_total Statements run against the database; a query "
           "answered from memory (a warm cached query) runs none.\n"
           "# TYPE aced_store_statements_total counter\naced_store_statements_total %lu\n",

@@ -192,6 +192,12 @@ const char *request_base_path(struct request *rq)
   return rq->priv->has_prefix ? rq->priv->prefix : rq->srv->cfg.base_path;
 }
 
+const char *request_raw_body(const struct request *rq, size_t *len)
+{
+  *len = rq->priv->buf ? rq->priv->len : 0;
+  return rq->priv->buf;
+}
+
 const char *request_client(struct request *rq)
 {
   if (rq->client[0] == '\0')
@@ -208,6 +214,9 @@ static MHD_RESULT dispatch(struct request *rq)
     struct request_priv *p = rq->priv;
     if (p->len == 0)
       return reply_error(rq, ACED_E_BAD_JSON, "", "request body is empty");
+    MHD_RESULT quick;
+    if (rq->route->quick != NULL && rq->route->quick(rq, &quick))
+      return quick;
     /* Small plain bodies (every query a dashboard sends) take the quick
      * reader; anything it leaves, jansson parses and judges. */
     rq->body = jsonr_parse(p->buf, p->len);
@@ -220,15 +229,12 @@ static MHD_RESULT dispatch(struct request *rq)
       json_error_t jerr;
       rq->body = json_loadb(p->buf, p->len, JSON_REJECT_DUPLICATES, &jerr);
       if (rq->body == NULL) {
-        free(p->buf);
-        p->buf = NULL;
         return reply_error(rq, ACED_E_BAD_JSON, "",
                            "invalid JSON at line %d column %d: %s", jerr.line,
                            jerr.column, jerr.text);
       }
     }
-    free(p->buf);
-    p->buf = NULL;
+    /* the bytes stay (request_raw_body) until the request ends */
     if (!json_is_object(rq->body))
       return reply_error(rq, ACED_E_BAD_TYPE, "", "request body must be a JSON object");
   }

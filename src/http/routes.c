@@ -1,7 +1,8 @@
 /*
  * routes.c -- the one route table.  http.c matches method and path here,
  * answers 404/405, enforces the scope and, for routes that take a body,
- * checks its type and size cap and parses it before calling the handler.
+ * checks its type and size cap and parses it before calling the handler,
+ * unless the route's quick path answered from the raw body first.
  * A registration may be as large as max_body_bytes; a query body is
  * capped at ACED_QUERY_BODY_MAX (limits.h) as well.
  */
@@ -15,31 +16,31 @@
 #include "aced/limits.h"
 
 const struct route aced_routes[] = {
-    /* method    pattern                                        handler                 scope       body       cap */
-    {"GET",    "/healthz",                                     handler_healthz,            0,          BODY_NONE, 0},
-    {"GET",    "/readyz",                                      handler_readyz,             0,          BODY_NONE, 0},
-    {"GET",    "/metrics",                                     handler_metrics,            0,          BODY_NONE, 0},
-    {"GET",    "/openapi.yaml",                                handler_openapi_get,        AUTH_READ,  BODY_NONE, 0},
-    {"POST",   "/v1/models",                                   handler_models_post,        AUTH_WRITE, BODY_JSON, 0},
-    {"GET",    "/v1/models",                                   handler_models_list,        AUTH_READ,  BODY_NONE, 0},
-    {"GET",    "/v1/models/{name}",                            handler_model_get,          AUTH_READ,  BODY_NONE, 0},
-    {"DELETE", "/v1/models/{name}",                            handler_model_delete,       AUTH_WRITE, BODY_NONE, 0},
-    {"POST",   "/v1/models/{name}/interventions",              handler_interventions_post, AUTH_READ,  BODY_JSON, ACED_QUERY_BODY_MAX},
-    {"GET",    "/v1/models/{name}/regressors/{output}/{feature}", handler_regressor_get,   AUTH_READ,  BODY_NONE, 0},
-    {"POST",   "/v1/models/{name}/regressors",                 handler_regressors_post,    AUTH_READ,  BODY_JSON, ACED_QUERY_BODY_MAX},
-    {"POST",   "/v1/models/{name}/attributions",               handler_attributions_post,  AUTH_READ,  BODY_JSON, ACED_QUERY_BODY_MAX},
-    {"POST",   "/v1/models/{name}/explanations",               handler_explanations_post,  AUTH_READ,  BODY_JSON, ACED_QUERY_BODY_MAX},
-    {"GET",    "/v1/models/{name}/graph",                      handler_graph_get,          AUTH_READ,  BODY_NONE, 0},
-    {"PUT",    "/v1/models/{name}/graph",                      handler_graph_put,          AUTH_WRITE, BODY_JSON, ACED_QUERY_BODY_MAX},
-    {"POST",   "/v1/models/{name}/graph",                      handler_graph_post,         AUTH_WRITE, BODY_JSON, ACED_QUERY_BODY_MAX},
-    {"POST",   "/v1/models/{name}/significance",               handler_significance_post,  AUTH_READ,  BODY_JSON, ACED_QUERY_BODY_MAX},
-    {"GET",    "/v1/jobs/{id}",                                handler_job_get,            AUTH_READ,  BODY_NONE, 0},
-    {"DELETE", "/v1/jobs/{id}",                                handler_job_delete,         AUTH_READ,  BODY_NONE, 0},
+    /* method    pattern                                        handler                 scope       body       cap       quick path (or NULL) */
+    {"GET",    "/healthz",                                     handler_healthz,            0,          BODY_NONE, 0, NULL},
+    {"GET",    "/readyz",                                      handler_readyz,             0,          BODY_NONE, 0, NULL},
+    {"GET",    "/metrics",                                     handler_metrics,            0,          BODY_NONE, 0, NULL},
+    {"GET",    "/openapi.yaml",                                handler_openapi_get,        AUTH_READ,  BODY_NONE, 0, NULL},
+    {"POST",   "/v1/models",                                   handler_models_post,        AUTH_WRITE, BODY_JSON, 0, NULL},
+    {"GET",    "/v1/models",                                   handler_models_list,        AUTH_READ,  BODY_NONE, 0, NULL},
+    {"GET",    "/v1/models/{name}",                            handler_model_get,          AUTH_READ,  BODY_NONE, 0, NULL},
+    {"DELETE", "/v1/models/{name}",                            handler_model_delete,       AUTH_WRITE, BODY_NONE, 0, NULL},
+    {"POST",   "/v1/models/{name}/interventions",              handler_interventions_post, AUTH_READ,  BODY_JSON, ACED_QUERY_BODY_MAX, NULL},
+    {"GET",    "/v1/models/{name}/regressors/{output}/{feature}", handler_regressor_get,   AUTH_READ,  BODY_NONE, 0, NULL},
+    {"POST",   "/v1/models/{name}/regressors",                 handler_regressors_post,    AUTH_READ,  BODY_JSON, ACED_QUERY_BODY_MAX, NULL},
+    {"POST",   "/v1/models/{name}/attributions",               handler_attributions_post,  AUTH_READ,  BODY_JSON, ACED_QUERY_BODY_MAX, handler_attributions_quick},
+    {"POST",   "/v1/models/{name}/explanations",               handler_explanations_post,  AUTH_READ,  BODY_JSON, ACED_QUERY_BODY_MAX, NULL},
+    {"GET",    "/v1/models/{name}/graph",                      handler_graph_get,          AUTH_READ,  BODY_NONE, 0, NULL},
+    {"PUT",    "/v1/models/{name}/graph",                      handler_graph_put,          AUTH_WRITE, BODY_JSON, ACED_QUERY_BODY_MAX, NULL},
+    {"POST",   "/v1/models/{name}/graph",                      handler_graph_post,         AUTH_WRITE, BODY_JSON, ACED_QUERY_BODY_MAX, NULL},
+    {"POST",   "/v1/models/{name}/significance",               handler_significance_post,  AUTH_READ,  BODY_JSON, ACED_QUERY_BODY_MAX, NULL},
+    {"GET",    "/v1/jobs/{id}",                                handler_job_get,            AUTH_READ,  BODY_NONE, 0, NULL},
+    {"DELETE", "/v1/jobs/{id}",                                handler_job_delete,         AUTH_READ,  BODY_NONE, 0, NULL},
     /* the web view's files: public (no data in them; every request the page makes for data
      * carries the token and is checked as above) */
-    {"GET",    "/ui",                                          handler_ui_get,             0,          BODY_NONE, 0},
-    {"GET",    "/ui/",                                         handler_ui_get,             0,          BODY_NONE, 0},
-    {"GET",    "/ui/{file}",                                   handler_ui_get,             0,          BODY_NONE, 0},
+    {"GET",    "/ui",                                          handler_ui_get,             0,          BODY_NONE, 0, NULL},
+    {"GET",    "/ui/",                                         handler_ui_get,             0,          BODY_NONE, 0, NULL},
+    {"GET",    "/ui/{file}",                                   handler_ui_get,             0,          BODY_NONE, 0, NULL},
 };
 const int aced_n_routes = sizeof aced_routes / sizeof aced_routes[0];
 

@@ -42,13 +42,8 @@ static void write_names(struct jw *w, const struct loaded *L, const int *feats, 
   jw_raw(w, "]", 1);
 }
 
-/* features, attributions (rows x features), baselines, estimators (up to
- * the estimators' closing bracket, which the caller writes). */
-static void write_rows(struct jw *w, const struct loaded *L, const int *feats, int nf,
-                       struct reg_summary *const *regs, const double *ace, size_t nrows)
+void attributions_write_values(struct jw *w, const double *ace, size_t nrows, int nf)
 {
-  write_names(w, L, feats, nf);
-  jw_lit(w, ",\"attributions\":[");
   for (size_t row = 0; row < nrows; row++) {
     jw_raw(w, row ? ",[" : "[", row ? 2 : 1);
     for (int i = 0; i < nf; i++) {
@@ -58,6 +53,49 @@ static void write_rows(struct jw *w, const struct loaded *L, const int *feats, i
     }
     jw_raw(w, "]", 1);
   }
+}
+
+int attributions_ace_row(struct reg_summary *const *regs, int nf, const double *xs, double *out)
+{
+  int i = 0;
+  /* four features' series at a time: their divisions overlap */
+  for (; i + 4 <= nf; i += 4) {
+    const double *cf[4];
+    int ord[4];
+    double lo[4], hi[4];
+    for (int l = 0; l < 4; l++) {
+      const struct reg_summary *s = regs[i + l];
+      cf[l] = s->coef;
+      ord[l] = s->order;
+      lo[l] = s->low;
+      hi[l] = s->high;
+    }
+    eng_legendre_series4(cf, ord, lo, hi, xs + i, out + i);
+  }
+  for (; i < nf; i++)
+    out[i] = eng_legendre_series(regs[i]->coef, regs[i]->order, regs[i]->low, regs[i]->high,
+                                 xs[i]);
+  for (i = 0; i < nf; i++) {
+    out[i] -= regs[i]->base;
+    if (!isfinite(out[i]))
+      return i;
+  }
+  return -1;
+}
+
+/* features, attributions (rows x features), baselines, estimators (up to
+ * the estimators' closing bracket, which the caller writes). */
+static void write_rows(struct jw *w, const struct loaded *L, const int *feats, int nf,
+                       struct reg_summary *const *regs, const double *ace, size_t nrows,
+                       struct reply_marks *marks)
+{
+  write_names(w, L, feats, nf);
+  jw_lit(w, ",\"attributions\":[");
+  if (marks)
+    marks->values = w->len;
+  attributions_write_values(w, ace, nrows, nf);
+  if (marks)
+    marks->values_end = w->len;
   jw_lit(w, "],\"baselines\":[");
   for (int i = 0; i < nf; i++) {
     if (i)
@@ -137,59 +175,44 @@ static char *attributions_text(const struct loaded *L, int o, const int *feats, 
                                struct reg_summary *const *regs, const json_t *inputs,
                                const json_t *notes, const char *cache, int64_t start_us,
                                const struct query_params *q, size_t *len,
-                               struct aced_error *err)
+                               struct reply_marks *marks, struct aced_error *err)
 {
   size_t nrows = json_array_size(inputs), nv = nrows * (size_t)nf;
-  double small[256];
+  double small[256], xsmall[64];
   double *ace = nv <= sizeof small / sizeof small[0] ? small : malloc(sizeof(double) * nv);
-  if (ace == NULL) {
+  double *xs = nf <= 64 ? xsmall : malloc(sizeof(double) * (size_t)nf);
+  if (ace == NULL || xs == NULL) {
+    if (ace != small)
+      free(ace);
+    if (xs != xsmall)
+      free(xs);
     aced_error_set(err, ACED_E_UNAVAILABLE, "", "out of memory");
     return NULL;
   }
   for (size_t row = 0; row < nrows; row++) {
     const json_t *in = json_array_get(inputs, row);
-    double *out = ace + row * (size_t)nf;
-    int i = 0;
-    /* four features' series at a time: their divisions overlap */
-    for (; i + 4 <= nf; i += 4) {
-      const double *cf[4];
-      int ord[4];
-      double lo[4], hi[4], xs[4];
-      for (int l = 0; l < 4; l++) {
-        const struct reg_summary *s = regs[i + l];
-        cf[l] = s->coef;
-        ord[l] = s->order;
-        lo[l] = s->low;
-        hi[l] = s->high;
-        xs[l] = input_value(L, in, feats[i + l]);
-      }
-      eng_legendre_series4(cf, ord, lo, hi, xs, out + i);
-    }
-    for (; i < nf; i++) {
-      const struct reg_summary *s = regs[i];
-      out[i] = eng_legendre_series(s->coef, s->order, s->low, s->high,
-                                   input_value(L, in, feats[i]));
-    }
-    for (i = 0; i < nf; i++) {
-      const struct reg_summary *s = regs[i];
-      double v = out[i] - s->base;
-      if (!isfinite(v)) {
-        char field[64];
-        if (L->m->rnn)
-          snprintf(field, sizeof field, "inputs[%zu][%d][%d]", row,
-                   feats[i] / L->m->step_features, feats[i] % L->m->step_features);
-        else
-          snprintf(field, sizeof field, "inputs[%zu][%d]", row, feats[i]);
-        aced_error_set(err, ACED_E_NOT_FINITE, field,
-                       "the regressor overflows at %g (far outside the domain [%g, %g])",
-                       input_value(L, in, feats[i]), s->low, s->high);
-        if (ace != small)
-          free(ace);
-        return NULL;
-      }
-      out[i] = v;
+    for (int i = 0; i < nf; i++)
+      xs[i] = input_value(L, in, feats[i]);
+    int i = attributions_ace_row(regs, nf, xs, ace + row * (size_t)nf);
+    if (i >= 0) {
+      char field[64];
+      if (L->m->rnn)
+        snprintf(field, sizeof field, "inputs[%zu][%d][%d]", row,
+                 feats[i] / L->m->step_features, feats[i] % L->m->step_features);
+      else
+        snprintf(field, sizeof field, "inputs[%zu][%d]", row, feats[i]);
+      aced_error_set(err, ACED_E_NOT_FINITE, field,
+                     "the regressor overflows at %g (far outside the domain [%g, %g])", xs[i],
+                     regs[i]->low, regs[i]->high);
+      if (ace != small)
+        free(ace);
+      if (xs != xsmall)
+        free(xs);
+      return NULL;
     }
   }
+  if (xs != xsmall)
+    free(xs);
 
   size_t hint = 480 + 26 * nv + 160 * json_array_size(notes);
   for (int i = 0; i < nf; i++)
@@ -201,7 +224,7 @@ static char *attributions_text(const struct loaded *L, int o, const int *feats, 
   if (L->m->rnn)
     write_sequences(&w, L, o, feats, nf, regs, ace, nrows);
   else
-    write_rows(&w, L, feats, nf, regs, ace, nrows);
+    write_rows(&w, L, feats, nf, regs, ace, nrows, marks);
   if (ace != small)
     free(ace);
   int mixed = 0;
@@ -219,7 +242,11 @@ static char *attributions_text(const struct loaded *L, int o, const int *feats, 
   int64_t us = start_us >= 0 ? aced_now_us() - start_us : 0;
   us = us < 0 ? 0 : us;
   jw_lit(&w, ",\"elapsed_ms\":");
+  if (marks)
+    marks->ms = w.len;
   jw_ms(&w, us);
+  if (marks)
+    marks->ms_end = w.len;
   jw_lit(&w, ",\"warnings\":[");
   int first = 1;
   for (size_t i = 0; i < json_array_size(notes); i++) {
@@ -354,19 +381,19 @@ static char *attributions_reply(const struct loaded *L, const json_t *body, cons
                                 struct reg_summary *const *regs, const json_t *notes,
                                 const char *cache, int64_t start_us,
                                 const struct query_params *q, size_t *len,
-                                struct aced_error *err)
+                                struct reply_marks *marks, struct aced_error *err)
 {
   const json_t *inputs = jsonr_get(body, "inputs");
   if (jsonr_get(body, "outputs") == NULL)
     return attributions_text(L, outs[0], feats, nf, regs, inputs, notes, cache, start_us, q,
-                             len, err);
+                             len, marks, err);
   struct jw w;
   jw_init(&w, 4096);
   jw_lit(&w, "{\"results\":[");
   for (int k = 0; k < no; k++) {
     size_t n = 0;
     char *t = attributions_text(L, outs[k], feats, nf, regs + (size_t)k * nf, inputs, notes,
-                                cache, start_us, q, &n, err);
+                                cache, start_us, q, &n, NULL, err);
     if (t == NULL) {
       jw_free(&w);
       return NULL;
@@ -576,7 +603,7 @@ static json_t *attributions_finish(void *work, struct aced_error *err)
   struct attributions_work *w = work;
   /* the same text as the cached path's, parsed: a job's result is a tree */
   char *text = attributions_reply(w->L, w->params, w->outs, w->n_outs, w->feats, w->n_feats,
-                                  w->regs, w->notes, w->cache_state, -1, &w->q, NULL, err);
+                                  w->regs, w->notes, w->cache_state, -1, &w->q, NULL, NULL, err);
   if (text == NULL)
     return NULL;
   json_t *res = json_loads(text, 0, NULL);
@@ -595,7 +622,8 @@ const struct job_ops svc_kind_attributions = {
 };
 
 char *svc_cached_attributions(const struct svc *svc, const char *digest, const json_t *body,
-                              int64_t start_us, size_t *len, struct aced_error *err)
+                              const char *raw, size_t raw_len, int64_t start_us, size_t *len,
+                              struct aced_error *err)
 {
   err->code = ACED_OK;
   struct loaded *L = prepared_peek(digest);
@@ -623,9 +651,15 @@ char *svc_cached_attributions(const struct svc *svc, const char *digest, const j
       memset(regs, 0, nr * sizeof *regs);
       for (int k = 0; k < no && missing == 0; k++)
         missing = regcache_summaries(svc, L, outs[k], feats, nf, &q, 1, regs + (size_t)k * nf);
+      struct reply_marks marks = {0, 0, 0, 0};
       if (missing == 0)
         reply = attributions_reply(L, body, outs, no, feats, nf, regs, notes, "hit", start_us,
-                                   &q, len, err);
+                                   &q, len, &marks, err);
+      /* one output ("output", not "outputs"), no notes: the reply is a
+       * template for the same query with other rows */
+      if (reply != NULL && raw != NULL && notes == NULL && marks.ms_end > 0)
+        quick_learn(svc, digest, raw, raw_len, L, outs[0], feats, nf, regs, &q, reply, *len,
+                    &marks);
       for (size_t i = 0; i < nr; i++)
         regcache_summary_unref(regs[i]);
       if (regs != small)

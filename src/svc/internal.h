@@ -42,6 +42,8 @@ void prepared_release(struct loaded *l);
 /* ---- parameters (params.c) ---- */
 /* The cache key's parameter string: everything that changes the result. */
 void params_key(const struct query_params *q, char *buf, size_t n);
+/* The parameters a body that sets none gets (configuration defaults). */
+void params_defaults(const struct svc *svc, struct query_params *q);
 
 /* ---- Phase I with estimator resolution and diagnostics (phase1.c) ---- */
 struct phase1 {
@@ -149,6 +151,32 @@ enum aced_err attributions_ace_features(const struct svc *svc, const struct load
                                         const struct query_params *q, const double *x, int rows,
                                         const int *feats, int nf, double *ace, json_t *warnings,
                                         const char **estimator, struct aced_error *err);
+
+/* ---- the cached attributions reply, in parts (attributions.c) ---- */
+struct jw;
+/* Where a single-output attributions reply has its per-request parts:
+ * the rows of values go in [values, values_end), meta.elapsed_ms's number
+ * in [ms, ms_end); everything else depends only on the model, the output,
+ * the features, the parameters and the regressors (quick.c keeps it). */
+struct reply_marks {
+  size_t values, values_end, ms, ms_end;
+};
+/* ACE of every feature at one input row: out[i] is regs[i]'s series at
+ * xs[i] less its baseline.  Returns -1, or the first i whose value is not
+ * finite (the regressor overflows far outside its domain). */
+int attributions_ace_row(struct reg_summary *const *regs, int nf, const double *xs, double *out);
+/* The attributions rows ("[a,b],[c,d]") of ace (nrows x nf). */
+void attributions_write_values(struct jw *w, const double *ace, size_t nrows, int nf);
+
+/* ---- cached attributions answered from the body's bytes (quick.c) ----
+ * Remember a reply that svc_cached_attributions just gave (a feedforward
+ * model, one output, no notes), keyed by its body without the value of
+ * "inputs": a dashboard sends the same query with new rows, and
+ * svc_quick_attributions then answers it without a JSON tree. */
+void quick_learn(const struct svc *svc, const char *digest, const char *body, size_t len,
+                 const struct loaded *L, int o, const int *feats, int nf,
+                 struct reg_summary *const *regs, const struct query_params *q,
+                 const char *text, size_t text_len, const struct reply_marks *marks);
 
 /* ---- names and indices in request bodies (resolve.c) ---- */
 /* An output (outputs = 1) or feature given as a name or an index; the

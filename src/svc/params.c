@@ -40,7 +40,7 @@ static int estimator_parse(const char *s, enum estimator *e)
   return -1;
 }
 
-static void params_defaults(const struct svc *svc, struct query_params *q)
+void params_defaults(const struct svc *svc, struct query_params *q)
 {
   q->estimator = EST_AUTO;
   q->num = ACED_GRID_DEFAULT;

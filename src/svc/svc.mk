@@ -17,6 +17,7 @@ libaced_core_a_SOURCES += \
 	src/svc/interventions.c \
 	src/svc/regressor.c \
 	src/svc/attributions.c \
+	src/svc/quick.c \
 	src/svc/regressors.c \
 	src/svc/explanations.c \
 	src/svc/effect.c \
