@@ -18,6 +18,7 @@
 void metrics_init(int n_routes, const char *const *route_names);
 void metrics_request(int route, unsigned status, double seconds);
 void metrics_cache(int hit);
+void metrics_cache_hits(long n); /* n lookups answered from memory at once */
 void metrics_quick_answer(void); /* svc_quick_attributions answered */
 void metrics_job_finished(const char *state); /* done, failed, cancelled */
 /* One statement run against the database (the store backends call it per

@@ -97,6 +97,11 @@ void metrics_cache(int hit)
                             memory_order_relaxed);
 }
 
+void metrics_cache_hits(long n)
+{
+  atomic_fetch_add_explicit(&shard()->cache_hits, (unsigned long)n, memory_order_relaxed);
+}
+
 void metrics_quick_answer(void)
 {
   atomic_fetch_add_explicit(&shard()->quick_answers, 1, memory_order_relaxed);

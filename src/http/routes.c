@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -115,6 +116,23 @@ static int match(const char *pattern, const char *u, size_t *off, size_t *len)
 /* HEAD is answered wherever GET is, as GET without the body (RFC 9110
  * 9.3.2; libmicrohttpd leaves the body out of a reply to HEAD): it matches
  * the GET routes, and an Allow header that lists GET lists HEAD too. */
+/* Each pattern's last segment ('/' included) when it is a literal, else
+ * NULL: worked out once, not per request. */
+static struct {
+  const char *text;
+  size_t len;
+} tails[sizeof aced_routes / sizeof aced_routes[0]];
+static pthread_once_t tails_once = PTHREAD_ONCE_INIT;
+
+static void tails_init(void)
+{
+  for (int i = 0; i < aced_n_routes; i++) {
+    const char *pt = strrchr(aced_routes[i].pattern, '/');
+    tails[i].text = pt != NULL && pt[1] != '{' ? pt : NULL;
+    tails[i].len = tails[i].text ? strlen(pt) : 0;
+  }
+}
+
 int http_route_find(const char *method, const char *url, char *argbuf,
                     const char **args, char *allow, size_t allowlen)
 {
@@ -137,15 +155,16 @@ int http_route_find(const char *method, const char *url, char *argbuf,
    * compares a method, not a path, against most of the table. */
   const char *tail = strrchr(url, '/'); /* the last segment, '/' included */
   size_t tail_len = tail ? strlen(tail) : 0;
+  pthread_once(&tails_once, tails_init);
   for (int i = 0; i < aced_n_routes; i++) {
     size_t off[REQUEST_MAX_ARGS], len[REQUEST_MAX_ARGS];
-    if (strcmp(aced_routes[i].method, method) != 0)
+    if (aced_routes[i].method[0] != method[0] || strcmp(aced_routes[i].method, method) != 0)
       continue;
     /* a pattern ending in a literal segment needs the URL to end in it:
      * one comparison turns most candidates down */
-    const char *pt = strrchr(aced_routes[i].pattern, '/');
-    if (pt != NULL && pt[1] != '{' && tail != NULL &&
-        (strlen(pt) != tail_len || memcmp(pt, tail, tail_len) != 0))
+    const char *pt = tails[i].text;
+    if (pt != NULL && tail != NULL &&
+        (tails[i].len != tail_len || memcmp(pt, tail, tail_len) != 0))
       continue;
     if (!match(aced_routes[i].pattern, url, off, len))
       continue;

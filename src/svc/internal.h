@@ -38,6 +38,9 @@ struct loaded *prepared_acquire(const struct svc *svc, const char *name, int ver
 /* The loaded model of a digest, or NULL: never loads (HTTP threads). */
 struct loaded *prepared_peek(const char *digest);
 void prepared_release(struct loaded *l);
+/* A count that changes whenever a loaded model is dropped: while it
+ * stands still, a model prepared_peek found is still loaded. */
+unsigned long prepared_generation(void);
 
 /* ---- parameters (params.c) ---- */
 /* The cache key's parameter string: everything that changes the result. */
@@ -131,6 +134,10 @@ void regcache_summary_unref(struct reg_summary *s);
  * the regressor is not cached (or memory ran out). */
 char *regcache_reply_text(const struct svc *svc, const struct loaded *L, int o, int f,
                           const struct query_params *q, int64_t start_us, size_t *len);
+/* A count that changes whenever an in-memory summary is added, replaced
+ * or dropped: while it stands still, regcache_summaries gives the same
+ * summaries for the same keys (those it found in memory). */
+unsigned long regcache_generation(void);
 /* Drop the in-memory summaries of a digest / of everything. */
 void regcache_purge(const char *digest);
 void regcache_clear(void);

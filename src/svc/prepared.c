@@ -81,11 +81,20 @@ long svc_loaded_count(void)
   return n;
 }
 
+/* Bumped whenever a model leaves the list (prepared_generation). */
+static atomic_ulong loaded_gen;
+
+unsigned long prepared_generation(void)
+{
+  return atomic_load_explicit(&loaded_gen, memory_order_acquire);
+}
+
 static void unlink_locked(struct loaded **pp, struct loaded **drop)
 {
   struct loaded *l = *pp;
   *pp = l->next;
   loaded_n--;
+  atomic_fetch_add_explicit(&loaded_gen, 1, memory_order_release);
   if (atomic_fetch_sub(&l->refs, 1) == 1) {
     l->next = *drop;
     *drop = l;

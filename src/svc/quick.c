@@ -25,8 +25,9 @@
  * unusual body, a value the regressor overflows at) declines, and the
  * usual path answers, with its error if there is one.
  *
- * The table is per thread (no lock on the hot path), ACED_QUICK_SLOTS
- * entries mapped by hash; a thread frees its entries when it ends.
+ * The table is per thread (no lock on the hot path): ACED_QUICK_SLOTS
+ * entries, the least recently used replaced; a thread frees its entries
+ * when it ends.
  */
 #include "config.h"
 
@@ -54,10 +55,22 @@ struct quick {
   char *text;                /* the reply learnt, and its parts */
   size_t len;
   struct reply_marks marks;
+  /* prepared_generation and regcache_generation when the model and the
+   * regressors were last seen as they were learnt: while neither moves,
+   * neither needs looking up again (no lock, no shared counter) */
+  unsigned long loaded_gen, reg_gen;
+  unsigned long used; /* its thread's clock at its last use */
 };
 
-static pthread_key_t slots_key;
-static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
+/* A thread's entries, any in any slot: the least recently used one makes
+ * room (two of a dashboard's queries must not take turns at one slot). */
+struct table {
+  struct quick *slot[ACED_QUICK_SLOTS];
+  unsigned long clock;
+};
+
+static pthread_key_t table_key;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
 static void quick_free(struct quick *e)
 {
@@ -72,32 +85,32 @@ static void quick_free(struct quick *e)
   free(e);
 }
 
-static void slots_free(void *p)
+static void table_free(void *p)
 {
-  struct quick **slots = p;
+  struct table *t = p;
   for (int i = 0; i < ACED_QUICK_SLOTS; i++)
-    quick_free(slots[i]);
-  free(slots);
+    quick_free(t->slot[i]);
+  free(t);
 }
 
-static void slots_init(void)
+static void table_init(void)
 {
-  pthread_key_create(&slots_key, slots_free);
+  pthread_key_create(&table_key, table_free);
 }
 
 /* This thread's table; created when `create`, else NULL until then. */
-static struct quick **thread_slots(int create)
+static struct table *thread_table(int create)
 {
-  pthread_once(&slots_once, slots_init);
-  struct quick **slots = pthread_getspecific(slots_key);
-  if (slots == NULL && create) {
-    slots = calloc(ACED_QUICK_SLOTS, sizeof *slots);
-    if (slots != NULL && pthread_setspecific(slots_key, slots) != 0) {
-      free(slots);
-      slots = NULL;
+  pthread_once(&table_once, table_init);
+  struct table *t = pthread_getspecific(table_key);
+  if (t == NULL && create) {
+    t = calloc(1, sizeof *t);
+    if (t != NULL && pthread_setspecific(table_key, t) != 0) {
+      free(t);
+      t = NULL;
     }
   }
-  return slots;
+  return t;
 }
 
 static int is_ws(char c)
@@ -105,15 +118,25 @@ static int is_ws(char c)
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* Bytes the scan stops at: 1 in strings ('"', '\\'), 2 between them
+ * ('"', brackets and braces).  A table keeps the loops to a load and a
+ * test per byte. */
+static const unsigned char stop[256] = {
+    ['"'] = 3, ['\\'] = 1, ['['] = 2, [']'] = 2, ['{'] = 2, ['}'] = 2};
+
 /* Past the string that starts at s[i] ('"'), escapes skipped; 0 if it
  * does not end. */
 static size_t skip_string(const char *s, size_t n, size_t i)
 {
-  for (i++; i < n; i++)
-    if (s[i] == '\\')
+  for (i++; i < n; i++) {
+    while (i < n && !(stop[(unsigned char)s[i]] & 1))
       i++;
-    else if (s[i] == '"')
+    if (i >= n)
+      return 0;
+    if (s[i] == '"')
       return i + 1;
+    i++; /* the byte after a backslash */
+  }
   return 0;
 }
 
@@ -131,6 +154,10 @@ static size_t skip_value(const char *s, size_t n, size_t i)
   if (s[i] == '[' || s[i] == '{') {
     int depth = 0;
     while (i < n) {
+      while (i < n && !(stop[(unsigned char)s[i]] & 2))
+        i++;
+      if (i >= n)
+        return 0;
       if (s[i] == '"') {
         if ((i = skip_string(s, n, i)) == 0)
           return 0;
@@ -201,18 +228,30 @@ static int find_inputs(const char *s, size_t n, size_t *vs, size_t *ve)
   }
 }
 
-/* FNV-1a over the digest, the key's two parts and where they meet. */
+/* Eight bytes at a time (a byte at a time cost as much as the rest of
+ * the lookup); only picks a slot, the key is compared in full. */
+static uint64_t hash_bytes(uint64_t h, const char *p, size_t n)
+{
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+    h ^= h >> 29;
+  }
+  uint64_t w = n; /* the tail, and its length */
+  for (size_t i = 0; i < n; i++)
+    w |= (uint64_t)(unsigned char)p[i] << (8 * i + 8);
+  h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+  return h ^ (h >> 29);
+}
+
+/* The digest (its first 16 hex digits: 64 bits of SHA-256), the key's
+ * two parts and where they meet. */
 static uint64_t key_hash(const char *digest, const char *a, size_t an, const char *b, size_t bn)
 {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (const char *p = digest; *p; p++)
-    h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
-  for (size_t i = 0; i < an; i++)
-    h = (h ^ (unsigned char)a[i]) * 0x100000001b3ULL;
-  h = (h ^ an) * 0x100000001b3ULL;
-  for (size_t i = 0; i < bn; i++)
-    h = (h ^ (unsigned char)b[i]) * 0x100000001b3ULL;
-  return h;
+  uint64_t h = hash_bytes(0x243f6a8885a308d3ULL, digest, strnlen(digest, 16));
+  h = hash_bytes(h ^ an, a, an);
+  return hash_bytes(h, b, bn);
 }
 
 static int params_same(const struct query_params *a, const struct query_params *b)
@@ -283,6 +322,37 @@ fail:
   return 0;
 }
 
+/* Whether e's model is loaded and its regressors are the ones in memory
+ * now; if so, the generations read before looking are e's from now on.
+ * Looking takes the models' and the summaries' read locks and counts the
+ * regressors as cache hits, as the usual path would. */
+static int current(const struct svc *svc, struct quick *e)
+{
+  unsigned long lg = prepared_generation(), rg = regcache_generation();
+  struct loaded *L = prepared_peek(e->digest);
+  if (L == NULL)
+    return 0; /* not loaded: a worker loads it (the usual path) */
+  struct reg_summary *small[64];
+  struct reg_summary **now = e->nf <= 64 ? small : calloc((size_t)e->nf, sizeof *now);
+  int same = now != NULL && L->m->n_features == e->k;
+  if (same) {
+    memset(now, 0, sizeof *now * (size_t)e->nf);
+    same = regcache_summaries(svc, L, e->o, e->feats, e->nf, &e->q, 1, now) == 0;
+    for (int i = 0; i < e->nf; i++) {
+      same = same && now[i] == e->regs[i];
+      regcache_summary_unref(now[i]);
+    }
+  }
+  if (now != small)
+    free(now);
+  prepared_release(L);
+  if (same) {
+    e->loaded_gen = lg;
+    e->reg_gen = rg;
+  }
+  return same;
+}
+
 void quick_learn(const struct svc *svc, const char *digest, const char *body, size_t len,
                  const struct loaded *L, int o, const int *feats, int nf,
                  struct reg_summary *const *regs, const struct query_params *q,
@@ -294,9 +364,9 @@ void quick_learn(const struct svc *svc, const char *digest, const char *body, si
       strlen(digest) >= sizeof ((struct quick *)0)->digest ||
       find_inputs(body, len, &vs, &ve) != 0 || len - (ve - vs) > ACED_QUICK_KEY_MAX)
     return;
-  struct quick **slots = thread_slots(1);
+  struct table *t = thread_table(1);
   struct quick *e = calloc(1, sizeof *e);
-  if (slots == NULL || e == NULL) {
+  if (t == NULL || e == NULL) {
     free(e);
     return;
   }
@@ -324,11 +394,28 @@ void quick_learn(const struct svc *svc, const char *digest, const char *body, si
     e->regs[i] = regs[i];
   }
   e->nf = nf;
+  if (!current(svc, e)) {
+    quick_free(e);
+    return;
+  }
   memcpy(e->text, text, text_len);
   e->len = text_len;
   e->marks = *marks;
-  struct quick **slot = &slots[e->hash % ACED_QUICK_SLOTS];
+  /* the entry of the same key if there is one (rows the quick path left
+   * to the usual path), else a free or the least recently used slot */
+  struct quick **slot = &t->slot[0];
+  for (int i = 0; i < ACED_QUICK_SLOTS && *slot != NULL; i++) {
+    struct quick *x = t->slot[i];
+    if (x != NULL && x->hash == e->hash && x->key_len == e->key_len && x->cut == e->cut &&
+        strcmp(x->digest, e->digest) == 0 && memcmp(x->key, e->key, e->key_len) == 0) {
+      slot = &t->slot[i];
+      break;
+    }
+    if (x == NULL || x->used < (*slot)->used)
+      slot = &t->slot[i];
+  }
   quick_free(*slot);
+  e->used = ++t->clock;
   *slot = e;
 }
 
@@ -336,17 +423,21 @@ void quick_learn(const struct svc *svc, const char *digest, const char *body, si
 static struct quick *lookup(const char *digest, const char *body, size_t len, size_t vs,
                             size_t ve, struct quick ***slot)
 {
-  struct quick **slots = thread_slots(0);
-  if (slots == NULL)
+  struct table *t = thread_table(0);
+  if (t == NULL)
     return NULL;
   uint64_t h = key_hash(digest, body, vs, body + ve, len - ve);
-  *slot = &slots[h % ACED_QUICK_SLOTS];
-  struct quick *e = **slot;
-  if (e == NULL || e->hash != h || e->cut != vs || e->key_len != len - (ve - vs) ||
-      strcmp(e->digest, digest) != 0 || memcmp(e->key, body, vs) != 0 ||
-      memcmp(e->key + vs, body + ve, len - ve) != 0)
-    return NULL;
-  return e;
+  for (int i = 0; i < ACED_QUICK_SLOTS; i++) {
+    struct quick *e = t->slot[i];
+    if (e == NULL || e->hash != h || e->cut != vs || e->key_len != len - (ve - vs) ||
+        strcmp(e->digest, digest) != 0 || memcmp(e->key, body, vs) != 0 ||
+        memcmp(e->key + vs, body + ve, len - ve) != 0)
+      continue;
+    e->used = ++t->clock;
+    *slot = &t->slot[i];
+    return e;
+  }
+  return NULL;
 }
 
 /* The reply of entry e for the rows x: the learnt text with these values
@@ -368,16 +459,32 @@ static char *reply(const struct quick *e, const double *x, size_t rows, int64_t 
     if (attributions_ace_row(e->regs, e->nf, xs, ace + r * (size_t)e->nf) >= 0)
       goto done;
   }
+  /* The two new parts first, then the reply in one block of its exact
+   * size: a reply of up to a kilobyte then comes from malloc's per-thread
+   * cache, where a guess at its size would often be just past it. */
   const struct reply_marks *m = &e->marks;
   struct jw w;
-  jw_init(&w, e->len - (m->values_end - m->values) + 26 * nv + 16);
-  jw_raw(&w, e->text, m->values);
+  jw_init(&w, 26 * nv + 40);
   attributions_write_values(&w, ace, rows, e->nf);
-  jw_raw(&w, e->text + m->values_end, m->ms - m->values_end);
+  size_t nvals = w.len;
   int64_t us = aced_now_us() - start_us;
   jw_ms(&w, us < 0 ? 0 : us);
-  jw_raw(&w, e->text + m->ms_end, e->len - m->ms_end);
-  text = jw_finish(&w, out_len);
+  size_t parts_len;
+  char *parts = jw_finish(&w, &parts_len);
+  if (parts == NULL)
+    goto done;
+  size_t head = m->values, mid = m->ms - m->values_end, tail = e->len - m->ms_end;
+  *out_len = head + parts_len + mid + tail;
+  if ((text = malloc(*out_len + 1)) != NULL) {
+    char *o = text;
+    memcpy(o, e->text, head);
+    memcpy(o += head, parts, nvals);
+    memcpy(o += nvals, e->text + m->values_end, mid);
+    memcpy(o += mid, parts + nvals, parts_len - nvals);
+    memcpy(o += parts_len - nvals, e->text + m->ms_end, tail);
+    text[*out_len] = '\0';
+  }
+  free(parts);
 done:
   if (ace != small)
     free(ace);
@@ -403,36 +510,20 @@ char *svc_quick_attributions(const struct svc *svc, const char *digest, const ch
     *slot = NULL;
     return NULL;
   }
-  struct loaded *L = prepared_peek(digest);
-  if (L == NULL)
-    return NULL; /* not loaded: a worker loads it (the usual path) */
+  if (e->loaded_gen != prepared_generation() || e->reg_gen != regcache_generation()) {
+    if (!current(svc, e)) { /* stale: the usual path learns anew */
+      quick_free(e);
+      *slot = NULL;
+      return NULL;
+    }
+  } else {
+    metrics_cache_hits(e->nf); /* what the lookups would have counted */
+  }
   char *text = NULL;
-  struct reg_summary *small[64];
-  struct reg_summary **now = e->nf <= 64 ? small : calloc((size_t)e->nf, sizeof *now);
-  if (now == NULL || L->m->n_features != e->k)
-    goto done;
-  memset(now, 0, sizeof *now * (size_t)e->nf);
-  /* the regressors the usual path would use: the same ones, or the
-   * entry is stale (dropped: the usual path learns anew) */
-  int stale = regcache_summaries(svc, L, e->o, e->feats, e->nf, &e->q, 1, now) != 0;
-  for (int i = 0; i < e->nf && !stale; i++)
-    stale = now[i] != e->regs[i];
-  if (!stale) {
-    double *x;
-    size_t rows = read_rows(body + vs, body + ve, e->k, &x);
-    if (rows > 0 && (text = reply(e, x, rows, start_us, out_len)) != NULL)
-      metrics_quick_answer();
-    free(x);
-  }
-  for (int i = 0; i < e->nf; i++)
-    regcache_summary_unref(now[i]);
-  if (stale) {
-    quick_free(e);
-    *slot = NULL;
-  }
-done:
-  if (now != small)
-    free(now);
-  prepared_release(L);
+  double *x;
+  size_t rows = read_rows(body + vs, body + ve, e->k, &x);
+  if (rows > 0 && (text = reply(e, x, rows, start_us, out_len)) != NULL)
+    metrics_quick_answer();
+  free(x);
   return text;
 }

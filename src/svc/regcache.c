@@ -166,6 +166,14 @@ struct hot_entry {
 static struct hot_entry hot_tab[HOT_SLOTS];
 static pthread_rwlock_t hot_lock = PTHREAD_RWLOCK_INITIALIZER;
 static atomic_ulong hot_clock;
+/* Bumped (under the write lock) whenever an entry is added, replaced or
+ * dropped (regcache_generation). */
+static atomic_ulong hot_gen;
+
+unsigned long regcache_generation(void)
+{
+  return atomic_load_explicit(&hot_gen, memory_order_acquire);
+}
 
 static unsigned long hot_hash(const struct hot_key *k)
 {
@@ -226,6 +234,7 @@ static void hot_put(const struct hot_key *key, struct reg_summary *summary)
       victim = e;
   }
   old = victim->used ? victim->summary : NULL;
+  atomic_fetch_add_explicit(&hot_gen, 1, memory_order_release);
   victim->used = 1;
   victim->key = *key;
   victim->summary = summary;
@@ -240,6 +249,7 @@ static void hot_put(const struct hot_key *key, struct reg_summary *summary)
 void regcache_purge(const char *digest)
 {
   pthread_rwlock_wrlock(&hot_lock);
+  atomic_fetch_add_explicit(&hot_gen, 1, memory_order_release);
   for (int i = 0; i < HOT_SLOTS; i++) {
     struct hot_entry *e = &hot_tab[i];
     if (e->used && strcmp(e->key.digest, digest) == 0) {
@@ -254,6 +264,7 @@ void regcache_purge(const char *digest)
 void regcache_clear(void)
 {
   pthread_rwlock_wrlock(&hot_lock);
+  atomic_fetch_add_explicit(&hot_gen, 1, memory_order_release);
   for (int i = 0; i < HOT_SLOTS; i++) {
     regcache_summary_unref(hot_tab[i].summary);
     hot_tab[i].used = 0;
