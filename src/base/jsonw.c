@@ -350,7 +350,18 @@ size_t jw_format_real(char *buf, double v)
     memcpy(buf, "null", 5);
     return 4;
   }
-  int n = (int)jw_format_g17(buf, v);
+  int n = fmt17(buf, v);
+  if (n > 0 && !(v > -1e-4 && v < 1e-4) && !(v <= -1e16 || v >= 1e16)) {
+    /* fixed notation (exponent -4 to 16): add ".0" to an integer */
+    if (memchr(buf, '.', (size_t)n) == NULL) {
+      buf[n++] = '.';
+      buf[n++] = '0';
+      buf[n] = '\0';
+    }
+    return (size_t)n;
+  }
+  if (n == 0)
+    n = (int)jw_format_g17(buf, v);
   if (n == 0) { /* cannot happen for a double; be safe */
     memcpy(buf, "null", 5);
     return 4;
