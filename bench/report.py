@@ -303,7 +303,9 @@ def main():
         if cached:
             b("Cached attributions: the shared fixture (4 inputs, 3 outputs) registered, the regressors of one "
               "output fitted through the job API (%s), then `POST /v1/models/fixture/attributions` with one input "
-              "row (every answer a cache hit, %d-byte reply) against `mhd_fixed` answering a fixed %d-byte JSON "
+              "row, 64 bodies that differ only in that row sent in turn on every connection (a dashboard's "
+              "refreshes: every answer a cache hit, from the quick path of `src/svc/quick.c` once each HTTP "
+              "thread has answered the query; %d-byte reply) against `mhd_fixed` answering a fixed %d-byte JSON "
               "body: %s, %d connection(s), %d run(s) of %d s per server, alternating, after a warm-up. "
               "Throughput is the mean over the runs, latency percentiles the worst run's; server CPU is the "
               "server process's user + system time per request over the run (from /proc)."
