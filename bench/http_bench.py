@@ -174,6 +174,12 @@ def parse_wrk(text):
     return out
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
 def run_wrk(port, path, body_file, duration, conns, threads):
     env = dict(os.environ, ACED_BENCH_BODY=body_file)
     cmd = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % duration, "--latency", "--timeout", "10s",
@@ -343,11 +349,13 @@ def cached_config(aced, mhd, fixture, work, threads, args, use_wrk, spin_ns, lev
         for name in runs:
             rs = runs[name]
             cpus = [r.get("server_cpu_us_per_request") for r in rs if r.get("server_cpu_us_per_request")]
-            out[name] = {"rps": sum(r["rps"] or 0 for r in rs) / len(rs),
+            # the median run: on a shared machine one run now and then loses
+            # its core to a neighbour, and a mean would carry that over
+            out[name] = {"rps": median([r["rps"] or 0 for r in rs]),
                          "p50": max(r["p50"] or 0 for r in rs), "p99": max(r["p99"] or 0 for r in rs),
                          "non_2xx": sum(r["non_2xx"] for r in rs),
                          "socket_errors": sum(r["socket_errors"] for r in rs),
-                         "server_cpu_us_per_request": sum(cpus) / len(cpus) if cpus else None,
+                         "server_cpu_us_per_request": median(cpus) if cpus else None,
                          "runs": [{k: v for k, v in r.items() if k != "raw"} for r in rs]}
         out["ratio"] = out["aced"]["rps"] / out["mhd"]["rps"] if out["mhd"]["rps"] else None
         out["spin_ns"] = spin_ns if "spin" in out else 0
@@ -376,7 +384,7 @@ def main():
     ap.add_argument("--json", required=True)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    ap.add_argument("--rounds", type=int, default=2, help="wrk runs per server, alternating")
+    ap.add_argument("--rounds", type=int, default=3, help="wrk runs per server, alternating")
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--spin-ns", type=int, default=1000,

@@ -64,7 +64,9 @@ def judged_by_config(confs, oks):
     if not any(oks):
         return NOT
     return "**met with %s only**" % " and ".join(
-        "%d HTTP thread%s" % (c["threads"], "" if c["threads"] == 1 else "s") for c, ok in zip(confs, oks) if ok)
+        "%d HTTP thread%s%s" % (c["threads"], "" if c["threads"] == 1 else "s",
+                                "" if c.get("log_level", "warn") == "warn" else " at log_level " + c["log_level"])
+        for c, ok in zip(confs, oks) if ok)
 
 
 def main():
@@ -307,8 +309,9 @@ def main():
               "refreshes: every answer a cache hit, from the quick path of `src/svc/quick.c` once each HTTP "
               "thread has answered the query; %d-byte reply) against `mhd_fixed` answering a fixed %d-byte JSON "
               "body: %s, %d connection(s), %d run(s) of %d s per server, alternating, after a warm-up. "
-              "Throughput is the mean over the runs, latency percentiles the worst run's; server CPU is the "
-              "server process's user + system time per request over the run (from /proc)."
+              "Throughput and server CPU are the median run's (a run that lost its core to a neighbour on "
+              "this shared machine does not move them), latency percentiles the worst run's; server CPU is "
+              "the server process's user + system time per request over the run (from /proc)."
               % (sec(htt.get("warm_job_seconds")), htt["reply_bytes"], htt["baseline_reply_bytes"],
                  "wrk, 2 threads" if htt.get("client") == "wrk" else "a Python client (wrk absent)",
                  cached["connections"], cached["rounds"], cached["duration"]))
