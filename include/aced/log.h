@@ -24,8 +24,10 @@ void log_msg(enum log_level l, const char *component, const char *fmt, ...)
  * its answers, so access lines are buffered, as nginx's access_log
  * buffer=/flush= do: they go to stderr in batches of up to `bytes`, at most
  * `flush_ms` after the first of a batch was logged (log_flush_stale, called
- * by a timer, sees to that).  bytes 0: one write per line.  Every other
- * record first writes what is buffered, so lines keep their order. */
+ * by a timer, sees to that).  bytes 0: one write per line.  Each thread
+ * that logs them has its own buffer (a request takes no lock another HTTP
+ * thread takes); every other record first writes what all of them hold,
+ * so lines keep their order. */
 void log_access_config(size_t bytes, int flush_ms);
 /* One access line from its parts, written without printf (the default
  * info level logs every request, so its cost is paid on each):

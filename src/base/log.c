@@ -16,13 +16,29 @@
 #include "aced/clock.h"
 #include "aced/log.h"
 
-/* The access-log buffer; `lock` also orders other records after it. */
+/* The access-log buffers: one per thread that logs access lines (the
+ * HTTP threads), so that a request takes only its own thread's lock, on a
+ * cache line no other thread writes.  `acc_lock` serialises the writes to
+ * stderr and everything that looks at every buffer (another record, which
+ * writes the buffered lines first; the flush timer; a new size); it comes
+ * before a buffer's own lock.  A thread's buffer is flushed when the
+ * thread ends and kept for the next thread that logs. */
+struct accbuf {
+  pthread_mutex_t lock;
+  char *buf;
+  size_t len, cap;
+  int64_t first_us; /* when the oldest buffered line was logged */
+  int owned;        /* by a running thread (under acc_lock) */
+  struct accbuf *next;
+};
 static pthread_mutex_t acc_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *acc_buf;
-static size_t acc_len, acc_cap;
-static int64_t acc_first_us; /* when the oldest buffered line was logged */
+static struct accbuf *acc_list;
+static size_t acc_cap;       /* bytes per buffer (under acc_lock) */
 static atomic_long acc_flush_us = 1000000;
-static atomic_int acc_on;    /* a buffer is configured: others must lock */
+static atomic_int acc_on;    /* buffers are configured */
+static pthread_key_t acc_key;
+static pthread_once_t acc_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct accbuf *acc_mine;
 
 static void write_all(const char *p, size_t n)
 {
@@ -35,11 +51,72 @@ static void write_all(const char *p, size_t n)
   }
 }
 
-static void flush_locked(void)
+/* Write and empty b (acc_lock and b's lock held). */
+static void flush_one(struct accbuf *b)
 {
-  if (acc_len > 0)
-    write_all(acc_buf, acc_len);
-  acc_len = 0;
+  if (b->len > 0)
+    write_all(b->buf, b->len);
+  b->len = 0;
+}
+
+/* Write every buffer (acc_lock held), or with `stale_us` > 0 those whose
+ * oldest line is at least that old at `now`. */
+static void flush_all(int64_t now, long stale_us)
+{
+  for (struct accbuf *b = acc_list; b != NULL; b = b->next) {
+    pthread_mutex_lock(&b->lock);
+    if (stale_us <= 0 || (b->len > 0 && now - b->first_us >= stale_us))
+      flush_one(b);
+    pthread_mutex_unlock(&b->lock);
+  }
+}
+
+/* A thread that logged access lines ends: its lines go out, and its
+ * buffer waits for the next thread. */
+static void acc_release(void *p)
+{
+  struct accbuf *b = p;
+  pthread_mutex_lock(&acc_lock);
+  pthread_mutex_lock(&b->lock);
+  flush_one(b);
+  b->owned = 0;
+  pthread_mutex_unlock(&b->lock);
+  pthread_mutex_unlock(&acc_lock);
+}
+
+static void acc_key_init(void)
+{
+  pthread_key_create(&acc_key, acc_release);
+}
+
+/* This thread's buffer: found on first use (a free one, or a new one of
+ * acc_cap bytes); NULL if memory ran out. */
+static struct accbuf *acc_buffer(void)
+{
+  if (acc_mine != NULL)
+    return acc_mine;
+  pthread_once(&acc_once, acc_key_init);
+  pthread_mutex_lock(&acc_lock);
+  struct accbuf *b = acc_list;
+  while (b != NULL && b->owned)
+    b = b->next;
+  if (b == NULL && (b = calloc(1, sizeof *b)) != NULL) {
+    if (acc_cap > 0 && (b->buf = malloc(acc_cap)) == NULL) {
+      free(b);
+      b = NULL;
+    } else {
+      b->cap = b->buf ? acc_cap : 0;
+      pthread_mutex_init(&b->lock, NULL);
+      b->next = acc_list;
+      acc_list = b;
+    }
+  }
+  if (b != NULL) {
+    b->owned = 1;
+    pthread_setspecific(acc_key, b);
+  }
+  pthread_mutex_unlock(&acc_lock);
+  return acc_mine = b;
 }
 
 static atomic_int current = LOG_L_INFO;
@@ -108,7 +185,7 @@ void log_msg(enum log_level l, const char *component, const char *fmt, ...)
     return;
   }
   pthread_mutex_lock(&acc_lock);
-  flush_locked(); /* buffered access lines came first */
+  flush_all(0, 0); /* buffered access lines came first */
   write_all(buf, (size_t)n);
   pthread_mutex_unlock(&acc_lock);
 }
@@ -170,35 +247,65 @@ void log_access(const char *client, const char *method, const char *url, unsigne
     write_all(buf, (size_t)n);
     return;
   }
-  int64_t now = aced_now_us();
-  pthread_mutex_lock(&acc_lock);
-  if (acc_len + (size_t)n > acc_cap)
-    flush_locked();
-  if (acc_len == 0)
-    acc_first_us = now;
-  if ((size_t)n > acc_cap) {
-    write_all(buf, (size_t)n); /* longer than the whole buffer */
-  } else {
-    memcpy(acc_buf + acc_len, buf, (size_t)n);
-    acc_len += (size_t)n;
+  struct accbuf *b = acc_buffer();
+  if (b == NULL) {
+    pthread_mutex_lock(&acc_lock);
+    write_all(buf, (size_t)n);
+    pthread_mutex_unlock(&acc_lock);
+    return;
   }
-  if (acc_len > 0 && now - acc_first_us >= atomic_load(&acc_flush_us))
-    flush_locked();
+  int64_t now = aced_now_us();
+  long stale_us = atomic_load_explicit(&acc_flush_us, memory_order_relaxed);
+  pthread_mutex_lock(&b->lock);
+  if (b->len + (size_t)n <= b->cap) { /* the usual case: this thread's lock only */
+    if (b->len == 0)
+      b->first_us = now;
+    memcpy(b->buf + b->len, buf, (size_t)n);
+    b->len += (size_t)n;
+    int stale = now - b->first_us >= stale_us;
+    pthread_mutex_unlock(&b->lock);
+    if (!stale)
+      return;
+    pthread_mutex_lock(&acc_lock);
+    pthread_mutex_lock(&b->lock);
+    flush_one(b);
+    pthread_mutex_unlock(&b->lock);
+    pthread_mutex_unlock(&acc_lock);
+    return;
+  }
+  /* full (or the line is longer than a buffer): the batch goes out, in
+   * the writers' order */
+  pthread_mutex_unlock(&b->lock);
+  pthread_mutex_lock(&acc_lock);
+  pthread_mutex_lock(&b->lock);
+  flush_one(b);
+  if ((size_t)n > b->cap) {
+    write_all(buf, (size_t)n);
+  } else {
+    b->first_us = now;
+    memcpy(b->buf, buf, (size_t)n);
+    b->len = (size_t)n;
+  }
+  pthread_mutex_unlock(&b->lock);
   pthread_mutex_unlock(&acc_lock);
 }
 
 void log_access_config(size_t bytes, int flush_ms)
 {
   pthread_mutex_lock(&acc_lock);
-  flush_locked();
-  char *nb = bytes > 0 ? realloc(acc_buf, bytes) : NULL;
-  if (bytes > 0 && nb == NULL) {
-    bytes = 0; /* no memory for a buffer: write each line */
-    free(acc_buf);
-  } else if (bytes == 0) {
-    free(acc_buf);
+  for (struct accbuf *b = acc_list; b != NULL; b = b->next) {
+    pthread_mutex_lock(&b->lock);
+    flush_one(b);
+    char *nb = bytes > 0 ? realloc(b->buf, bytes) : NULL;
+    if (nb == NULL) {
+      free(b->buf); /* no buffer (or no memory for one): lines go out at once */
+      b->cap = 0;
+    } else {
+      b->cap = bytes;
+    }
+    b->buf = nb;
+    pthread_mutex_unlock(&b->lock);
   }
-  acc_buf = nb;
   acc_cap = bytes;
   atomic_store(&acc_flush_us, (long)flush_ms * 1000L);
   atomic_store(&acc_on, bytes > 0);
@@ -208,7 +315,7 @@ void log_access_config(size_t bytes, int flush_ms)
 void log_flush(void)
 {
   pthread_mutex_lock(&acc_lock);
-  flush_locked();
+  flush_all(0, 0);
   pthread_mutex_unlock(&acc_lock);
 }
 
@@ -218,7 +325,6 @@ void log_flush_stale(void)
     return;
   int64_t now = aced_now_us();
   pthread_mutex_lock(&acc_lock);
-  if (acc_len > 0 && now - acc_first_us >= atomic_load(&acc_flush_us))
-    flush_locked();
+  flush_all(now, atomic_load(&acc_flush_us));
   pthread_mutex_unlock(&acc_lock);
 }

@@ -405,7 +405,9 @@ MHD_RESULT http_on_request(void *cls, struct MHD_Connection *conn,
                          "X-Forwarded-Prefix from a trusted proxy is not a valid prefix: %s",
                          why);
 
-    if (rq->route->scope != 0) {
+    if (rq->route->scope != 0 && !atomic_load_explicit(&http_auth_on, memory_order_acquire)) {
+      rq->scopes = AUTH_READ | AUTH_WRITE; /* no tokens: loopback only, every scope */
+    } else if (rq->route->scope != 0) {
       pthread_rwlock_rdlock(&http_auth_lock);
       int scopes = AUTH_READ | AUTH_WRITE;
       if (http_auth_current != NULL) {

@@ -89,6 +89,10 @@ struct http {
 /* The token set (SIGHUP replaces it) and its lock (server.c). */
 extern pthread_rwlock_t http_auth_lock;
 extern struct auth *http_auth_current;
+/* Whether http_auth_current is set: without tokens (loopback only) a
+ * request skips the lock, a cache line both HTTP threads would otherwise
+ * write on every request. */
+extern atomic_int http_auth_on;
 /* Requests suspended and not yet answered: shutdown waits for them. */
 extern atomic_int http_n_suspended;
 

@@ -43,12 +43,14 @@
 pthread_rwlock_t http_auth_lock = PTHREAD_RWLOCK_INITIALIZER;
 atomic_int http_n_suspended;
 struct auth *http_auth_current;
+atomic_int http_auth_on;
 
 void http_set_auth(struct auth *a)
 {
   pthread_rwlock_wrlock(&http_auth_lock);
   struct auth *old = http_auth_current;
   http_auth_current = a;
+  atomic_store_explicit(&http_auth_on, a != NULL, memory_order_release);
   pthread_rwlock_unlock(&http_auth_lock);
   auth_free(old);
 }
