@@ -65,6 +65,11 @@ struct store_ops {
   enum aced_err (*model_get)(struct store *s, const char *name, int version,
                              int with_body, struct store_model_row *row,
                              struct aced_error *err);
+  /* The digest of name's latest version into digest (72 bytes) if the
+   * backend holds it in memory: 1, else 0 (then model_get, which reads
+   * it and keeps it).  Takes no lock for a name this thread asked for
+   * before, until the next write. */
+  int (*model_digest)(struct store *s, const char *name, char *digest);
   /* Latest version of every model, ordered by name; calls cb per row
    * (body not loaded).  cb returns non-zero to stop. */
   enum aced_err (*model_list)(struct store *s,

@@ -6,8 +6,6 @@
  */
 #include "config.h"
 
-#include <string.h>
-
 #include "aced/limits.h"
 #include "aced/model.h"
 #include "api/api.h"
@@ -52,17 +50,14 @@ MHD_RESULT handler_attributions_post(struct request *rq)
  * error, takes the handler above. */
 int handler_attributions_quick(struct request *rq, MHD_RESULT *ret)
 {
-  struct store_model_row row;
-  struct aced_error err;
+  char digest[72];
   size_t raw_len, len = 0;
   const char *raw = request_raw_body(rq, &raw_len);
-  if (raw == NULL || !model_name_valid(rq->arg[0]))
+  const struct store_ops *ops = rq->srv->store->ops;
+  if (raw == NULL || !model_name_valid(rq->arg[0]) || ops->model_digest == NULL ||
+      !ops->model_digest(rq->srv->store, rq->arg[0], digest))
     return 0;
-  memset(&row, 0, sizeof row);
-  if (rq->srv->store->ops->model_get(rq->srv->store, rq->arg[0], 0, 0, &row, &err) != ACED_OK)
-    return 0;
-  char *text = svc_quick_attributions(rq->srv->svc, row.digest, raw, raw_len, rq->start_us, &len);
-  store_model_row_clear(&row);
+  char *text = svc_quick_attributions(rq->srv->svc, digest, raw, raw_len, rq->start_us, &len);
   if (text == NULL)
     return 0;
   *ret = reply_json_text(rq, 200, text, len);

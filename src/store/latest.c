@@ -20,8 +20,10 @@ static unsigned latest_slot(const char *name)
 void store_latest_init(struct store_latest *t, int enabled)
 {
   memset(t->slot, 0, sizeof t->slot);
+  static atomic_ulong ids;
   pthread_rwlock_init(&t->lock, NULL);
-  t->generation = 0;
+  atomic_init(&t->generation, 0);
+  t->id = atomic_fetch_add(&ids, 1) + 1;
   t->enabled = enabled;
 }
 
@@ -71,7 +73,7 @@ void store_latest_put(struct store_latest *t, const struct store_model_row *row,
 void store_latest_reset(struct store_latest *t, int enabled)
 {
   pthread_rwlock_wrlock(&t->lock);
-  t->generation++;
+  atomic_fetch_add_explicit(&t->generation, 1, memory_order_release);
   if (enabled >= 0)
     t->enabled = enabled;
   for (int i = 0; i < STORE_LATEST_SLOTS; i++) {
@@ -81,4 +83,39 @@ void store_latest_reset(struct store_latest *t, int enabled)
     t->slot[i].row.description = NULL;
   }
   pthread_rwlock_unlock(&t->lock);
+}
+
+/* Per thread: the last names store_latest_digest answered. */
+static _Thread_local struct {
+  unsigned long id, gen;
+  char name[ACED_NAME_MAX + 1];
+  char digest[72];
+} memo[4];
+static _Thread_local unsigned memo_next;
+
+int store_latest_digest(struct store_latest *t, const char *name, char *digest)
+{
+  unsigned long g = atomic_load_explicit(&t->generation, memory_order_acquire);
+  for (int i = 0; i < 4; i++)
+    if (memo[i].id == t->id && memo[i].gen == g && strcmp(memo[i].name, name) == 0) {
+      memcpy(digest, memo[i].digest, sizeof memo[i].digest);
+      return 1;
+    }
+  if (strlen(name) > ACED_NAME_MAX)
+    return 0;
+  pthread_rwlock_rdlock(&t->lock);
+  struct store_latest_slot *l = &t->slot[latest_slot(name)];
+  int hit = t->enabled && l->used && strcmp(l->row.name, name) == 0;
+  g = atomic_load_explicit(&t->generation, memory_order_relaxed);
+  if (hit)
+    memcpy(digest, l->row.digest, sizeof l->row.digest);
+  pthread_rwlock_unlock(&t->lock);
+  if (hit) {
+    unsigned i = memo_next++ % 4;
+    memo[i].id = t->id;
+    memo[i].gen = g;
+    strcpy(memo[i].name, name);
+    memcpy(memo[i].digest, digest, sizeof memo[i].digest);
+  }
+  return hit;
 }

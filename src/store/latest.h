@@ -14,6 +14,7 @@
 #define ACED_STORE_LATEST_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "aced/store.h"
 
@@ -21,7 +22,8 @@
 
 struct store_latest {
   pthread_rwlock_t lock; /* read by every query: readers never wait for each other */
-  unsigned long generation;
+  atomic_ulong generation; /* changed (under the write lock) by every reset */
+  unsigned long id;        /* this table among all made in the process */
   int enabled;
   struct store_latest_slot {
     int used;
@@ -37,6 +39,11 @@ int store_latest_get(struct store_latest *t, const char *name, struct store_mode
                      unsigned long *gen);
 void store_latest_put(struct store_latest *t, const struct store_model_row *row,
                       unsigned long gen);
+/* The digest of name's latest version into digest (72 bytes) when the
+ * table has it: 1, else 0.  Each thread remembers its last few answers
+ * while the generation stands, so a repeated name takes no lock (the
+ * table's lock is a cache line every HTTP thread would write). */
+int store_latest_digest(struct store_latest *t, const char *name, char *digest);
 /* After a write: forget every row.  enabled -1 keeps the current state. */
 void store_latest_reset(struct store_latest *t, int enabled);
 

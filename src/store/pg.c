@@ -587,11 +587,17 @@ static enum aced_err pg_ping(struct store *s, struct aced_error *err)
   return e;
 }
 
+static int pg_model_digest(struct store *s, const char *name, char *digest)
+{
+  return store_latest_digest(&pg_of(s)->latest, name, digest);
+}
+
 static const struct store_ops pg_ops = {
     .close = pg_close,
     .ping = pg_ping,
     .model_put = pg_model_put,
     .model_get = pg_model_get,
+    .model_digest = pg_model_digest,
     .model_list = pg_model_list,
     .model_versions = pg_model_versions,
     .model_delete = pg_model_delete,

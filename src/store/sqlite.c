@@ -544,11 +544,17 @@ enum aced_err sq_ping(struct store *s, struct aced_error *err)
   return e;
 }
 
+static int sq_model_digest(struct store *s, const char *name, char *digest)
+{
+  return store_latest_digest(&sq_of(s)->latest, name, digest);
+}
+
 static const struct store_ops sq_ops = {
     .close = sq_close,
     .ping = sq_ping,
     .model_put = sq_model_put,
     .model_get = sq_model_get,
+    .model_digest = sq_model_digest,
     .model_list = sq_model_list,
     .model_versions = sq_model_versions,
     .model_delete = sq_model_delete,

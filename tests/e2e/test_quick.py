@@ -203,5 +203,17 @@ ok(quick_count(fast) == q0 and (r.status == 202 or (r.status == 200 and r.json["
    "the next query is not answered from the old regressors (HTTP %d, cache %s)" % (
        r.status, r.json.get("meta", {}).get("cache") if r.json else None))
 
+# ---- a new version under the same name (another digest): answered as the new model, not the old
+s = SHAPES[0]
+for _ in range(4):
+    r = fast.post(URL, raw=(s % rows()).encode())
+q0 = quick_count(fast)
+changed = fixture_body("m")
+changed["network"]["layers"][0]["bias"][0] += 0.5
+ok(fast.post("/v1/models", changed).status == 201, "a changed model registered under the same name")
+r = fast.post(URL, raw=(s % rows()).encode())
+ok(quick_count(fast) == q0 and (r.status == 202 or (r.status == 200 and r.json["meta"]["cache"] != "hit")),
+   "the next query is the new version's, not a quick answer from the old (HTTP %d)" % r.status)
+
 ok(fast.stop() == 0 and slow.stop() == 0, "both stop cleanly")
 done()
