@@ -15,6 +15,12 @@
  * and jansson side by side: the reader must give up (NULL) or build
  * exactly jansson's tree (same types, integers kept apart from reals, same
  * values), and never accept what jansson refuses.
+ *
+ * And through the attributions quick path's reading of the bytes
+ * (src/svc/quick.c): on a body jansson takes as an object, the span it
+ * finds for "inputs" must hold exactly that member's value; rows it reads
+ * must be that value's numbers, bit for bit, and never come from a value
+ * jansson would refuse.
  */
 #include "config.h"
 
@@ -108,6 +114,49 @@ static int same_tree(const json_t *a, const json_t *b)
   return 1;
 }
 
+static void quick_reading(const char *b, size_t n)
+{
+  size_t vs, ve;
+  int found = svc_quick_find_inputs(b, n, &vs, &ve) == 0;
+  if (found)
+    FUZZ_ASSERT(vs < ve && ve <= n);
+  json_t *obj = fuzz_json_depth((const uint8_t *)b, n) <= ACED_JSON_DEPTH_MAX
+                    ? json_loadb(b, n, JSON_REJECT_DUPLICATES, NULL)
+                    : NULL;
+  json_t *inputs = json_is_object(obj) ? json_object_get(obj, "inputs") : NULL;
+  if (inputs != NULL && !found) {
+    json_decref(obj);
+    return; /* it may decline anything (a body it does not follow) */
+  }
+  if (inputs != NULL) {
+    json_t *span = json_loadb(b + vs, ve - vs, JSON_DECODE_ANY, NULL);
+    FUZZ_ASSERT(span != NULL && same_tree(span, inputs));
+    json_decref(span);
+  }
+  if (found) {
+    /* rows of the first row's length (or 4) */
+    int k = json_is_array(inputs) ? (int)json_array_size(json_array_get(inputs, 0)) : 4;
+    double *x = NULL;
+    size_t rows = k > 0 ? svc_quick_read_rows(b + vs, b + ve, k, &x) : 0;
+    if (rows > 0) {
+      json_t *ref = json_loadb(b + vs, ve - vs, JSON_DECODE_ANY, NULL);
+      FUZZ_ASSERT(json_is_array(ref) && json_array_size(ref) == rows);
+      for (size_t r = 0; r < rows; r++) {
+        json_t *row = json_array_get(ref, r);
+        FUZZ_ASSERT(json_is_array(row) && json_array_size(row) == (size_t)k);
+        for (int j = 0; j < k; j++) {
+          double want = json_number_value(json_array_get(row, (size_t)j));
+          FUZZ_ASSERT(json_is_number(json_array_get(row, (size_t)j)) &&
+                      memcmp(&want, &x[r * (size_t)k + (size_t)j], sizeof want) == 0);
+        }
+      }
+      json_decref(ref);
+    }
+    free(x);
+  }
+  json_decref(obj);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   json_t *quick = jsonr_parse((const char *)data, size);
@@ -129,6 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     json_decref(obj);
   }
+  quick_reading((const char *)data, size);
   char *s = fuzz_strndup(data, size);
   from_strings(s, size, memchr(data, '\0', size) != NULL);
   free(s);

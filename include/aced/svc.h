@@ -128,6 +128,13 @@ char *svc_cached_attributions(const struct svc *svc, const char *digest, const j
  * gives the same reply or the error (src/svc/quick.c). */
 char *svc_quick_attributions(const struct svc *svc, const char *digest, const char *body,
                              size_t len, int64_t start_us, size_t *out_len);
+/* Its reading of the body's bytes, exposed for fuzz/fuzz_query.c: the
+ * value of the top-level member "inputs", [*vs, *ve) (0, or -1 when the
+ * body is not an object it follows or has not exactly one "inputs"); and
+ * the rows of such a value, arrays of exactly k numbers read as jansson
+ * reads them (their count, 0 when refused; *x is malloc'ed, rows x k). */
+int svc_quick_find_inputs(const char *body, size_t len, size_t *vs, size_t *ve);
+size_t svc_quick_read_rows(const char *p, const char *end, int k, double **x);
 /* Metadata of a loaded model under `name` and `version`, or NULL if the
  * content is not loaded. */
 json_t *svc_cached_metadata(const struct svc *svc, const char *digest, const char *name,

@@ -180,7 +180,7 @@ static size_t skip_value(const char *s, size_t n, size_t i)
 /* The value of the top-level member "inputs" of the object in s: [*vs,
  * *ve).  0, or -1 when s is not an object this scan follows or has not
  * exactly one "inputs". */
-static int find_inputs(const char *s, size_t n, size_t *vs, size_t *ve)
+int svc_quick_find_inputs(const char *s, size_t n, size_t *vs, size_t *ve)
 {
   size_t i = 0;
   int found = 0;
@@ -264,7 +264,7 @@ static int params_same(const struct query_params *a, const struct query_params *
  * arrays of exactly k JSON numbers each, whitespace between tokens, into
  * x (rows x k, malloc'ed).  The number of rows, or 0 when they are
  * anything else. */
-static size_t read_rows(const char *p, const char *end, int k, double **x)
+size_t svc_quick_read_rows(const char *p, const char *end, int k, double **x)
 {
   size_t rows = 0, cap = 0;
   *x = NULL;
@@ -362,7 +362,7 @@ void quick_learn(const struct svc *svc, const char *digest, const char *body, si
   if (!svc->cfg->quick_queries || L->m->rnn != NULL || nf < 1 || nf > ACED_QUICK_FEATURES_MAX ||
       marks->values_end <= marks->values || marks->ms_end <= marks->ms ||
       strlen(digest) >= sizeof ((struct quick *)0)->digest ||
-      find_inputs(body, len, &vs, &ve) != 0 || len - (ve - vs) > ACED_QUICK_KEY_MAX)
+      svc_quick_find_inputs(body, len, &vs, &ve) != 0 || len - (ve - vs) > ACED_QUICK_KEY_MAX)
     return;
   struct table *t = thread_table(1);
   struct quick *e = calloc(1, sizeof *e);
@@ -498,7 +498,7 @@ char *svc_quick_attributions(const struct svc *svc, const char *digest, const ch
 {
   size_t vs, ve;
   struct quick **slot = NULL;
-  if (!svc->cfg->quick_queries || find_inputs(body, len, &vs, &ve) != 0)
+  if (!svc->cfg->quick_queries || svc_quick_find_inputs(body, len, &vs, &ve) != 0)
     return NULL;
   struct quick *e = lookup(digest, body, len, vs, ve, &slot);
   if (e == NULL)
@@ -521,7 +521,7 @@ char *svc_quick_attributions(const struct svc *svc, const char *digest, const ch
   }
   char *text = NULL;
   double *x;
-  size_t rows = read_rows(body + vs, body + ve, e->k, &x);
+  size_t rows = svc_quick_read_rows(body + vs, body + ve, e->k, &x);
   if (rows > 0 && (text = reply(e, x, rows, start_us, out_len)) != NULL)
     metrics_quick_answer();
   free(x);
