@@ -17,7 +17,11 @@
  * reply was learnt, and they mean the same as long as the model (its
  * digest), the configured defaults and the regressors (the same summaries,
  * whose references the entry holds, so their addresses cannot be reused)
- * are the same; each is checked on every use.  The rows are then read
+ * are the same.  The defaults are compared on every use; the model and the
+ * regressors are looked up again only when prepared_generation or
+ * regcache_generation has moved since they were last seen (a dropped
+ * model, an added, replaced or dropped summary), so a steady dashboard
+ * load takes no shared lock here.  The rows are then read
  * straight into doubles, strictly (arrays of exactly the model's number of
  * JSON numbers, as many rows as the route takes), and the reply is the
  * learnt one with new values and a new elapsed_ms: the same bytes the
