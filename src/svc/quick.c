@@ -357,6 +357,27 @@ static int current(const struct svc *svc, struct quick *e)
   return same;
 }
 
+/* This thread's entry for this body, or NULL; *slot is set to where it is. */
+static struct quick *lookup(const char *digest, const char *body, size_t len, size_t vs,
+                            size_t ve, struct quick ***slot)
+{
+  struct table *t = thread_table(0);
+  if (t == NULL)
+    return NULL;
+  uint64_t h = key_hash(digest, body, vs, body + ve, len - ve);
+  for (int i = 0; i < ACED_QUICK_SLOTS; i++) {
+    struct quick *e = t->slot[i];
+    if (e == NULL || e->hash != h || e->cut != vs || e->key_len != len - (ve - vs) ||
+        strcmp(e->digest, digest) != 0 || memcmp(e->key, body, vs) != 0 ||
+        memcmp(e->key + vs, body + ve, len - ve) != 0)
+      continue;
+    e->used = ++t->clock;
+    *slot = &t->slot[i];
+    return e;
+  }
+  return NULL;
+}
+
 void quick_learn(const struct svc *svc, const char *digest, const char *body, size_t len,
                  const struct loaded *L, int o, const int *feats, int nf,
                  struct reg_summary *const *regs, const struct query_params *q,
@@ -407,42 +428,18 @@ void quick_learn(const struct svc *svc, const char *digest, const char *body, si
   e->marks = *marks;
   /* the entry of the same key if there is one (rows the quick path left
    * to the usual path), else a free or the least recently used slot */
-  struct quick **slot = &t->slot[0];
-  for (int i = 0; i < ACED_QUICK_SLOTS && *slot != NULL; i++) {
-    struct quick *x = t->slot[i];
-    if (x != NULL && x->hash == e->hash && x->key_len == e->key_len && x->cut == e->cut &&
-        strcmp(x->digest, e->digest) == 0 && memcmp(x->key, e->key, e->key_len) == 0) {
-      slot = &t->slot[i];
-      break;
-    }
-    if (x == NULL || x->used < (*slot)->used)
-      slot = &t->slot[i];
+  struct quick **slot = NULL;
+  if (lookup(digest, body, len, vs, ve, &slot) == NULL) {
+    slot = &t->slot[0];
+    for (int i = 1; i < ACED_QUICK_SLOTS && *slot != NULL; i++)
+      if (t->slot[i] == NULL || t->slot[i]->used < (*slot)->used)
+        slot = &t->slot[i];
   }
   quick_free(*slot);
   e->used = ++t->clock;
   *slot = e;
 }
 
-/* The entry for this body, or NULL (and *slot is where it would be). */
-static struct quick *lookup(const char *digest, const char *body, size_t len, size_t vs,
-                            size_t ve, struct quick ***slot)
-{
-  struct table *t = thread_table(0);
-  if (t == NULL)
-    return NULL;
-  uint64_t h = key_hash(digest, body, vs, body + ve, len - ve);
-  for (int i = 0; i < ACED_QUICK_SLOTS; i++) {
-    struct quick *e = t->slot[i];
-    if (e == NULL || e->hash != h || e->cut != vs || e->key_len != len - (ve - vs) ||
-        strcmp(e->digest, digest) != 0 || memcmp(e->key, body, vs) != 0 ||
-        memcmp(e->key + vs, body + ve, len - ve) != 0)
-      continue;
-    e->used = ++t->clock;
-    *slot = &t->slot[i];
-    return e;
-  }
-  return NULL;
-}
 
 /* The reply of entry e for the rows x: the learnt text with these values
  * and this elapsed_ms.  NULL when a value is not finite (the usual path
