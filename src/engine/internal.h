@@ -187,7 +187,8 @@ void eng_vtanh(double *restrict x, int n);
 void eng_vsigmoid_rows(double *restrict x, const double *restrict b, int rows, int width);
 void eng_vtanh_rows(double *restrict x, const double *restrict b, int rows, int width);
 /* The element-wise steps of the gradient passes (vmath.c): gz = f'(z) g
- * from the activations h; x += b per row; z = a + t d; y += a x. */
+ * from the activations h; x += b per row; y = W diag(d); z = a + t d;
+ * y += a x. */
 void eng_vsigmoid_back(double *restrict gz, const double *restrict h, const double *restrict g,
                        size_t n);
 void eng_vtanh_back(double *restrict gz, const double *restrict h, const double *restrict g,
@@ -195,6 +196,8 @@ void eng_vtanh_back(double *restrict gz, const double *restrict h, const double 
 void eng_vrelu_back(double *restrict gz, const double *restrict h, const double *restrict g,
                     size_t n);
 void eng_vadd_rows(double *restrict x, const double *restrict b, int rows, int width);
+void eng_vmul_rows(double *restrict y, const double *restrict W, const double *restrict d,
+                   int rows, int width);
 void eng_vline(double *restrict z, const double *restrict a, double t, const double *restrict d,
                int n);
 void eng_vaxpy(double *restrict y, double a, const double *restrict x, int n);

@@ -130,6 +130,18 @@ VMATH_CLONES void eng_vadd_rows(double *restrict x, const double *restrict b, in
       x[i] += b[i];
 }
 
+/* y = W diag(d): every row of W (rows x width) times d, element-wise.
+ * Eq. 4's tangent pass forms W_l J_{l-1} this way once per alpha and
+ * layer (a megabyte at MNIST scale), about 4% of its time as a scalar
+ * loop. */
+VMATH_CLONES void eng_vmul_rows(double *restrict y, const double *restrict W,
+                                const double *restrict d, int rows, int width)
+{
+  for (int r = 0; r < rows; r++, y += width, W += width)
+    for (int i = 0; i < width; i++)
+      y[i] = W[i] * d[i];
+}
+
 /* z = a + t d: a point on the line through a with direction d. */
 VMATH_CLONES void eng_vline(double *restrict z, const double *restrict a, double t,
                             const double *restrict d, int n)

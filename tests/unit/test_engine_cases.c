@@ -192,6 +192,33 @@ static void test_activations(void)
  * test-side forward pass: 3 -> 5 act -> 3 identity, and the softmax
  * Jacobian (linearised spread) and second derivative through
  * 3 -> 5 tanh -> 3 softmax. */
+/* eng_taylor for feature feat at na alphas (na <= 16) of a network with 3
+ * outputs, against the test side: the second term against t_second's FD
+ * Hessian, the first against t_forward.  Widens *worst (second term),
+ * *worst_f (first) and *maxsec (largest |reference term|); 0 when
+ * eng_taylor fails. */
+static int vs_fd_hessian(const struct eng_net *net, const struct eng_model *m, int k,
+                         const double *mu, const double *S, int feat, const double *alpha,
+                         int na, double *worst, double *worst_f, double *maxsec)
+{
+  double E[16 * 3], sec[16 * 3];
+  if (na > 16 || eng_taylor(m, feat, alpha, na, E, sec) != 0)
+    return 0;
+  for (int i = 0; i < na; i++) {
+    double x[8], y[3];
+    memcpy(x, mu, (size_t)k * sizeof *x);
+    x[feat] = alpha[i];
+    t_forward(net, x, y);
+    for (int o = 0; o < 3; o++) {
+      double ref = t_second(net, k, x, S, feat, o, 2e-4);
+      *worst = fmax(*worst, fabs(sec[i * 3 + o] - ref));
+      *worst_f = fmax(*worst_f, fabs(E[i * 3 + o] - sec[i * 3 + o] - y[o]));
+      *maxsec = fmax(*maxsec, fabs(ref));
+    }
+  }
+  return 1;
+}
+
 static void test_taylor_vs_hessian(void)
 {
   enum { K = 3 };
@@ -210,27 +237,10 @@ static void test_taylor_vs_hessian(void)
       free_net(net);
       continue;
     }
-    double worst = 0, worst_f = 0, maxsec = 0;
+    double worst = 0, worst_f = 0, maxsec = 0, alpha[3] = {-0.8, 0.1, 0.9};
     int ran = 1;
-    for (int feat = 0; feat < K; feat++) {
-      double alpha[3] = {-0.8, 0.1, 0.9}, E[9], sec[9];
-      if (eng_taylor(m, feat, alpha, 3, E, sec) != 0) {
-        ran = 0;
-        continue;
-      }
-      for (int i = 0; i < 3; i++) {
-        double x[K], y[3];
-        memcpy(x, mu, sizeof x);
-        x[feat] = alpha[i];
-        t_forward(net, x, y);
-        for (int o = 0; o < 3; o++) {
-          double ref = t_second(net, K, x, S, feat, o, 2e-4);
-          worst = fmax(worst, fabs(sec[i * 3 + o] - ref));
-          worst_f = fmax(worst_f, fabs(E[i * 3 + o] - sec[i * 3 + o] - y[o]));
-          maxsec = fmax(maxsec, fabs(ref));
-        }
-      }
-    }
+    for (int feat = 0; feat < K; feat++)
+      ran &= vs_fd_hessian(net, m, K, mu, S, feat, alpha, 3, &worst, &worst_f, &maxsec);
     /* FD Hessian with h = 2e-4: truncation ~ h^2 f'''', measured <= 6e-8 */
     tap_ok(ran && worst < 5e-7 && worst_f < 1e-13,
            "taylor through %s: second term vs FD Hessian %.2g, f(mu_a) %.2g (|term| up to %.2g)%s",
@@ -602,6 +612,98 @@ static void test_compressed(void)
   free_net(net);
 }
 
+/* Deeper networks and more alphas than one batch of the tangent pass
+ * (taylor.c runs alphas in batches of 4 and the layers after the second
+ * alpha by alpha): 9 alphas (4 + 4 + 1), five layers, against the
+ * test-side FD Hessian.  Three shapes: the plain first block (k <= n1),
+ * the compressed one (k > n1 + 1), and softmax as the first layer, whose
+ * row sums of squares depend on alpha and are not shared. */
+static void test_deep_batches(void)
+{
+  enum { K = 6, NA = 9 };
+  double mu[K], S[K * K];
+  make_data(K, mu, S, 0.15);
+  static const struct {
+    int sizes[6];
+    enum eng_act acts[5];
+    const char *what;
+  } cases[] = {
+      {{K, 7, 5, 6, 4, 3},
+       {ENG_ACT_TANH, ENG_ACT_SIGMOID, ENG_ACT_ELU, ENG_ACT_SOFTPLUS, ENG_ACT_SOFTMAX},
+       "plain first block"},
+      {{K, 3, 5, 6, 4, 3},
+       {ENG_ACT_SIGMOID, ENG_ACT_TANH, ENG_ACT_GELU, ENG_ACT_TANH, ENG_ACT_IDENTITY},
+       "compressed first block"},
+      {{K, 5, 4, 6, 4, 3},
+       {ENG_ACT_SOFTMAX, ENG_ACT_TANH, ENG_ACT_SIGMOID, ENG_ACT_TANH, ENG_ACT_LOG_SOFTMAX},
+       "softmax first layer"},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    struct eng_net *net = make_net(5, cases[c].sizes, cases[c].acts, 1.3);
+    struct eng_model *m = prep(net, K, mu, S, 0, NULL, 0);
+    if (m == NULL) {
+      free_net(net);
+      continue;
+    }
+    double worst = 0, worst_f = 0, maxsec = 0, alpha[NA];
+    int ran = 1;
+    for (int i = 0; i < NA; i++)
+      alpha[i] = -0.9 + 0.21 * i;
+    for (int feat = 0; feat < K; feat += 2)
+      ran &= vs_fd_hessian(net, m, K, mu, S, feat, alpha, NA, &worst, &worst_f, &maxsec);
+    tap_ok(ran && worst < 5e-7 && worst_f < 1e-13 && maxsec > 1e-4,
+           "taylor, five layers, %d alphas, %s: second term vs FD Hessian %.2g, "
+           "f(mu_a) %.2g (|term| up to %.2g)",
+           NA, cases[c].what, worst, worst_f, maxsec);
+    eng_model_free(m);
+    free_net(net);
+  }
+}
+
+/* A first layer wider than one chunk of tangent columns (taylor.c's
+ * TP_COLS, 1024): k = n1 = 1200 gives 1200 columns, taken as 1024 + 176.
+ * The reference is eng_finite_difference (App. A.5: the eigenvectors of
+ * S_i and forward passes, no tangents); dropping the second chunk moves
+ * the second term by 7% here, seventy times the bound. */
+static void test_wide_chunks(void)
+{
+  enum { K = 1200, N1 = 1200 };
+  double *mu = malloc(K * sizeof *mu), *S = malloc((size_t)K * K * sizeof *S);
+  double *u = malloc(K * sizeof *u), *v = malloc(K * sizeof *v);
+  for (int i = 0; i < K; i++) {
+    mu[i] = 0.3 * urand();
+    u[i] = urand();
+    v[i] = urand();
+  }
+  /* diagonal plus rank two: full rank, positive definite */
+  for (int i = 0; i < K; i++)
+    for (int j = 0; j < K; j++)
+      S[(size_t)i * K + j] = (i == j ? 0.05 + 0.02 * fabs(u[i]) : 0) +
+                             0.01 * u[i] * u[j] + 0.005 * v[i] * v[j];
+  int sizes[] = {K, N1, 5, 3};
+  enum eng_act acts[] = {ENG_ACT_TANH, ENG_ACT_SIGMOID, ENG_ACT_SOFTMAX};
+  struct eng_net *net = make_net(3, sizes, acts, 0.1);
+  struct eng_model *m = prep(net, K, mu, S, 0, NULL, 0);
+  if (m != NULL) {
+    double alpha[3] = {-0.6, 0.2, 0.7}, E[9], sec[9], F[9], worst = 0, maxsec = 0;
+    int feat = 417, ok = eng_taylor(m, feat, alpha, 3, E, sec) == 0 &&
+                         eng_finite_difference(m, feat, alpha, 3, 1e-3, F) == 0;
+    for (int t = 0; ok && t < 9; t++) {
+      worst = fmax(worst, fabs(E[t] - F[t]));
+      maxsec = fmax(maxsec, fabs(sec[t]));
+    }
+    tap_ok(ok && eng_model_rank(m) == K && worst < 1e-3 * maxsec && maxsec > 1e-3,
+           "taylor with %d tangent columns (two chunks) vs finite_difference: %.2g "
+           "(|second term| up to %.2g)", K, worst, maxsec);
+    eng_model_free(m);
+  }
+  free_net(net);
+  free(mu);
+  free(S);
+  free(u);
+  free(v);
+}
+
 /* A prepared model is shared read-only by worker threads: four threads
  * running taylor (compressed path), montecarlo and finite differences at
  * once must give what one thread gives. */
@@ -669,6 +771,8 @@ int main(void)
   test_one_tanh();
   test_lowrank();
   test_compressed();
+  test_deep_batches();
+  test_wide_chunks();
   test_diagnose();
   test_diagnose_subsample();
   test_threads();
