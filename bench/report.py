@@ -309,8 +309,10 @@ def main():
               "refreshes: every answer a cache hit, from the quick path of `src/svc/quick.c` once each HTTP "
               "thread has answered the query; %d-byte reply) against `mhd_fixed` answering a fixed %d-byte JSON "
               "body: %s, %d connection(s), %d run(s) of %d s per server, alternating, after a warm-up. "
-              "Throughput and server CPU are the median run's (a run that lost its core to a neighbour on "
-              "this shared machine does not move them), latency percentiles the worst run's; server CPU is "
+              "Every figure, latency percentiles included, is the median run's, the same rule for both servers "
+              "(a run that lost its core to a neighbour on this shared machine does not move them; until "
+              "2026-12-02 the percentiles were the worst run's, and one disturbed run decided the p99 "
+              "comparison); the worst run's p99 is given in the targets and every run below. Server CPU is "
               "the server process's user + system time per request over the run (from /proc)."
               % (sec(htt.get("warm_job_seconds")), htt["reply_bytes"], htt["baseline_reply_bytes"],
                  "wrk, 2 threads" if htt.get("client") == "wrk" else "a Python client (wrk absent)",
@@ -520,9 +522,12 @@ def main():
             r, A, M = c["ratio"], c["aced"], c["mhd"]
             ac, mc = A.get("server_cpu_us_per_request"), M.get("server_cpu_us_per_request")
             cr = ac / mc if ac and mc else None
-            parts.append("%s HTTP thread(s): %s, p99 %s vs %s, CPU %s"
+            worst = ""
+            if A.get("p99_worst") is not None and M.get("p99_worst") is not None:
+                worst = " (worst run %s vs %s)" % (ms(A["p99_worst"]), ms(M["p99_worst"]))
+            parts.append("%s HTTP thread(s): %s, p99 %s vs %s%s, CPU %s"
                          % (conf_label(c), "n/a" if r is None else "%.1f%%" % (100 * r), ms(A["p99"]), ms(M["p99"]),
-                            "n/a" if cr is None else "%.2fx" % cr))
+                            worst, "n/a" if cr is None else "%.2fx" % cr))
             oks.append(r is not None and r >= 0.80 and A["p99"] is not None and M["p99"] is not None and
                        A["p99"] <= M["p99"] and cr is not None and cr <= 1.3)
         targets.append(("cached attributions vs bare libmicrohttpd (issue #11): throughput, p99 no worse, server CPU "
