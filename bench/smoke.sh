@@ -40,6 +40,7 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 f = d["full"]
 assert f["taylor_seconds_per_eval"] > 0 and f["floor_seconds_per_eval"] > 0, f
+assert f["floor_interleaved_seconds_per_eval"] > 0 and f["floor_interleaved_cpu_seconds_per_eval"] > 0, f
 assert len(d["lowrank"]) == 3 and all(r["max_abs_err_vs_full"] is not None for r in d["lowrank"]), d["lowrank"]
 assert d["finite_difference"]["seconds_per_eval"] > 0
 assert len(d["check"]) == 9 and all(len(c["taylor"]) == d["workload"]["dims"][-1] for c in d["check"])
