@@ -24,7 +24,11 @@
  * before a buffer's own lock.  A thread's buffer is flushed when the
  * thread ends and kept for the next thread that logs. */
 struct accbuf {
-  pthread_mutex_t lock;
+  /* Aligned so that no two buffers share a cache line: unaligned, the
+   * second thread's lock sat on the line of the first one's first_us,
+   * which every access line reads, and the line went back and forth
+   * between the two HTTP threads at every request. */
+  _Alignas(64) pthread_mutex_t lock;
   char *buf;
   size_t len, cap;
   int64_t first_us; /* when the oldest buffered line was logged */
@@ -100,7 +104,8 @@ static struct accbuf *acc_buffer(void)
   struct accbuf *b = acc_list;
   while (b != NULL && b->owned)
     b = b->next;
-  if (b == NULL && (b = calloc(1, sizeof *b)) != NULL) {
+  if (b == NULL && (b = aligned_alloc(_Alignof(struct accbuf), sizeof *b)) != NULL) {
+    memset(b, 0, sizeof *b);
     if (acc_cap > 0 && (b->buf = malloc(acc_cap)) == NULL) {
       free(b);
       b = NULL;
