@@ -68,6 +68,7 @@ struct opts {
   int body_only;   /* --body without the benchmark */
   int body_moments; /* --moments: the body carries mean and covariance */
   int info_only;
+  int taylor_only; /* --taylor-only: prepare, time taylor, write the JSON, stop */
 };
 
 /* ---- the GEMM floor ----
@@ -424,7 +425,7 @@ static void usage(void)
   fprintf(stderr,
           "usage: bench_engine [--smoke] [--json FILE] [--dump FILE] [--fixture FILE]\n"
           "                    [--arch 784,512,256,128,64,10] [--samples N] [--features N]\n"
-          "                    [--alphas N] [--seed N] [--info]\n"
+          "                    [--alphas N] [--seed N] [--info] [--taylor-only]\n"
           "       bench_engine --body FILE [--moments] [--name NAME] [--arch ...] [--samples N]\n");
   exit(2);
 }
@@ -482,6 +483,8 @@ int main(int argc, char **argv)
       g_spread = atof(argval(argc, argv, &i));
     else if (strcmp(a, "--info") == 0)
       o.info_only = 1;
+    else if (strcmp(a, "--taylor-only") == 0)
+      o.taylor_only = 1;
     else
       usage();
   }
@@ -597,6 +600,26 @@ int main(int argc, char **argv)
   if (!all_finite(E_full, nE)) {
     fprintf(stderr, "bench_engine: taylor gave non-finite values\n");
     failures++;
+  }
+  /* --taylor-only: the reference that bench/http_bench.py takes beside a
+   * regressor job, in the same minutes of a shared host (the full run
+   * comes minutes apart, and such a host's speed drifts by 10% and more
+   * between them) */
+  if (o.taylor_only) {
+    printf("taylor: %.3f ms per (feature, alpha) (cpu %.3f ms); floor between the calls %.3f "
+           "ms (cpu %.3f ms)\n",
+           tf.per_eval * 1e3, tf.per_eval_cpu * 1e3, tf.floor_per_eval * 1e3,
+           tf.floor_per_eval_cpu * 1e3);
+    json_t *jt = json_pack("{s:f,s:f,s:f,s:f}", "taylor_seconds_per_eval", tf.per_eval,
+                           "taylor_cpu_seconds_per_eval", tf.per_eval_cpu,
+                           "floor_interleaved_seconds_per_eval", tf.floor_per_eval,
+                           "floor_interleaved_cpu_seconds_per_eval", tf.floor_per_eval_cpu);
+    json_object_set_new(res, "full", jt);
+    int wrc = o.json_path ? json_dump_file(res, o.json_path, JSON_INDENT(1)) : 0;
+    json_decref(res);
+    eng_model_free(m);
+    free(E_full);
+    return failures == 0 && wrc == 0 ? 0 : 1;
   }
   double floor_flops, floor_secs, floor_cpu;
   gemm_floor(&b, c_full, o.gemm_secs, &floor_flops, &floor_secs, &floor_cpu);

@@ -219,6 +219,24 @@ def gen_body(bench_engine, path, name, arch, samples, moments=False):
     return os.path.getsize(path)
 
 
+def taylor_reference(bench_engine, arch, samples, features=4):
+    """bench_engine --taylor-only on the job's network, pinned to one core as in `make bench`: eng_taylor's CPU
+    seconds per (feature, alpha), taken beside a regressor job rather than minutes apart (a shared host's speed
+    drifts by 10% and more within a run)."""
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    try:
+        cmd = [bench_engine, "--taylor-only", "--arch", arch, "--samples", str(samples),
+               "--features", str(features), "--json", path]
+        if shutil.which("taskset"):
+            cmd = ["taskset", "-c", "1"] + cmd
+        subprocess.run(cmd, check=True, timeout=600, stdout=subprocess.DEVNULL)
+        with open(path) as f:
+            return json.load(f)["full"]["taylor_cpu_seconds_per_eval"]
+    finally:
+        os.unlink(path)
+
+
 def register_big(port, pid, path, name, probe_port, query_feature):
     """POST a generated body; time it, the first and second interventions query, and VmHWM."""
     with open(path, "rb") as f:
@@ -457,14 +475,18 @@ def main():
             if st not in (200, 201):
                 raise RuntimeError("mnist registration: HTTP %d %s" % (st, raw[:300]))
             k = int(arch.split(",")[0])
+            ref0 = taylor_reference(bench_engine, arch, ns)
             cpu0 = proc_cpu_seconds(pa.pid)
             fin, dt_job = run_job(port, "mnist", {"outputs": ["c0"], "num": num, "estimator": "taylor"}, 7200)
             cpu_job = proc_cpu_seconds(pa.pid) - cpu0
+            ref1 = taylor_reference(bench_engine, arch, ns)
             r = {"arch": arch, "features": k, "num": num, "samples": ns, "state": fin["state"], "seconds": dt_job,
                  "job_elapsed_ms": fin.get("elapsed_ms"), "progress": fin.get("progress"),
                  "result": fin.get("result"), "register_seconds": dt, "daemon_cpu_seconds": cpu_job,
                  # how many cores the job kept busy on average (2 workers: up to 2)
-                 "parallelism": cpu_job / dt_job if dt_job > 0 else None}
+                 "parallelism": cpu_job / dt_job if dt_job > 0 else None,
+                 # eng_taylor's CPU per (feature, alpha) just before and just after the job
+                 "taylor_reference_cpu_seconds": [ref0, ref1]}
             if fin["state"] != "done":
                 r["error"] = fin.get("error")
             r["seconds_per_feature_alpha_per_worker"] = dt_job * 2 / (k * num)
@@ -483,13 +505,16 @@ def main():
                 raise RuntimeError("mnist_m registration: HTTP %d %s" % (st, raw[:300]))
             nf = 96 if not args.smoke else 4
             feats = ["p%d" % (k // 4 + i) for i in range(nf)]
+            ref0 = taylor_reference(bench_engine, arch, ns)
             cpu0 = proc_cpu_seconds(pa.pid)
             fin, dt_job = run_job(port, "mnist_m", {"outputs": ["c0"], "features": feats, "num": num,
                                                    "estimator": "taylor"}, 7200)
             cpu_job = proc_cpu_seconds(pa.pid) - cpu0
+            ref1 = taylor_reference(bench_engine, arch, ns)
             res["mnist_moments_job"] = {"arch": arch, "features": nf, "num": num, "state": fin["state"],
                                         "seconds": dt_job, "daemon_cpu_seconds": cpu_job,
-                                        "parallelism": cpu_job / dt_job if dt_job > 0 else None}
+                                        "parallelism": cpu_job / dt_job if dt_job > 0 else None,
+                                        "taylor_reference_cpu_seconds": [ref0, ref1]}
             log("mnist job without samples: %s, %d features x %d alphas in %.1f s" % (fin["state"], nf, num, dt_job))
 
         # ---- 4. a 4096-input model ----

@@ -79,6 +79,8 @@ for key, threads in (("cached", 2), ("cached_1thread", 1)):
     assert c["aced"]["rps"] > 0 and c["mhd"]["rps"] > 0 and c["aced"]["non_2xx"] == 0, c
 assert d["big"]["status"] in (200, 201) and d["big"]["first_query_status"] == 200, d["big"]
 assert d["mnist_job"]["state"] == "done", d["mnist_job"]
+assert all(r > 0 for r in d["mnist_job"]["taylor_reference_cpu_seconds"]), d["mnist_job"]
+assert all(r > 0 for r in d["mnist_moments_job"]["taylor_reference_cpu_seconds"]), d["mnist_moments_job"]
 assert d["mnist_moments_job"]["state"] == "done", d["mnist_moments_job"]
 assert d["k4096"]["status"] in (200, 201) and d["k4096"]["first_query_status"] == 200, d["k4096"]
 EOF
