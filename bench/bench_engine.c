@@ -615,11 +615,9 @@ int main(int argc, char **argv)
                            "floor_interleaved_seconds_per_eval", tf.floor_per_eval,
                            "floor_interleaved_cpu_seconds_per_eval", tf.floor_per_eval_cpu);
     json_object_set_new(res, "full", jt);
-    int wrc = o.json_path ? json_dump_file(res, o.json_path, JSON_INDENT(1)) : 0;
-    json_decref(res);
-    eng_model_free(m);
-    free(E_full);
-    return failures == 0 && wrc == 0 ? 0 : 1;
+    if (o.json_path && json_dump_file(res, o.json_path, JSON_INDENT(1)) != 0)
+      failures++;
+    goto out;
   }
   double floor_flops, floor_secs, floor_cpu;
   gemm_floor(&b, c_full, o.gemm_secs, &floor_flops, &floor_secs, &floor_cpu);
@@ -875,6 +873,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench_engine: cannot write %s\n", o.json_path);
     failures++;
   }
+out:
   json_decref(res);
   eng_model_free(m);
   free(E_full);
