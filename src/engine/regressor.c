@@ -110,10 +110,12 @@ static int reestimate(const double *eig, int P, int n, double err, double mm,
  *     largest), as a Legendre basis over a spread grid is.  It settles in
  *     about 3 steps.  Then one pass forms m and sums the residual point by
  *     point at the settled alpha and beta, for the evidence.
- *  2. Otherwise (G ill conditioned, or no settling within EVID_ITER_MAX),
- *     the same steps with m formed and the residual summed point by point
- *     every time.  Not tt - 2 m.h + m'Gm, which would cancel to rounding for
- *     the exact fits the beta cap exists for.
+ *     Should phase 1 reach EVID_ITER_MAX unsettled, its last values go to
+ *     that pass, as the old steps' did at the cap.
+ *  2. Otherwise (G ill conditioned), the same steps with m formed and the
+ *     residual summed point by point every time.  Not tt - 2 m.h + m'Gm,
+ *     which would cancel to rounding for the exact fits the beta cap exists
+ *     for.
  * Phase 2 alone was the fit until 2026-12-02, and on a fit that is good but
  * not exact (residuals 1e-7 of the data, orders 5 to 12 of the regressors
  * of an MNIST-scale model) it does not settle: the point-by-point residual
