@@ -228,8 +228,9 @@ def taylor_reference(bench_engine, arch, samples, features=4):
     try:
         cmd = [bench_engine, "--taylor-only", "--arch", arch, "--samples", str(samples),
                "--features", str(features), "--json", path]
-        if shutil.which("taskset"):
-            cmd = ["taskset", "-c", "1"] + cmd
+        ts = shutil.which("taskset")
+        if ts and subprocess.run([ts, "-c", "1", "true"], capture_output=True).returncode == 0:
+            cmd = [ts, "-c", "1"] + cmd
         subprocess.run(cmd, check=True, timeout=600, stdout=subprocess.DEVNULL)
         with open(path) as f:
             return json.load(f)["full"]["taylor_cpu_seconds_per_eval"]
