@@ -60,6 +60,21 @@ struct fit {
   double ainv[(ENG_ORDER_CAP + 1) * (ENG_ORDER_CAP + 1)];
 };
 
+/* |t - Phi m|^2, summed point by point (phi n x P, leading dimension
+ * ldphi). */
+static double misfit(const double *phi, int ldphi, const double *tv, int n, int P,
+                     const double *m)
+{
+  double err = 0.0;
+  for (int i = 0; i < n; i++) {
+    double y = 0.0;
+    for (int j = 0; j < P; j++)
+      y += phi[(size_t)i * ldphi + j] * m[j];
+    err += (tv[i] - y) * (tv[i] - y);
+  }
+  return err;
+}
+
 /* One re-estimation (PRML 3.92, 3.95) from the misfit err = |t - Phi m|^2
  * and mm = m^T m at the current alpha, beta: the new values, within their
  * bounds, in *alpha and *beta; returns 1 when both moved by at most
@@ -178,13 +193,7 @@ static int fit_order(const double *phi, int ldphi, const double *tv, int n, int 
         v += q[i + k * P] * (hq[k] / eig[k]);
       f->m[i] = v;
     }
-    double rls = 0.0;
-    for (int i = 0; i < n; i++) {
-      double y = 0.0;
-      for (int j = 0; j < P; j++)
-        y += phi[(size_t)i * ldphi + j] * f->m[j];
-      rls += (tv[i] - y) * (tv[i] - y);
-    }
+    double rls = misfit(phi, ldphi, tv, n, P, f->m);
     for (; it < EVID_ITER_MAX; it++) {
       double err = rls, mm = 0.0;
       for (int k = 0; k < P; k++) {
@@ -211,13 +220,7 @@ static int fit_order(const double *phi, int ldphi, const double *tv, int n, int 
         v += q[i + k * P] * mq[k];
       f->m[i] = v;
     }
-    err = 0.0;
-    for (int i = 0; i < n; i++) {
-      double y = 0.0;
-      for (int j = 0; j < P; j++)
-        y += phi[(size_t)i * ldphi + j] * f->m[j];
-      err += (tv[i] - y) * (tv[i] - y);
-    }
+    err = misfit(phi, ldphi, tv, n, P, f->m);
     mm = 0.0;
     for (int j = 0; j < P; j++)
       mm += f->m[j] * f->m[j];

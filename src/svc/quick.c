@@ -440,7 +440,6 @@ void quick_learn(const struct svc *svc, const char *digest, const char *body, si
   *slot = e;
 }
 
-
 /* The reply of entry e for the rows x: the learnt text with these values
  * and this elapsed_ms.  NULL when a value is not finite (the usual path
  * then says where) or memory ran out. */
